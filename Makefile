@@ -1,0 +1,30 @@
+# Kelly: `make demo` and `make test` work on a fresh machine (they run `setup` first).
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.kelly-setup
+
+.PHONY: setup demo test bench fuzz clean
+
+setup: $(STAMP)
+
+# Idempotent: re-runs only when pyproject.toml changes. Torch (CPU build, pinned) is
+# installed before anything that depends on it, so pip never pulls a CUDA build.
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -e '.[ml,test]'
+	touch $(STAMP)
+
+demo: setup
+	$(PY) -m kelly.demo
+
+test: setup
+	$(PY) -m pytest
+
+bench: setup
+	OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) -m benchmarks.run
+
+clean:
+	rm -rf kelly-out benchmarks/_work .pytest_cache

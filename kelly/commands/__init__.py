@@ -1,0 +1,1 @@
+"""One module per ``kelly`` sub-command; each defines ``register(subparsers)``."""
