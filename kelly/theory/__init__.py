@@ -1,0 +1,1 @@
+"""Music theory: pitch spelling, keys and modes, chords, roman numerals, voice leading."""
