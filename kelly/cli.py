@@ -23,6 +23,8 @@ COMMAND_MODULES = (
     "kelly.commands.compose",
     "kelly.commands.emotions",
     "kelly.commands.feel",
+    "kelly.commands.analyze",
+    "kelly.commands.groove",
 )
 
 

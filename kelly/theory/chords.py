@@ -36,6 +36,8 @@ QUALITIES: dict[str, tuple[tuple[int, ...], str]] = {
     "9": ((0, 4, 7, 10, 14), "9"),
     "maj9": ((0, 4, 7, 11, 14), "maj9"),
     "min9": ((0, 3, 7, 10, 14), "m9"),
+    "11": ((0, 4, 7, 10, 14, 17), "11"),
+    "min11": ((0, 3, 7, 10, 14, 17), "m11"),
 }
 
 #: Symbol suffixes accepted when parsing, longest first.

@@ -12,7 +12,7 @@ containing "I" became the tonic; §6.4: semitone offsets read as scale degrees).
   ``#vi`` is F#m. In a major key both conventions agree.
 * Case gives the triad quality (upper = major, lower = minor); suffixes refine it:
   ``°``/``o``/``dim``, ``+``/``aug``, ``ø``/``m7b5``, ``7``, ``maj7``, ``9``, ``add9``,
-  ``sus2``/``sus4``/``sus``, ``5`` (power chord), ``6``.
+  ``sus2``/``sus4``/``sus``, ``5`` (power chord), ``6``, ``11``.
 * ``X/Y`` with a numeral ``Y`` is an applied chord (``V/V`` = the dominant of the
   dominant); ``X/3``, ``X/5``, ``X/7`` put that chord tone in the bass; ``X/E`` puts a
   named note in the bass.
@@ -39,7 +39,8 @@ _SUFFIX_TABLE: list[tuple[str, str, str]] = sorted(
     [
         ("", "maj", "min"), ("5", "5", "5"), ("6", "6", "min6"), ("7", "7", "min7"),
         ("maj7", "maj7", "minmaj7"), ("M7", "maj7", "minmaj7"), ("Δ7", "maj7", "minmaj7"), ("Δ", "maj7", "minmaj7"),
-        ("9", "9", "min9"), ("maj9", "maj9", "maj9"), ("add9", "add9", "madd9"),
+        ("9", "9", "min9"), ("maj9", "maj9", "maj9"), ("11", "11", "min11"), ("m9", "min9", "min9"),
+        ("m11", "min11", "min11"), ("add9", "add9", "madd9"),
         ("°", "dim", "dim"), ("o", "dim", "dim"), ("dim", "dim", "dim"),
         ("°7", "dim7", "dim7"), ("o7", "dim7", "dim7"), ("dim7", "dim7", "dim7"),
         ("ø", "hdim7", "hdim7"), ("ø7", "hdim7", "hdim7"), ("m7b5", "hdim7", "hdim7"), ("7b5", "hdim7", "hdim7"),
@@ -80,6 +81,33 @@ def _quality(suffix: str, upper: bool, numeral: str) -> str:
                      "(use 7, maj7, m7b5, dim, aug, sus2, sus4, add9, 5, 6 or 9)")
 
 
+#: Figured-bass style chord tones after a slash: the letter step above the root, and the
+#: intervals (semitones above the root) that count as that chord tone, in preference order.
+_CHORD_TONE_STEPS: dict[str, tuple[int, tuple[int, ...]]] = {
+    "3": (2, (4, 3, 5, 2)),  # a sus chord's 4th or 2nd stands in for its third
+    "5": (4, (7, 6, 8)),
+    "7": (6, (10, 11, 9)),
+    "9": (1, (14, 13, 15)),
+}
+
+
+def _chord_tone(quality: str, root_pc: int, root_letter: int, figure: str, numeral: str) -> tuple[int, int]:
+    """(pitch class, letter index) of chord tone ``figure`` ("3", "5", "7" or "9") of a chord.
+
+    Chord tones are found by interval, not by position in the quality's interval list:
+    position 3 of ``add9`` (0, 4, 7, 14) is the ninth, not a seventh, so indexing by
+    position (as an earlier version did) put the wrong note in the bass.
+    """
+    step, candidates = _CHORD_TONE_STEPS[figure]
+    ivs = QUALITIES[quality][0]
+    for iv in candidates:
+        if iv in ivs:
+            if figure == "3" and iv in (2, 5):
+                step = 1 if iv == 2 else 3
+            return (root_pc + iv) % 12, root_letter + step
+    raise InputError(f"cannot read roman numeral {numeral!r}: the chord has no {figure} for the bass")
+
+
 def roman_to_chord(numeral: str, key: Key) -> RomanChord:
     """Resolve one roman numeral (e.g. ``"bVI"``, ``"viiø7"``, ``"V7/V"``, ``"I/3"``) in ``key``."""
     text = (numeral or "").strip()
@@ -103,13 +131,9 @@ def roman_to_chord(numeral: str, key: Key) -> RomanChord:
     root = spell(letter, pc)
     bass = None
     if bass_spec:
-        if bass_spec in ("3", "5", "7", "9"):
-            idx = {"3": 1, "5": 2, "7": 3, "9": 4}[bass_spec]
-            ivs = QUALITIES[quality][0]
-            if idx >= len(ivs):
-                raise InputError(f"cannot read roman numeral {numeral!r}: the chord has no {bass_spec} for the bass")
-            bass_pc = (pc + ivs[idx]) % 12
-            bass = spell(letter + [0, 2, 4, 6, 1][idx], bass_pc)
+        if bass_spec in _CHORD_TONE_STEPS:
+            bass_pc, bass_letter = _chord_tone(quality, pc, letter, bass_spec, numeral)
+            bass = spell(bass_letter, bass_pc)
         else:
             try:
                 parse_note(bass_spec)
@@ -131,29 +155,59 @@ def romans_to_chords(numerals, key: Key) -> list[Chord]:
 
 
 _UPPER = {"maj": "", "7": "7", "maj7": "maj7", "aug": "+", "aug7": "+7", "5": "5", "sus2": "sus2", "sus4": "sus4",
-          "7sus4": "7sus4", "6": "6", "add9": "add9", "9": "9", "maj9": "maj9"}
+          "7sus4": "7sus4", "6": "6", "add9": "add9", "9": "9", "maj9": "maj9",
+          "11": "11"}
 _LOWER = {"min": "", "min7": "7", "minmaj7": "maj7", "dim": "°", "dim7": "°7", "hdim7": "ø7", "min6": "6",
-          "madd9": "add9", "min9": "9"}
+          "madd9": "add9", "min9": "9", "min11": "11"}
 
 
 def chord_to_roman(chord: Chord, key: Key) -> str:
-    """Name ``chord`` as a roman numeral in ``key`` (inverse of :func:`roman_to_chord` for root-position chords).
+    """Name ``chord`` as a roman numeral in ``key``; :func:`roman_to_chord` of the result gives the same pitches.
 
-    Roots in the mode use plain numerals; others a flat on the major-scale degree above
-    (bII, bIII, bV, bVI, bVII) or, where that is not possible, a sharp on the mode's degree
-    below (#vii° in minor).
+    Roots in the mode use plain numerals. A root outside the mode that belongs to the
+    major scale is a raised degree of the mode (``#vi``, ``#vii°`` in minor, by the
+    sharp convention of :func:`roman_to_chord`); other roots take a flat on the
+    major-scale degree above (``bII``, ``bIII``, ``bV``, ``bVI``, ``bVII``), except that
+    diminished chords prefer a sharp on the degree below (``#iv°7``, ``#i°7``: the
+    passing-diminished spelling, since they lead upwards). A bass other than the root is
+    written as a chord tone (``/3``, ``/5``, ``/7``, ``/9``) or, when it is not one, as a
+    note name (``/E``).
+
+    An earlier version named C# major in A minor ``bIV`` (spelled Db); it is now ``#III``.
     """
     offset = (chord.root_pc - key.tonic_pc) % 12
     mode_ivs = key.intervals
+    below_in_mode = (offset - 1) % 12 in mode_ivs
+    flat_ok = (offset + 1) % 12 in MAJOR_SCALE[1:]
     if offset in mode_ivs:
         degree, acc = mode_ivs.index(offset) + 1, ""
-    elif (offset + 1) % 12 in MAJOR_SCALE[1:]:
-        degree, acc = MAJOR_SCALE.index((offset + 1) % 12) + 1, "b"
-    else:
+    elif below_in_mode and (offset in MAJOR_SCALE or chord.quality in _DIMINISHED or not flat_ok):
         degree, acc = mode_ivs.index((offset - 1) % 12) + 1, "#"
+    elif flat_ok:
+        degree, acc = MAJOR_SCALE.index((offset + 1) % 12) + 1, "b"
+    else:  # neither a flat nor a sharp reaches it (only in exotic modes): use a double flat
+        degree, acc = MAJOR_SCALE.index((offset + 2) % 12) + 1, "bb"
     numeral = _NUMERALS[degree - 1]
     if chord.quality in _LOWER:
         text = acc + numeral.lower() + _LOWER[chord.quality]
     else:
         text = acc + numeral + _UPPER.get(chord.quality, "")
+    if chord.bass and chord.bass_pc != chord.root_pc:
+        text += "/" + _bass_figure(chord)
     return text
+
+
+_DIMINISHED = frozenset({"dim", "dim7", "hdim7"})
+
+
+def _bass_figure(chord: Chord) -> str:
+    """``"3"``/``"5"``/``"7"``/``"9"`` when the bass is that chord tone, else the bass's note name."""
+    iv = (chord.bass_pc - chord.root_pc) % 12
+    ivs = QUALITIES[chord.quality][0]
+    for figure, (_, candidates) in _CHORD_TONE_STEPS.items():
+        for cand in candidates:
+            if cand in ivs:
+                if cand % 12 == iv:
+                    return figure
+                break
+    return chord.bass

@@ -1,0 +1,56 @@
+"""``kelly feel``: read emotions from text and print them as JSON Lines.
+
+Why: this is the text door into Kelly made visible. Each text becomes one JSON object
+on its own line (JSON Lines), so the output can be piped into other tools, and the
+``evidence`` field shows which words led to which emotion.
+
+Each TEXT argument is one text; with none, standard input is read one text per line
+(blank lines skipped).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from kelly.errors import InputError
+
+#: The keys of every printed object, in order.
+KEYS = ("text", "emotion", "family", "valence", "arousal", "dominance", "intensity", "confidence",
+        "secondary", "evidence")
+
+
+def register(subparsers) -> None:
+    """Add the ``feel`` sub-command to the ``kelly`` parser."""
+    parser = subparsers.add_parser(
+        "feel", help="read how a text feels (one JSON line per text)",
+        description="Read emotions from text. Prints one JSON object per text (JSON Lines) with the emotion, "
+                    "its family, valence/arousal/dominance, intensity, confidence, secondary emotions and "
+                    "the evidence. With no TEXT, reads one text per line from standard input.")
+    parser.add_argument("text", nargs="*", metavar="TEXT", help="a text to read (each argument is one text)")
+    parser.add_argument("--json", action="store_true", help="JSON Lines output (the default format)")
+    parser.set_defaults(func=handler)
+
+
+def reading(text: str) -> dict:
+    """The JSON object for one text, keys exactly :data:`KEYS`."""
+    from kelly.emotion.text import read_text
+
+    state = read_text(text).to_dict()
+    row = {"text": text}
+    row.update({key: state[key] for key in KEYS[1:]})
+    return row
+
+
+def handler(args) -> int:
+    """Read each text (arguments, else non-blank stdin lines) and print one JSON line each."""
+    texts = list(args.text)
+    if not texts:
+        texts = [line.rstrip("\r\n") for line in sys.stdin if line.strip()]
+        if not texts:
+            raise InputError('no text given; pass TEXT or pipe lines on standard input, '
+                             'e.g. kelly feel "I feel grief, but I\'m starting to hope"')
+    rows = [reading(text) for text in texts]  # validate all before printing any
+    for row in rows:
+        sys.stdout.write(json.dumps(row, ensure_ascii=False) + "\n")
+    return 0

@@ -1,0 +1,77 @@
+"""BassEngine: the bass line under the chords.
+
+Patterns (§6.5): pedal, root-only, root-fifth, walking, driving, pulsing, syncopated,
+breathing, descending. Each profile has its preferred patterns; the bass plays the
+chord's bass note (slash chords included) in octave two, approaches the next root by
+step when walking, and leaves space where the emotion breathes.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from kelly.engines.common import EIGHTH, QUARTER, SIXTEENTH, nearest_pc, note
+from kelly.engines.context import Plan
+from kelly.song import Note, Track
+
+PATTERNS = {
+    "grief": ("breathing", "pedal", "root"),
+    "sadness": ("root", "breathing"),
+    "nostalgia": ("root_fifth", "root"),
+    "peace": ("pedal", "root"),
+    "love": ("root_fifth", "walking"),
+    "hope": ("root_fifth", "driving"),
+    "joy": ("driving", "syncopated"),
+    "anger": ("driving", "syncopated"),
+    "fear": ("pulsing", "syncopated"),
+    "anxiety": ("pulsing", "syncopated"),
+    "tension": ("syncopated", "pulsing"),
+    "neutral": ("root_fifth", "root"),
+}
+PROGRAM = {"anger": 34, "fear": 38, "anxiety": 38, "joy": 33, "tension": 38, "peace": 32, "grief": 32}
+
+# (step in 16ths, length in 16ths, degree: 0 root, 1 fifth, 2 octave, 3 approach)
+RHYTHMS = {
+    "pedal": [(0, 16, 0)],
+    "root": [(0, 8, 0), (8, 8, 0)],
+    "breathing": [(0, 12, 0)],
+    "root_fifth": [(0, 6, 0), (6, 2, 0), (8, 8, 1)],
+    "walking": [(0, 4, 0), (4, 4, 1), (8, 4, 2), (12, 4, 3)],
+    "driving": [(s, 2, 0) for s in range(0, 16, 2)],
+    "pulsing": [(s, 1, 0) for s in range(0, 16, 2)],
+    "syncopated": [(0, 3, 0), (3, 3, 0), (6, 2, 1), (10, 3, 0), (14, 2, 2)],
+}
+
+
+def generate(plan: Plan, rng: np.random.Generator) -> tuple[Track, dict]:
+    choices = PATTERNS.get(plan.profile, PATTERNS["neutral"])
+    if plan.params.groove == "swing" and plan.complexity > 0.6:
+        choices = ("walking",) + choices
+    notes: list[Note] = []
+    used = []
+    for section in plan.sections:
+        pattern = choices[0] if section.energy >= 0.5 or len(choices) == 1 else choices[int(rng.integers(len(choices)))]
+        if section.energy >= 0.9 and "driving" not in choices[:1] and plan.emotion.arousal > 0.55:
+            pattern = "driving"
+        used.append({"section": section.name, "pattern": pattern})
+        for bar in range(section.start_bar, section.end_bar):
+            if not plan.layer_on("bass", bar):
+                continue
+            event = plan.chord_at(bar * plan.bar_ticks)
+            root = nearest_pc(event.chord.bass_pc, 40)
+            fifth = root + 7 if root + 7 <= 52 else root - 5
+            nxt = plan.chords[min(len(plan.chords) - 1, bar + 1)] if bar + 1 < len(plan.chords) else event
+            next_root = nearest_pc(nxt.chord.bass_pc, root)
+            approach = next_root - 1 if next_root > root else next_root + 1
+            velocity = plan.params_at_bar(bar).velocity
+            for step, length, degree in RHYTHMS[pattern]:
+                pitch = (root, fifth, root + 12 if root + 12 <= 55 else root, approach)[degree]
+                if pattern == "breathing" and rng.random() < 0.15:
+                    continue
+                start = bar * plan.bar_ticks + step * SIXTEENTH
+                dur = int(length * SIXTEENTH * (0.9 if length > 2 else 0.8))
+                notes.append(note(start, pitch, dur, velocity))
+    return Track("Bass", PROGRAM.get(plan.profile, 33), 2, notes), {"patterns": used}
+
+
+__all__ = ["generate", "PATTERNS", "RHYTHMS", "EIGHTH", "QUARTER"]

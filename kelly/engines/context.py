@@ -1,0 +1,113 @@
+"""The values that flow between engines: sections, chord events and the Plan."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from kelly.emotion.state import EmotionState
+from kelly.mapping import MusicalParameters
+from kelly.song import PPQ
+from kelly.theory.chords import Chord
+from kelly.theory.scales import Key
+
+
+@dataclass(frozen=True)
+class Section:
+    """A stretch of bars with a role and an energy in [0, 1]."""
+
+    name: str
+    start_bar: int
+    bars: int
+    energy: float
+    emotion: EmotionState | None = None  # journeys give each section its own emotion
+    params: MusicalParameters | None = None
+
+    @property
+    def end_bar(self) -> int:
+        return self.start_bar + self.bars
+
+
+@dataclass(frozen=True)
+class ChordEvent:
+    """One chord in time: where it starts, how long, what it is and how it is voiced."""
+
+    start: int
+    duration: int
+    roman: str
+    chord: Chord
+    voicing: tuple[int, ...]
+    key: Key
+    tension: float = 0.0
+
+    @property
+    def end(self) -> int:
+        return self.start + self.duration
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Everything decided before the parts are written."""
+
+    emotion: EmotionState
+    params: MusicalParameters
+    bars: int
+    complexity: float
+    sections: tuple[Section, ...]
+    layers: frozenset
+    chords: tuple[ChordEvent, ...] = ()
+    rule_breaks: dict = field(default_factory=dict)  # rule id -> severity
+    hints: object | None = None  # kelly.ml.processor.MusicHints when the networks run
+    ppq: int = PPQ
+    profile: str = "neutral"
+
+    @property
+    def key(self) -> Key:
+        return self.params.key
+
+    @property
+    def bar_ticks(self) -> int:
+        return self.ppq * 4
+
+    @property
+    def total_ticks(self) -> int:
+        return self.bars * self.bar_ticks
+
+    def section_at_bar(self, bar: int) -> Section:
+        for section in self.sections:
+            if section.start_bar <= bar < section.end_bar:
+                return section
+        return self.sections[-1]
+
+    def params_at_bar(self, bar: int) -> MusicalParameters:
+        return self.section_at_bar(bar).params or self.params
+
+    def emotion_at_bar(self, bar: int) -> EmotionState:
+        return self.section_at_bar(bar).emotion or self.emotion
+
+    def chord_at(self, tick: int) -> ChordEvent:
+        for event in self.chords:
+            if event.start <= tick < event.end:
+                return event
+        return self.chords[-1]
+
+    def rule(self, rule_id: str) -> float:
+        """Severity of an active rule break (0 when inactive)."""
+        return float(self.rule_breaks.get(rule_id, 0.0))
+
+    def layer_on(self, layer: str, bar: int) -> bool:
+        """Whether ``layer`` plays in ``bar``, from the global layer set and the section's energy."""
+        if layer not in self.layers:
+            return False
+        section = self.section_at_bar(bar)
+        return section_allows(layer, section, len(self.sections))
+
+
+#: Minimum section energy for a layer to play (the arrangement's "instruments enter" rule).
+LAYER_ENERGY = {"chords": 0.0, "melody": 0.0, "pad": 0.0, "bass": 0.3, "strings": 0.45, "counter_melody": 0.6,
+                "drums": 0.4, "rhythm": 0.55}
+
+
+def section_allows(layer: str, section: Section, n_sections: int) -> bool:
+    if n_sections <= 1:
+        return True
+    return section.energy + 1e-9 >= LAYER_ENERGY.get(layer, 0.0)

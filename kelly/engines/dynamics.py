@@ -1,0 +1,70 @@
+"""DynamicsEngine: the velocity of every note.
+
+Each note's velocity is built around the emotion's base velocity (60 + 67·dominance,
+§3.1 — the figure the original computed and never used) and kept inside the dynamics
+range (§3.4: 40 + (1 − r)·40 … 80 + 47·r):
+
+    velocity = base + part offset + section energy + phrase shape + metric accent
+
+Phrase shapes per profile (§6.5: grief = constant/decrescendo/swell; anger = accents
+and sforzandi). The engine writes velocities; the groove pass only jitters them.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from kelly.engines.context import Plan
+from kelly.song import Track
+
+#: Offset of each part from the base velocity: the melody leads, pads sit underneath.
+PART_OFFSET = {"Melody": 6, "Counter-melody": -10, "Chords": -8, "Bass": 0, "Pad": -18, "Strings": -10,
+               "Drums": 0, "Percussion": -6, "Transitions": -20}
+SHAPES = {"grief": "swell", "sadness": "decrescendo", "nostalgia": "swell", "peace": "constant", "love": "swell",
+          "hope": "crescendo", "joy": "crescendo", "anger": "sforzando", "fear": "hairpin", "anxiety": "hairpin",
+          "tension": "crescendo", "neutral": "swell"}
+
+
+def phrase_shape(shape: str, x: float) -> float:
+    """Offset in velocity units at phrase position ``x`` in [0, 1)."""
+    return {
+        "constant": 0.0,
+        "crescendo": -8 + 16 * x,
+        "decrescendo": 8 - 16 * x,
+        "swell": -6 + 12 * math.sin(math.pi * x),
+        "hairpin": 10 * abs(2 * x - 1) - 5,
+        "sforzando": 12 if x < 0.06 else -4,
+    }[shape]
+
+
+def apply(plan: Plan, tracks: list[Track]) -> dict:
+    """Set velocities on every track in place; returns the shape used and the overall range."""
+    shape = SHAPES.get(plan.profile, "swell")
+    lo_all, hi_all = 127, 1
+    phrase_ticks = 4 * plan.bar_ticks
+    for track in tracks:
+        offset = PART_OFFSET.get(track.name, 0)
+        out = []
+        for n in track.notes:
+            bar = min(plan.bars - 1, n.start // plan.bar_ticks)
+            params = plan.params_at_bar(bar)
+            section = plan.section_at_bar(bar)
+            energy = (section.energy - 0.6) * 20 if len(plan.sections) > 1 else 0.0
+            x = (n.start % phrase_ticks) / phrase_ticks
+            beat_pos = n.start % plan.ppq
+            accent = 4 if n.start % plan.bar_ticks == 0 else (2 if beat_pos == 0 else 0)
+            if track.is_drum:
+                # drums carry their own accents and ghost notes; keep their relative levels
+                rel = n.velocity - params.velocity
+                target = params.velocity + rel + energy * 0.7 + phrase_shape(shape, x) * 0.5
+                v = min(127, max(1, target))
+            else:
+                target = params.velocity + offset + energy + phrase_shape(shape, x) + accent
+                v = min(params.velocity_max, max(params.velocity_min, target))
+            v = int(round(v))
+            lo_all, hi_all = min(lo_all, v), max(hi_all, v)
+            out.append(n.moved(velocity=max(1, min(127, v))))
+        track.notes = out
+    return {"shape": shape, "velocity_range": [lo_all, hi_all] if hi_all >= lo_all else []}

@@ -1,0 +1,58 @@
+"""PadEngine: a sustained harmonic bed, an octave above the chord voicing.
+
+Profiles (§6.5) set the GM pad sound and how it moves: "breathing" pads re-strike each
+bar with a gap, "sustained" pads tie across a chord that does not change. Extensions
+(the added ninth) appear with probability by profile.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from kelly.engines.common import note
+from kelly.engines.context import Plan
+from kelly.song import Note, Track
+
+#: GM program, movement, ninth probability
+PROFILES = {
+    "grief": (89, "breathing", 0.4), "sadness": (89, "sustained", 0.3), "nostalgia": (88, "sustained", 0.4),
+    "peace": (91, "sustained", 0.5), "love": (88, "sustained", 0.4), "hope": (88, "sustained", 0.3),
+    "joy": (90, "pulse", 0.2), "anger": (95, "pulse", 0.1), "fear": (94, "breathing", 0.2),
+    "anxiety": (94, "pulse", 0.2), "tension": (95, "breathing", 0.3), "neutral": (89, "sustained", 0.3),
+}
+
+
+def generate(plan: Plan, rng: np.random.Generator) -> tuple[Track, dict]:
+    program, movement, ninth_p = PROFILES.get(plan.profile, PROFILES["neutral"])
+    notes: list[Note] = []
+    held: dict[int, Note] = {}
+    for event in plan.chords:
+        bar = event.start // plan.bar_ticks
+        if not plan.layer_on("pad", bar):
+            held = {}
+            continue
+        voicing = [p + 12 if p < 55 else p for p in event.voicing]
+        if rng.random() < ninth_p:
+            voicing.append(voicing[0] + 14 if voicing[0] + 14 <= 88 else voicing[0] + 2)
+        velocity = plan.params_at_bar(bar).velocity
+        if movement == "pulse":
+            for beat in (0, 2):
+                for p in voicing:
+                    notes.append(note(event.start + beat * 2 * 240, p, 900, velocity))
+            held = {}
+            continue
+        dur = event.duration - (240 if movement == "breathing" else 0)
+        new_held = {}
+        for p in sorted(set(voicing)):
+            if movement == "sustained" and p in held and held[p].end == event.start:
+                old = held[p]
+                extended = old.moved(duration=old.duration + dur)
+                notes[notes.index(old)] = extended
+                new_held[p] = extended
+            else:
+                n = note(event.start, p, dur, velocity)
+                notes.append(n)
+                new_held[p] = n
+        held = new_held
+    notes.sort()
+    return Track("Pad", program, 3, notes), {"program": program, "movement": movement}

@@ -1,0 +1,69 @@
+"""RhythmEngine: the 16-step patterns the kit plays, and an auxiliary percussion part.
+
+Patterns per profile follow the original's (§6.5: grief has kick on steps 0 and 8, snare
+on 4 and 12, sparse hats), adjusted by groove type: halftime puts the snare on beat 3,
+syncopated adds off-beat kicks. Step values are probabilities (1 = always).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from kelly.engines.common import SIXTEENTH, note
+from kelly.engines.context import Plan
+from kelly.song import DRUM_CHANNEL, Note, Track
+
+
+@dataclass(frozen=True)
+class DrumPattern:
+    kick: tuple[float, ...]
+    snare: tuple[float, ...]
+    hat: tuple[float, ...]
+    open_hat: tuple[float, ...]
+    ghost: float  # probability of a ghost snare on an empty 16th
+    ride: bool = False
+
+
+def _steps(*on: int, p: float = 1.0) -> tuple[float, ...]:
+    return tuple(p if s in on else 0.0 for s in range(16))
+
+
+PATTERNS = {
+    "halftime": DrumPattern(_steps(0, 10), _steps(8), _steps(0, 4, 8, 12, p=0.6), _steps(), 0.08),
+    "straight": DrumPattern(_steps(0, 8), _steps(4, 12), _steps(0, 2, 4, 6, 8, 10, 12, 14), _steps(14, p=0.3), 0.1),
+    "swing": DrumPattern(_steps(0, 8), _steps(4, 12), _steps(0, 4, 6, 8, 12, 14), _steps(), 0.12, ride=True),
+    "shuffle": DrumPattern(_steps(0, 10), _steps(4, 12), _steps(0, 3, 4, 7, 8, 11, 12, 15), _steps(), 0.1),
+    "syncopated": DrumPattern(tuple(1.0 if s in (0, 3, 8) else 0.5 if s in (6, 11, 14) else 0.0 for s in range(16)),
+                              _steps(4, 12), tuple(1.0 if s % 2 == 0 else 0.4 for s in range(16)),
+                              _steps(6, 14, p=0.4), 0.2),
+    "driving": DrumPattern(_steps(0, 4, 8, 12), _steps(4, 12), tuple(1.0 for _ in range(16)), _steps(2, 10, p=0.5),
+                           0.05),
+}
+
+
+def pattern_for(plan: Plan) -> str:
+    """Pattern name: halftime for grief/sadness, driving for rage-like arousal, else the groove type."""
+    if plan.profile in ("grief", "sadness") or (plan.emotion.valence < -0.5 and plan.emotion.arousal < 0.4):
+        return "halftime"
+    if plan.emotion.arousal > 0.85 and plan.profile in ("anger", "fear", "joy"):
+        return "driving"
+    return plan.params.groove if plan.params.groove in PATTERNS else "straight"
+
+
+def percussion(plan: Plan, rng: np.random.Generator) -> tuple[Track, dict]:
+    """Shaker (70) on 8ths/16ths, tambourine (54) on the backbeat, claps (39) for bright energy."""
+    notes: list[Note] = []
+    sixteenths = plan.emotion.arousal > 0.7
+    for bar in range(plan.bars):
+        if not plan.layer_on("rhythm", bar):
+            continue
+        base = bar * plan.bar_ticks
+        vel = plan.params_at_bar(bar).velocity
+        for s in range(0, 16, 1 if sixteenths else 2):
+            accent = 10 if s % 4 == 2 else 0
+            notes.append(note(base + s * SIXTEENTH, 70, 60, vel - 30 + accent + rng.integers(-4, 5)))
+        for s in (4, 12):
+            notes.append(note(base + s * SIXTEENTH, 39 if plan.emotion.valence > 0.3 else 54, 60, vel - 12))
+    return Track("Percussion", 0, DRUM_CHANNEL, notes), {"shaker": "16ths" if sixteenths else "8ths"}

@@ -1,0 +1,39 @@
+"""StringEngine: string section lines above the harmony.
+
+Low arousal: long sustained chords that swell (the dynamics engine shapes the swell).
+High arousal: repeated eighths (spiccato-like ostinato) on the upper chord tones. The
+top voice is kept between the pad and the melody so the strings never mask the lead.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from kelly.engines.common import note
+from kelly.engines.context import Plan
+from kelly.song import Note, Track
+
+
+def generate(plan: Plan, rng: np.random.Generator) -> tuple[Track, dict]:
+    arousal = plan.emotion.arousal
+    program = 49 if plan.emotion.valence < -0.4 and arousal < 0.5 else 48
+    style = "ostinato" if arousal > 0.65 else "sustain"
+    notes: list[Note] = []
+    for event in plan.chords:
+        bar = event.start // plan.bar_ticks
+        if not plan.layer_on("strings", bar):
+            continue
+        velocity = plan.params_at_bar(bar).velocity
+        tones = sorted({p + 12 for p in event.voicing[1:]} | {event.voicing[0]})
+        tones = [p for p in tones if 43 <= p <= 84] or list(event.voicing)
+        if style == "sustain":
+            for p in tones:
+                notes.append(note(event.start, p, event.duration - 30, velocity))
+        else:
+            upper = tones[-2:]
+            for k in range(8):
+                for p in upper:
+                    notes.append(note(event.start + k * 240, p, 200, velocity))
+            notes.append(note(event.start, tones[0], event.duration - 30, velocity))
+    notes.sort()
+    return Track("Strings", program, 4, notes), {"style": style, "program": program}

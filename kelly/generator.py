@@ -1,0 +1,313 @@
+"""The orchestrator: emotion in, Song and explanation out.
+
+Runs the engines in the original MidiGenerator's order (§6.3) — arrangement, chords,
+melody, bass, counter-melody, pads, strings, rhythm, drums, fills, transitions,
+variations, rule breaks, dynamics, then the groove and humanize pass — and records why
+each choice was made. Every engine draws from its own generator seeded from
+``(seed, engine number)``, so the same seed gives byte-identical MIDI and adding an
+engine never changes what the others write.
+
+Journeys (the music-therapy iso principle): ``compose([grief, hope])`` meets the
+listener in the first emotion and moves section by section to the last; each section
+has its own emotion and parameters (tempo, mode, harmony, density, register, dynamics)
+over one shared tonic, with transitions at the seams and a tempo ramp between sections.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from kelly.emotion.state import EmotionState
+from kelly.engines import (arrangement, bass, chord, counter_melody, drums, dynamics, fill, melody, pad, rhythm,
+                           strings, transition, variation)
+from kelly.engines.context import Plan, Section
+from kelly.engines.profiles import profile_for
+from kelly.errors import InputError
+from kelly.intent.rule_generators import GENERATORS, production_note
+from kelly.intent.rules import RULES_BY_ID, automatic_rule_breaks, get_rule
+from kelly.mapping import MusicalParameters, map_emotion
+from kelly.song import PPQ, Song, Track
+from kelly.theory.scales import Key
+
+MAX_BARS = 512
+ENGINE_IDS = {name: k for k, name in enumerate(
+    ("arrangement", "chord", "melody", "bass", "counter_melody", "pad", "strings", "rhythm", "drums", "fill",
+     "transition", "variation", "rules", "dynamics", "groove", "tension"))}
+
+
+@dataclass(frozen=True)
+class ComposeOptions:
+    bars: int = 16
+    seed: int = 0
+    complexity: float = 0.5
+    humanize: float | None = None
+    key: str | None = None
+    breaks: tuple[str, ...] = ()
+    auto_breaks: bool = True
+
+
+@dataclass
+class Composition:
+    song: Song
+    explanation: dict
+
+
+def _rng(seed: int, engine: str) -> np.random.Generator:
+    return np.random.default_rng([int(seed) & 0xFFFFFFFF, ENGINE_IDS[engine]])
+
+
+def check_options(opts: ComposeOptions) -> None:
+    if not isinstance(opts.bars, int) or not 1 <= opts.bars <= MAX_BARS:
+        raise InputError(f"--bars must be a whole number from 1 to {MAX_BARS}, got {opts.bars}")
+    if not 0.0 <= opts.complexity <= 1.0:
+        raise InputError(f"--complexity must be between 0 and 1, got {opts.complexity}")
+    if opts.humanize is not None and not 0.0 <= opts.humanize <= 1.0:
+        raise InputError(f"--humanize must be between 0 and 1, got {opts.humanize}")
+    if not 0 <= opts.seed < 2**32:
+        raise InputError(f"--seed must be a whole number from 0 to {2**32 - 1}, got {opts.seed}")
+
+
+def _journey_sections(path: list[EmotionState], bars: int, key: Key, opts: ComposeOptions):
+    """One block of bars per emotion; each block keeps the shared tonic and takes its emotion's mode."""
+    if bars < 2 * len(path):
+        raise InputError(f"a journey through {len(path)} emotions needs at least {2 * len(path)} bars, got {bars}")
+    base, extra = divmod(bars, len(path))
+    sections, start = [], 0
+    for k, emo in enumerate(path):
+        n = base + (1 if k < extra else 0)
+        params = map_emotion(emo, key=opts.key, humanize=opts.humanize)
+        if not opts.key:
+            params = replace(params, key=Key(key.tonic, params.key.mode))
+        energy = round(0.25 + 0.7 * emo.arousal, 3)
+        sections.append(Section(emo.label.lower(), start, n, energy, emotion=emo, params=params))
+        start += n
+    return sections
+
+
+def _tempo_map(plan: Plan) -> list[tuple[int, float]]:
+    """One tempo per section; in journeys the last bar before a seam ramps beat by beat to the next tempo."""
+    tempos: list[tuple[int, float]] = []
+    for k, sec in enumerate(plan.sections):
+        bpm = float((sec.params or plan.params).tempo)
+        tempos.append((sec.start_bar * plan.bar_ticks, bpm))
+        nxt = plan.sections[k + 1] if k + 1 < len(plan.sections) else None
+        if nxt is not None and nxt.params is not None and nxt.params.tempo != bpm and sec.bars >= 2:
+            ramp_start = (nxt.start_bar - 1) * plan.bar_ticks
+            for beat in range(1, 4):
+                t = ramp_start + beat * plan.ppq
+                tempos.append((t, round(bpm + (nxt.params.tempo - bpm) * beat / 4, 3)))
+    return tempos
+
+
+def _groove_pass(song: Song, plan: Plan, seed: int) -> tuple[Song, dict]:
+    """Swing, timing feel and humanization (the original GrooveEngine post-processor, §6.3).
+
+    Uses :mod:`kelly.groove`: ``swing`` on off-beat eighths when the feel is swung (0.66
+    is triplet swing in kelly.groove's definition, the §3.4 value), a
+    constant lean (laid-back +, pushed −, plus the emotion's drag or rush), then the
+    humanizer with complexity from the timing variation (§3.4) and vulnerability from
+    1 − dominance.
+    """
+    from kelly.groove.humanize import humanize
+    from kelly.groove.presets import HumanizeSettings
+    from kelly.groove.swing import swing
+
+    params = plan.params
+    info: dict = {"swing": params.swing, "feel": params.timing_feel}
+    if params.swing > 0:
+        song = swing(song, params.swing)
+    lean_beats = {"laid_back": 0.02, "pushed": -0.015}.get(params.timing_feel, 0.0) + params.timing_bias * -1.0
+    lean = int(round(lean_beats * plan.ppq))
+    if lean:
+        for t in song.tracks:
+            if not t.is_drum or params.timing_feel == "laid_back":
+                t.notes = [n.moved(start=max(0, n.start + lean)) for n in t.notes]
+    info["lean_ticks"] = lean
+    complexity = min(1.0, params.timing_variation * plan.ppq / 35.0)
+    vulnerability = 1.0 - plan.emotion.dominance
+    settings = HumanizeSettings(complexity=complexity, vulnerability=vulnerability,
+                                ghost_notes=plan.emotion.arousal < 0.8, name="emotion")
+    if complexity > 0:
+        song = humanize(song, settings, _rng(seed, "groove"))
+    info["humanize"] = {"complexity": round(complexity, 4), "vulnerability": round(vulnerability, 4)}
+    return song, info
+
+
+def compose(emotions: EmotionState | list[EmotionState], opts: ComposeOptions = ComposeOptions(),
+            *, hints=None, models: dict | None = None) -> Composition:
+    """Compose a piece for one emotion, or a journey through several.
+
+    Parameters
+    ----------
+    emotions : EmotionState or list of EmotionState
+        One emotion, or the path of a journey (first → last).
+    opts : ComposeOptions
+    hints : kelly.ml.processor.MusicHints, optional
+        Network outputs that weight melody, harmony, groove and expression.
+    models : dict, optional
+        Which networks were live, for the explanation.
+    """
+    check_options(opts)
+    path = [emotions] if isinstance(emotions, EmotionState) else list(emotions)
+    if not path:
+        raise InputError("nothing to compose: no emotion given")
+    first = path[0]
+    params = map_emotion(first, key=opts.key, humanize=opts.humanize)
+    if len(path) > 1:
+        template = "journey"
+        sections = _journey_sections(path, opts.bars, params.key, opts)
+    else:
+        template, sections = arrangement.plan_sections(first, opts.bars)
+    layers = arrangement.determine_layers(first, opts.complexity, sections, opts.bars)
+
+    # rule breaks: automatic from the (last) emotion, plus the user's
+    breaks: dict[str, dict] = {}
+    if opts.auto_breaks:
+        for emo in path:
+            for rid, info in automatic_rule_breaks(emo).items():
+                if rid not in breaks or breaks[rid]["severity"] < info["severity"]:
+                    breaks[rid] = {**info, "source": "emotion"}
+    for name in opts.breaks:
+        rule = get_rule(name)
+        breaks[rule.id] = {"severity": 1.0, "why": "asked for with --break", "source": "user"}
+    if len(path) > 1:
+        # a journey must arrive: the ending is resolved unless the user asked otherwise
+        for rid in ("HARMONY_AvoidTonicResolution", "TEMPORAL_AbruptEnding"):
+            if breaks.get(rid, {}).get("source") == "emotion":
+                breaks.pop(rid)
+    severities = {rid: b["severity"] for rid, b in breaks.items()}
+
+    plan = Plan(emotion=first, params=params, bars=opts.bars, complexity=opts.complexity,
+                sections=tuple(sections), layers=layers, rule_breaks=severities, hints=hints,
+                profile=profile_for(first))
+
+    # 1. chords
+    rng = _rng(opts.seed, "chord")
+    romans, prog_info = chord.plan_progression(plan, rng)
+    if hints is not None and getattr(hints, "chord_probs", None) is not None:
+        from kelly.engines.ml_hints import reweight_progression
+        romans = reweight_progression(romans, plan, hints, rng)
+    for rid in severities:
+        stage, fn = GENERATORS.get(rid, (None, None))
+        if stage == "progression":
+            romans = fn(romans, plan, _rng(opts.seed, "rules"), severities[rid])
+    events, tension_curve = chord.build_chords(plan, romans, _rng(opts.seed, "tension"))
+    plan = replace(plan, chords=tuple(events))
+
+    # 2. parts
+    tracks: list[Track] = []
+    why: dict = {"progression": prog_info}
+    comp, why["chords_part"] = chord.comp_track(plan, _rng(opts.seed, "chord"))
+    tracks.append(comp)
+    mel, why["melody"] = melody.generate(plan, _rng(opts.seed, "melody"))
+    tracks.append(mel)
+    bas, why["bass"] = bass.generate(plan, _rng(opts.seed, "bass"))
+    tracks.append(bas)
+    if "counter_melody" in layers:
+        cm, why["counter_melody"] = counter_melody.generate(plan, mel, _rng(opts.seed, "counter_melody"))
+        tracks.append(cm)
+    if "pad" in layers:
+        pd, why["pad"] = pad.generate(plan, _rng(opts.seed, "pad"))
+        tracks.append(pd)
+    if "strings" in layers:
+        st, why["strings"] = strings.generate(plan, _rng(opts.seed, "strings"))
+        tracks.append(st)
+    drum_track = None
+    if "drums" in layers:
+        drum_track, why["drums"] = drums.generate(plan, _rng(opts.seed, "drums"))
+        tracks.append(drum_track)
+        if "rhythm" in layers:
+            perc, why["rhythm"] = rhythm.percussion(plan, _rng(opts.seed, "rhythm"))
+            tracks.append(perc)
+        if "fills" in layers:
+            why["fills"] = fill.apply(plan, drum_track, _rng(opts.seed, "fill"))
+    if "transitions" in layers:
+        fx, why["transitions"] = transition.generate(plan, drum_track, _rng(opts.seed, "transition"))
+        tracks.append(fx)
+    if "variations" in layers:
+        why["variations"] = variation.apply(plan, mel, _rng(opts.seed, "variation"))
+
+    # 3. rule breaks on the parts, dynamics, velocity rules
+    for stage in ("parts",):
+        for rid in severities:
+            st_, fn = GENERATORS.get(rid, (None, None))
+            if st_ == stage:
+                fn(tracks, plan, _rng(opts.seed, "rules"), severities[rid])
+    why["dynamics"] = dynamics.apply(plan, tracks)
+    if hints is not None and getattr(hints, "expression", None) is not None:
+        from kelly.engines.ml_hints import apply_expression
+        why["expression"] = apply_expression(tracks, plan, hints)
+    for rid in severities:
+        st_, fn = GENERATORS.get(rid, (None, None))
+        if st_ == "dynamics":
+            fn(tracks, plan, _rng(opts.seed, "rules"), severities[rid])
+
+    # 4. tempo map and the song
+    tempos = _tempo_map(plan)
+    for rid in severities:
+        st_, fn = GENERATORS.get(rid, (None, None))
+        if st_ == "tempo":
+            tempos = fn(tempos, plan, _rng(opts.seed, "rules"), severities[rid])
+    key_sig = plan.key.signature_name()
+    song = Song(tracks=[t for t in tracks if t.notes] or tracks[:1], tempos=tempos, time_signature=(4, 4),
+                key_signature=key_sig, title=f"Kelly - {first.label}", ppq=PPQ,
+                markers=[(s.start_bar * plan.bar_ticks, s.name) for s in plan.sections] if len(plan.sections) > 1
+                else [])
+    if hints is not None and getattr(hints, "groove", None) is not None:
+        from kelly.engines.ml_hints import apply_groove
+        why["groove_hints"] = apply_groove(song, plan, hints)
+    song, why["groove"] = _groove_pass(song, plan, opts.seed)
+    for t in song.tracks:
+        t.notes = sorted(n for n in t.notes if n.start < plan.total_ticks + plan.bar_ticks)
+
+    explanation = _explain(plan, template, song, romans, events, tension_curve, breaks, why, opts, path, models)
+    return Composition(song, explanation)
+
+
+def _explain(plan: Plan, template, song, romans, events, tension_curve, breaks, why, opts, path, models) -> dict:
+    counts = {t.name: len(t.notes) for t in song.tracks}
+    production = [{"rule": rid, "note": production_note(rid)} for rid in breaks
+                  if RULES_BY_ID[rid].midi == "production"]
+    sections = []
+    for s in plan.sections:
+        p = s.params or plan.params
+        sections.append({
+            "name": s.name, "start_bar": s.start_bar + 1, "bars": s.bars, "energy": s.energy,
+            "emotion": (s.emotion or plan.emotion).label, "tempo_bpm": p.tempo, "key": p.key.name,
+            "mode": p.mode, "base_velocity": p.velocity, "density": round(p.density, 3),
+            "register_octave": p.register_octave,
+            "progression": [events[b].roman for b in range(s.start_bar, s.end_bar)],
+        })
+    return {
+        "kelly_version": __import__("kelly").__version__,
+        "seed": opts.seed,
+        "bars": opts.bars,
+        "complexity": opts.complexity,
+        "emotion": plan.emotion.to_dict(),
+        "journey": [e.label for e in path] if len(path) > 1 else None,
+        "parameters": plan.params.to_dict(),
+        "profile": plan.profile,
+        "arrangement": {"template": template, "sections": sections, "layers": sorted(plan.layers)},
+        "progression": {
+            "roman": [e.roman for e in events],
+            "chords": [e.chord.name for e in events],
+            "key": plan.key.name,
+            "tension_curve": [round(t, 3) for t in tension_curve],
+            **why.pop("progression"),
+        },
+        "rule_breaks": [
+            {"rule": rid, "category": RULES_BY_ID[rid].category, "severity": b["severity"], "why": b["why"],
+             "source": b["source"], "effect": RULES_BY_ID[rid].effect,
+             "expressed_as": "production note" if RULES_BY_ID[rid].midi == "production" else "MIDI"}
+            for rid, b in breaks.items()
+        ],
+        "production_notes": production,
+        "engines": why,
+        "tracks": [{"name": t.name, "program": t.program, "channel": t.channel + 1, "notes": counts[t.name]}
+                   for t in song.tracks],
+        "note_counts": counts,
+        "tempo_map": [[t, b] for t, b in song.tempos],
+        "models": models or {"live": {}, "note": "networks off (--no-ml)"},
+    }

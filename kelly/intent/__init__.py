@@ -1,0 +1,1 @@
+"""Intent: song intent documents, the rule-breaking catalogue and its generators."""

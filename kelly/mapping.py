@@ -1,0 +1,286 @@
+"""Emotion → musical parameters: every formula in one place, each naming its source.
+
+Sources are sections of ``shared/reference/original-system.md`` (the original C++ and
+Python code). Where we deliberately differ from the original, the docstring says so and
+why. Tempo and velocity *truncate*, as the C++ ``static_cast<int>`` did (§3.9):
+tempo(0.5) = 120, velocity(0.25) = 76.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from kelly.emotion.state import EmotionState
+from kelly.theory.scales import MINOR_MODES, Key, parse_key
+
+# --------------------------------------------------------------------------- §3.1
+
+
+def tempo_bpm(arousal: float) -> int:
+    """Tempo = 60 + 120·arousal, truncated; 60–180 BPM. Source: EmotionMusicMapper::calculateTempo (§3.1)."""
+    a = min(1.0, max(0.0, arousal))
+    return int(60.0 + 120.0 * a + 1e-9)
+
+
+def base_velocity(dominance: float) -> int:
+    """Velocity = 60 + 67·dominance, truncated; 60–127. Source: EmotionMusicMapper::calculateVelocity (§3.1).
+
+    The original computed this and never used it (§0); Kelly uses it as the base
+    velocity every engine's dynamics are centred on.
+    """
+    d = min(1.0, max(0.0, dominance))
+    return int(60.0 + 67.0 * d + 1e-9)
+
+
+def simple_mode(valence: float) -> str:
+    """"major" if valence > 0 else "minor" (0 counts as minor). Source: calculateMode (§3.1)."""
+    return "major" if valence > 0 else "minor"
+
+
+def detailed_mode(valence: float, arousal: float) -> str:
+    """Church mode from valence and arousal. Source: calculateDetailedMode (§3.1).
+
+    v > 0.5: lydian if a > 0.7, ionian if a > 0.4, else mixolydian; v > 0: mixolydian if
+    a > 0.5 else dorian; v > −0.5: dorian if a > 0.5 else aeolian; else phrygian if
+    a > 0.7 else aeolian.
+    """
+    v, a = valence, arousal
+    if v > 0.5:
+        return "lydian" if a > 0.7 else "ionian" if a > 0.4 else "mixolydian"
+    if v > 0.0:
+        return "mixolydian" if a > 0.5 else "dorian"
+    if v > -0.5:
+        return "dorian" if a > 0.5 else "aeolian"
+    return "phrygian" if a > 0.7 else "aeolian"
+
+
+def composition_mode(valence: float, arousal: float) -> str:
+    """The mode Kelly composes in: :func:`detailed_mode`, kept on the side of :func:`simple_mode`.
+
+    Deliberate change: for 0 < v ≤ 0.5 and a ≤ 0.5 the original's detailed mode is dorian,
+    a minor-third mode, while its own ``calculateMode`` says major. A listener (and a key
+    finder) hears dorian as minor, so positive valence would sound sad. We keep the
+    detailed mode's colour but move it to the nearest mode with the right third:
+    dorian → mixolydian (they differ only in the third).
+    """
+    mode = detailed_mode(valence, arousal)
+    if simple_mode(valence) == "major" and mode in MINOR_MODES:
+        return "mixolydian"
+    return mode
+
+
+def key_tonic(valence: float, intensity: float) -> str:
+    """Tonic from valence and intensity. Source: EmotionMapper key rule (§3.4).
+
+    v < −0.5 → Eb if i > 0.7 else F; v < 0 → D ("Dm"); v < 0.5 → C; else A if i > 0.7 else G.
+    """
+    if valence < -0.5:
+        return "Eb" if intensity > 0.7 else "F"
+    if valence < 0:
+        return "D"
+    if valence < 0.5:
+        return "C"
+    return "A" if intensity > 0.7 else "G"
+
+
+# --------------------------------------------------------------------------- §3.4 / §3.6
+
+
+def quadrant(valence: float, arousal: float) -> str:
+    """EmotionMapper quadrant (§3.4): (v ≥ 0) × (a ≥ 0.5)."""
+    return ("v+" if valence >= 0 else "v-") + ("a+" if arousal >= 0.5 else "a-")
+
+
+_QUADRANT_DISSONANCE = {"v+a+": 0.1, "v+a-": 0.0, "v-a+": 0.7, "v-a-": 0.3}
+
+
+def dissonance(valence: float, arousal: float, intensity: float) -> float:
+    """Quadrant dissonance + (v < 0 ? |v|·0.3·i : 0), clamped to [0, 1]. Source: §3.4."""
+    value = _QUADRANT_DISSONANCE[quadrant(valence, arousal)]
+    if valence < 0:
+        value += abs(valence) * 0.3 * intensity
+    return min(1.0, max(0.0, value))
+
+
+def density(arousal: float) -> float:
+    """Note density = 0.3 + 0.5·arousal (space probability = 1 − density). Source: §3.4."""
+    return 0.3 + 0.5 * min(1.0, max(0.0, arousal))
+
+
+def register_octave(valence: float) -> int:
+    """Melody octave = clamp(4 + int((v + 1)·0.5), 3, 6). Source: _calculate_musical_attributes (§3.6)."""
+    return min(6, max(3, 4 + int((valence + 1.0) * 0.5)))
+
+
+def dynamics_range(intensity: float) -> tuple[float, int, int]:
+    """(range, velocity min, velocity max): range = 0.3 + 0.7i; min = int(40 + (1 − range)·40);
+    max = int(80 + 47·range). Source: EmotionMapper dynamics (§3.4)."""
+    rng = 0.3 + 0.7 * min(1.0, max(0.0, intensity))
+    return rng, int(40 + (1 - rng) * 40), int(80 + 47 * rng)
+
+
+def timing_feel(valence: float, arousal: float) -> tuple[str, float]:
+    """(feel, swing): v < −0.3 ∧ a < 0.4 → laid-back; a > 0.7 ∧ v > 0.3 → pushed;
+    v > 0.2 ∧ 0.4 < a < 0.7 → swung with swing 0.66; else straight. Source: §3.4."""
+    if valence < -0.3 and arousal < 0.4:
+        return "laid_back", 0.0
+    if arousal > 0.7 and valence > 0.3:
+        return "pushed", 0.0
+    if valence > 0.2 and 0.4 < arousal < 0.7:
+        return "swung", 0.66
+    return "straight", 0.0
+
+
+def groove_type(valence: float, arousal: float) -> str:
+    """Syncopated if a > 0.7, shuffle if a < 0.3, swing if v > 0.5, else straight. Source: GrooveEngine (§6.3)."""
+    if arousal > 0.7:
+        return "syncopated"
+    if arousal < 0.3:
+        return "shuffle"
+    if valence > 0.5:
+        return "swing"
+    return "straight"
+
+
+def humanization(intensity: float) -> tuple[float, float]:
+    """(timing variation in beats, velocity variation as a fraction): 0.01 + 0.03i and
+    0.05 + 0.15i. Source: EmotionMapper humanization (§3.4)."""
+    i = min(1.0, max(0.0, intensity))
+    return 0.01 + 0.03 * i, 0.05 + 0.15 * i
+
+
+def emotion_timing_bias(state: EmotionState) -> float:
+    """Drag or rush in beats for strongly negative emotions. Source: applyEmotionTiming (§3.8).
+
+    Sadness-like (grief, sorrow, lonely…) drags by 0.01·i beats, anger-like rushes by
+    0.01·i. The original compared capitalised names case-sensitively, so "Grief" never
+    matched; here the family decides.
+    """
+    if state.valence >= -0.5:
+        return 0.0
+    if state.family in ("sadness",):
+        return -0.01 * state.intensity
+    if state.family in ("anger",):
+        return 0.01 * state.intensity
+    return 0.0
+
+
+# --------------------------------------------------------------------------- the bundle
+
+
+@dataclass(frozen=True)
+class MusicalParameters:
+    """Everything the engines need from an emotion, with the reason for each value."""
+
+    tempo: int
+    velocity: int
+    mode: str  # simple: "major" | "minor"
+    detailed_mode: str
+    key: Key
+    register_octave: int
+    density: float
+    dissonance: float
+    dynamics_range: float
+    velocity_min: int
+    velocity_max: int
+    timing_feel: str
+    swing: float
+    groove: str
+    timing_variation: float  # beats
+    velocity_variation: float  # fraction
+    timing_bias: float  # beats, negative = behind the beat
+    reasons: dict = field(default_factory=dict, compare=False)
+
+    def to_dict(self) -> dict:
+        return {
+            "tempo_bpm": self.tempo,
+            "base_velocity": self.velocity,
+            "mode": self.mode,
+            "detailed_mode": self.detailed_mode,
+            "key": self.key.name,
+            "register_octave": self.register_octave,
+            "density": round(self.density, 4),
+            "dissonance": round(self.dissonance, 4),
+            "dynamics_range": round(self.dynamics_range, 4),
+            "velocity_min": self.velocity_min,
+            "velocity_max": self.velocity_max,
+            "timing_feel": self.timing_feel,
+            "swing": round(self.swing, 4),
+            "groove": self.groove,
+            "timing_variation_beats": round(self.timing_variation, 4),
+            "velocity_variation": round(self.velocity_variation, 4),
+            "timing_bias_beats": round(self.timing_bias, 4),
+            "why": dict(self.reasons),
+        }
+
+
+def map_emotion(state: EmotionState, *, key: str | None = None, humanize: float | None = None) -> MusicalParameters:
+    """Turn an :class:`EmotionState` into :class:`MusicalParameters`.
+
+    Parameters
+    ----------
+    state : EmotionState
+    key : str, optional
+        A key chosen by the user (``"F"``, ``"Am"``, ``"D dorian"``). A bare tonic keeps
+        the emotion's mode; a key with a mode overrides it.
+    humanize : float in [0, 1], optional
+        Scales the humanization amounts (0 = quantized, 1 = twice the emotion's default).
+    """
+    v, a, d, i = state.valence, state.arousal, state.dominance, state.intensity
+    mode = composition_mode(v, a)
+    reasons = {
+        "tempo_bpm": f"60 + 120 x arousal {a:.2f} (EmotionMusicMapper, truncated)",
+        "base_velocity": f"60 + 67 x dominance {d:.2f} (EmotionMusicMapper, truncated)",
+        "mode": f"valence {v:+.2f} {'> 0: major' if v > 0 else '<= 0: minor'} (calculateMode)",
+        "detailed_mode": f"valence {v:+.2f}, arousal {a:.2f} -> {detailed_mode(v, a)} (calculateDetailedMode)"
+        + ("" if mode == detailed_mode(v, a) else f"; composed in {mode} to keep the major third of positive valence"),
+    }
+    tonic = key_tonic(v, i)
+    reasons["key"] = f"valence {v:+.2f}, intensity {i:.2f} -> tonic {tonic} (EmotionMapper key rule)"
+    if key:
+        user_key = parse_key(key)
+        has_mode = any(ch.isalpha() for ch in key.strip()[1:].lstrip("#b♯♭")) or key.strip()[:1].islower()
+        chosen = user_key if has_mode else Key(user_key.tonic, mode)
+        mode = chosen.mode
+        reasons["key"] = f"chosen by the user ({key})"
+    else:
+        chosen = Key(tonic, mode)
+    dr, vmin, vmax = dynamics_range(i)
+    feel, swing = timing_feel(v, a)
+    tvar, vvar = humanization(i)
+    scale = 1.0 if humanize is None else 2.0 * min(1.0, max(0.0, humanize))
+    reasons.update({
+        "register_octave": f"4 + int((valence + 1) / 2), clamped 3..6 (emotion_thesaurus register)",
+        "density": f"0.3 + 0.5 x arousal (EmotionMapper)",
+        "dissonance": f"quadrant {quadrant(v, a)} base + |v| x 0.3 x intensity for negative valence (EmotionMapper)",
+        "dynamics_range": f"0.3 + 0.7 x intensity {i:.2f}; velocities {vmin}..{vmax} (EmotionMapper)",
+        "timing_feel": f"{feel} from valence/arousal (EmotionMapper timing feel)",
+        "groove": f"{groove_type(v, a)} (GrooveEngine: syncopated a>0.7, shuffle a<0.3, swing v>0.5)",
+        "humanization": f"timing 0.01 + 0.03i beats, velocity 0.05 + 0.15i (EmotionMapper)"
+        + ("" if humanize is None else f", scaled x{scale:.2f} by --humanize {humanize}"),
+    })
+    return MusicalParameters(
+        tempo=tempo_bpm(a),
+        velocity=base_velocity(d),
+        mode="minor" if chosen.is_minor else "major",
+        detailed_mode=detailed_mode(v, a),
+        key=chosen,
+        register_octave=register_octave(v),
+        density=density(a),
+        dissonance=dissonance(v, a, i),
+        dynamics_range=dr,
+        velocity_min=vmin,
+        velocity_max=vmax,
+        timing_feel=feel,
+        swing=swing,
+        groove=groove_type(v, a),
+        timing_variation=tvar * scale,
+        velocity_variation=vvar * scale,
+        timing_bias=emotion_timing_bias(state),
+        reasons=reasons,
+    )
+
+
+def clamp01(x: float) -> float:
+    return 0.0 if math.isnan(x) else min(1.0, max(0.0, x))

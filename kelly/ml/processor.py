@@ -1,0 +1,370 @@
+"""The five-model processor: load what exists, fall back per model, run the pipeline (numpy only).
+
+This is the Python counterpart of the original plugin's ``MultiModelProcessor``:
+
+* **Loading.** Each model is an RTNeural JSON file named after it
+  (``emotionrecognizer.json`` …), looked up in order in: an explicit ``models_dir``
+  (``--models-dir``), the folders in ``$KELLY_MODELS`` (``os.pathsep``-separated), the
+  user data folder ``$XDG_DATA_HOME/kelly/models`` (default ``~/.local/share/kelly/models``)
+  and the shipped ``kelly/assets/models``. The first folder that has the file wins. A
+  file name may not contain path separators or ``..``, and the resolved path must stay
+  inside its folder (a symlink pointing elsewhere is refused).
+* **Checking.** A file that is corrupt or does not match the model's specification
+  raises :class:`~kelly.errors.ModelError` naming the file and the layer
+  (``melodytransformer.json: layer 2 (lstm): weights W has shape 64x1024, expected
+  256x1024``). With ``strict=False`` the error is recorded in :meth:`status` and the
+  model falls back instead, which suits a real-time host that must keep running.
+* **Fallbacks.** A missing or disabled model is replaced by the heuristic in
+  :mod:`kelly.ml.fallbacks`, which returns musically meaningful outputs with the same
+  shapes. :meth:`status` and :attr:`MusicHints.live` say which models are live.
+* **The pipeline** (as ``runFullPipeline``): recognizer (mel → embedding), then melody
+  and groove (from the embedding), then harmony (``[embedding ‖ mel[0:64]]``), then
+  dynamics (``embedding[0:32]``). Option 2 (:meth:`hints_for_emotion`) puts an
+  :class:`~kelly.emotion.state.EmotionState`'s embedding in directly and skips the
+  recognizer.
+* **State.** The recognizer and melody networks are LSTMs: each call advances them one
+  step, so successive calls form a phrase. :meth:`reset` starts a new one.
+
+torch is never imported here.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from kelly.errors import InputError, ModelError
+from kelly.ml import fallbacks, schema
+from kelly.ml.runtime import Model, load_model
+from kelly.ml.specs import MODEL_KEYS, SPECS, get_spec
+
+_SHIPPED = Path(__file__).resolve().parent.parent / "assets" / "models"
+
+
+def default_search_path(models_dir: str | os.PathLike | None = None,
+                        environ: Mapping[str, str] | None = None) -> list[Path]:
+    """The folders searched for model files, most specific first (see the module docstring)."""
+    env = os.environ if environ is None else environ
+    paths: list[Path] = []
+    if models_dir is not None:
+        paths.append(Path(models_dir).expanduser())
+    for part in (env.get("KELLY_MODELS") or "").split(os.pathsep):
+        if part.strip():
+            paths.append(Path(part.strip()).expanduser())
+    data_home = env.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    paths.append(Path(data_home).expanduser() / "kelly" / "models")
+    paths.append(_SHIPPED)
+    unique: list[Path] = []
+    for p in paths:
+        if p not in unique:
+            unique.append(p)
+    return unique
+
+
+def safe_model_path(folder: str | os.PathLike, file_name: str) -> Path:
+    """``folder/file_name``, refusing names that could leave ``folder``.
+
+    Raises
+    ------
+    ModelError
+        If the name is empty, contains a path separator, NUL or a ``..`` component, or
+        resolves (through symlinks) to a place outside ``folder``.
+    """
+    if not isinstance(file_name, str) or not file_name or file_name in (".", ".."):
+        raise ModelError(f"invalid model file name {file_name!r}")
+    seps = {"/", "\\", os.sep} | ({os.altsep} if os.altsep else set())
+    if any(s in file_name for s in seps) or "\0" in file_name or ".." in file_name.split("."):
+        raise ModelError(f"model file name {file_name!r} must be a plain file name (no folders or '..')")
+    if file_name.startswith(".."):
+        raise ModelError(f"model file name {file_name!r} must be a plain file name (no folders or '..')")
+    base = Path(folder).expanduser()
+    candidate = base / file_name
+    try:
+        resolved = candidate.resolve()
+        root = base.resolve()
+    except (OSError, RuntimeError) as exc:
+        raise ModelError(f"cannot resolve model path {candidate}: {exc}") from None
+    if resolved.parent != root:
+        raise ModelError(f"model file {candidate} resolves to {resolved}, outside its folder {root}")
+    return candidate
+
+
+def _frozen(arr: np.ndarray) -> np.ndarray:
+    out = np.array(arr, dtype=np.float32, copy=True)
+    out.flags.writeable = False
+    return out
+
+
+@dataclass(frozen=True)
+class MusicHints:
+    """What the five models (or their fallbacks) suggest for one moment.
+
+    Attributes
+    ----------
+    note_probs : np.ndarray [shape=(128,)]
+        Probability in [0, 1] per MIDI pitch, in the key of C (tonic = pitch class 0);
+        transpose with :func:`kelly.ml.schema.transpose_note_probs`.
+    chord_probs : np.ndarray [shape=(64,)]
+        Distribution over chord classes relative to the tonic
+        (:func:`kelly.ml.schema.chord_class_to_root_quality`).
+    groove : np.ndarray [shape=(32,)]
+        Groove parameters in [-1, 1], named by :data:`kelly.ml.schema.GROOVE_PARAMS`.
+    expression : np.ndarray [shape=(16,)]
+        Expression parameters in [0, 1], named by :data:`kelly.ml.schema.EXPRESSION_PARAMS`.
+    live : dict[str, bool]
+        Per model key, True when a loaded network produced its part, False when the
+        fallback heuristic did.
+    embedding : np.ndarray [shape=(64,)]
+        The emotion embedding the hints were made from.
+
+    The arrays are read-only copies.
+    """
+
+    note_probs: np.ndarray
+    chord_probs: np.ndarray
+    groove: np.ndarray
+    expression: np.ndarray
+    live: dict[str, bool] = field(default_factory=dict)
+    embedding: np.ndarray = field(default_factory=lambda: _frozen(np.zeros(schema.EMBED_DIM)))
+
+    def top_notes(self, k: int = 5) -> list[int]:
+        """The ``k`` likeliest MIDI pitches (key of C), likeliest first."""
+        return [int(p) for p in np.argsort(-self.note_probs, kind="stable")[:k]]
+
+    def top_chords(self, k: int = 3) -> list[tuple[int, str, float]]:
+        """The ``k`` likeliest chord classes as (index, roman name, probability)."""
+        order = np.argsort(-self.chord_probs, kind="stable")[:k]
+        return [(int(i), schema.chord_class_name(int(i)), float(self.chord_probs[i])) for i in order]
+
+    def groove_params(self) -> dict[str, float]:
+        return schema.groove_dict(self.groove)
+
+    def expression_params(self) -> dict[str, float]:
+        return schema.expression_dict(self.expression)
+
+    def velocity(self) -> int:
+        """Base MIDI velocity (1–127) from ``expression[velocity_base]``."""
+        return int(min(127, max(1, round(float(self.expression[0]) * 127))))
+
+    def emotion(self) -> dict[str, Any]:
+        return schema.decode_embedding(self.embedding)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "live": dict(self.live),
+            "emotion": self.emotion(),
+            "top_notes": self.top_notes(8),
+            "top_chords": [{"index": i, "name": n, "prob": round(p, 4)} for i, n, p in self.top_chords(5)],
+            "groove": {k: round(v, 4) for k, v in self.groove_params().items()},
+            "expression": {k: round(v, 4) for k, v in self.expression_params().items()},
+        }
+
+
+class MultiModelProcessor:
+    """Loads the five networks, runs them or their fallbacks, keeps their state.
+
+    Parameters
+    ----------
+    models_dir : path, optional
+        Searched first (the ``--models-dir`` option). It must exist if given.
+    search_path : list of paths, optional
+        Replaces the default search path entirely (``models_dir`` is then ignored).
+    enabled : mapping of model key → bool, optional
+        Models to start disabled (all enabled by default).
+    file_names : mapping of model key → file name, optional
+        Non-default file names (plain names only).
+    strict : bool
+        If True (default) a corrupt or mismatched file raises ModelError; if False it is
+        reported by :meth:`status` and the model falls back.
+    load : bool
+        Load at construction (default). With False, call :meth:`load` later.
+    """
+
+    def __init__(self, models_dir: str | os.PathLike | None = None, *, search_path=None,
+                 enabled: Mapping[str, bool] | None = None, file_names: Mapping[str, str] | None = None,
+                 strict: bool = True, load: bool = True) -> None:
+        if models_dir is not None and search_path is None and not Path(models_dir).expanduser().is_dir():
+            raise InputError(f"models folder {models_dir} does not exist")
+        self.search_path = [Path(p) for p in search_path] if search_path is not None \
+            else default_search_path(models_dir)
+        self.strict = strict
+        self._file_names = {key: SPECS[key].file_name for key in MODEL_KEYS}
+        for key, name in (file_names or {}).items():
+            self._file_names[get_spec(key).key] = name
+        self._models: dict[str, Model | None] = {key: None for key in MODEL_KEYS}
+        self._paths: dict[str, Path | None] = {key: None for key in MODEL_KEYS}
+        self._errors: dict[str, str | None] = {key: None for key in MODEL_KEYS}
+        self._enabled = {key: True for key in MODEL_KEYS}
+        for key, flag in (enabled or {}).items():
+            self.set_enabled(key, flag)
+        self._mel_zero = np.zeros(schema.MEL_BINS, dtype=np.float32)
+        self._emb = np.zeros(schema.EMBED_DIM, dtype=np.float32)
+        self._hp_in = np.zeros(schema.HARMONY_CONTEXT_DIM, dtype=np.float32)
+        if load:
+            self.load()
+
+    # -- loading ----------------------------------------------------------------------
+
+    def find_model_file(self, key: str) -> Path | None:
+        """The first existing file for model ``key`` along the search path, or None."""
+        key = get_spec(key).key
+        name = self._file_names[key]
+        for folder in self.search_path:
+            candidate = safe_model_path(folder, name)
+            if candidate.is_file():
+                return candidate
+        return None
+
+    def load(self) -> dict[str, Any]:
+        """(Re)load every model file found; returns :meth:`status`."""
+        for key in MODEL_KEYS:
+            self._models[key] = None
+            self._paths[key] = None
+            self._errors[key] = None
+            try:
+                path = self.find_model_file(key)
+                if path is None:
+                    continue
+                self._paths[key] = path
+                self._models[key] = load_model(path, spec=SPECS[key])
+            except ModelError as exc:
+                if self.strict:
+                    raise
+                self._models[key] = None
+                self._errors[key] = str(exc)
+        self._rebind()
+        return self.status()
+
+    def load_model_file(self, key: str, path: str | os.PathLike) -> None:
+        """Load one model from an explicit file (checked against its spec)."""
+        key = get_spec(key).key
+        model = load_model(path, spec=SPECS[key])
+        self._models[key], self._paths[key], self._errors[key] = model, Path(path), None
+        self._rebind()
+
+    def _rebind(self) -> None:
+        """Cache bound methods for the hot path (live model or fallback per key)."""
+        self._live = {key: self._models[key] is not None and self._enabled[key] for key in MODEL_KEYS}
+        self._run = {}
+        for key in MODEL_KEYS:
+            model = self._models[key]
+            self._run[key] = model.forward if self._live[key] else fallbacks.FALLBACKS[key]
+
+    # -- control ----------------------------------------------------------------------
+
+    def set_enabled(self, key: str, enabled: bool) -> None:
+        """Enable or disable one model; a disabled model uses its fallback."""
+        self._enabled[get_spec(key).key] = bool(enabled)
+        if hasattr(self, "_run"):
+            self._rebind()
+
+    def is_enabled(self, key: str) -> bool:
+        return self._enabled[get_spec(key).key]
+
+    def is_live(self, key: str) -> bool:
+        """True when the network (not its fallback) runs for ``key``."""
+        return self._live[get_spec(key).key]
+
+    def model(self, key: str) -> Model | None:
+        """The loaded runtime model for ``key`` (None when missing)."""
+        return self._models[get_spec(key).key]
+
+    def reset(self) -> None:
+        """Clear the LSTM states (start a new phrase)."""
+        for model in self._models.values():
+            if model is not None:
+                model.reset()
+
+    def status(self) -> dict[str, Any]:
+        """Which models are live, where they came from, and why the others fall back."""
+        models = {}
+        for key in MODEL_KEYS:
+            spec, model = SPECS[key], self._models[key]
+            if self._live[key]:
+                reason = "loaded"
+            elif self._errors[key]:
+                reason = f"fallback: {self._errors[key]}"
+            elif model is not None:
+                reason = "fallback: disabled"
+            else:
+                reason = f"fallback: {self._file_names[key]} not found"
+            models[key] = {
+                "name": spec.name, "enabled": self._enabled[key], "loaded": model is not None,
+                "live": self._live[key], "path": str(self._paths[key]) if self._paths[key] else None,
+                "error": self._errors[key], "params": spec.params, "status": reason,
+            }
+        return {
+            "models": models,
+            "live": [k for k in MODEL_KEYS if self._live[k]],
+            "fallback": [k for k in MODEL_KEYS if not self._live[k]],
+            "search_path": [str(p) for p in self.search_path],
+        }
+
+    # -- running ----------------------------------------------------------------------
+
+    def run_model(self, key: str, x: np.ndarray) -> np.ndarray:
+        """Run one model (or its fallback) for one step; returns a new array."""
+        spec = get_spec(key)
+        vec = _check_vector(x, spec.in_size, f"{spec.name} input")
+        return np.array(self._run[spec.key](vec), dtype=np.float32)
+
+    def pipeline_step(self, mel: np.ndarray | None, embedding: np.ndarray | None = None):
+        """The hot path: one pipeline step without validation or copies.
+
+        Returns ``(embedding, notes, chords, groove, expression)``: arrays that may be
+        internal buffers, valid until the next call. Give ``mel`` (float32 [128]) to run
+        the recognizer, or ``embedding`` (float32 [64]) to skip it; ``mel`` may then be
+        None (the harmony context's audio half is zeros).
+        """
+        run = self._run
+        if embedding is None:
+            embedding = run["emotionrecognizer"](mel)
+        if mel is None:
+            mel = self._mel_zero
+        notes = run["melodytransformer"](embedding)
+        groove = run["groovepredictor"](embedding)
+        hp_in = self._hp_in
+        hp_in[:64] = embedding
+        hp_in[64:] = mel[:64]
+        chords = run["harmonypredictor"](hp_in)
+        expression = run["dynamicsengine"](embedding[:32])
+        return embedding, notes, chords, groove, expression
+
+    def _hints(self, parts, *, recognizer_used: bool) -> MusicHints:
+        embedding, notes, chords, groove, expression = parts
+        live = dict(self._live)
+        if not recognizer_used:
+            live["emotionrecognizer"] = False
+        return MusicHints(note_probs=_frozen(notes), chord_probs=_frozen(chords), groove=_frozen(groove),
+                          expression=_frozen(expression), live=live, embedding=_frozen(embedding))
+
+    def run_audio_features(self, mel: np.ndarray) -> MusicHints:
+        """Option 1: one normalised 128-bin log-mel frame through the whole pipeline."""
+        vec = _check_vector(mel, schema.MEL_BINS, "mel frame")
+        return self._hints(self.pipeline_step(vec), recognizer_used=True)
+
+    def hints_for_embedding(self, embedding: np.ndarray, mel: np.ndarray | None = None) -> MusicHints:
+        """Run everything after the recognizer on a 64-d embedding (optionally with audio)."""
+        emb = _check_vector(embedding, schema.EMBED_DIM, "embedding")
+        audio = None if mel is None else _check_vector(mel, schema.MEL_BINS, "mel frame")
+        return self._hints(self.pipeline_step(audio, emb), recognizer_used=False)
+
+    def hints_for_emotion(self, state: Any, *, mel: np.ndarray | None = None) -> MusicHints:
+        """Option 2: an EmotionState (text, biometrics, explicit V/A/D) enters as its embedding."""
+        return self.hints_for_embedding(schema.embed_emotion(state), mel)
+
+
+def _check_vector(x: Any, size: int, what: str) -> np.ndarray:
+    try:
+        arr = np.asarray(x, dtype=np.float32)
+    except (TypeError, ValueError):
+        raise InputError(f"{what} must be a vector of {size} numbers") from None
+    if arr.shape != (size,):
+        raise InputError(f"{what} must have shape ({size},), got {arr.shape}")
+    if not np.all(np.isfinite(arr)):
+        raise InputError(f"{what} contains NaN or infinite values")
+    return arr
