@@ -54,11 +54,16 @@ def generate(plan: Plan, rng: np.random.Generator) -> tuple[Track, dict]:
         if section.energy >= 0.9 and "driving" not in choices[:1] and plan.emotion.arousal > 0.55:
             pattern = "driving"
         used.append({"section": section.name, "pattern": pattern})
+        # intros and outros sit on a tonic pedal: the home note is heard before the harmony moves
+        pedal = section.name in ("intro", "outro", "emergence", "dissolve") and len(plan.sections) > 1
+        if pedal:
+            used[-1]["pedal"] = "tonic"
         for bar in range(section.start_bar, section.end_bar):
             if not plan.layer_on("bass", bar):
                 continue
             event = plan.chord_at(bar * plan.bar_ticks)
-            root = nearest_pc(event.chord.bass_pc, 40)
+            key_here = plan.params_at_bar(bar).key
+            root = nearest_pc(key_here.tonic_pc if pedal else event.chord.bass_pc, 40)
             fifth = root + 7 if root + 7 <= 52 else root - 5
             nxt = plan.chords[min(len(plan.chords) - 1, bar + 1)] if bar + 1 < len(plan.chords) else event
             next_root = nearest_pc(nxt.chord.bass_pc, root)

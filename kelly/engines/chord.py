@@ -47,8 +47,12 @@ FAMILIES: tuple[Family, ...] = (
            (-0.3, 0.7), (0.4, 0.9), True),
     Family("dorian-vamp", "modal", ("i", "IV", "i", "IV"), (-0.2, 0.6), (0.3, 0.7), False),
     Family("mixolydian-vamp", "modal", ("I", "bVII", "I", "bVII"), (0.1, 0.7), (0.4, 0.8), False),
-    Family("grief-descent", "minor", ("i", "bVI", "bIII", "bVII"), (-1.0, -0.5), (0.0, 0.4), False),
-    Family("melancholy-cycle", "minor", ("i", "bVII", "bVI", "bVII"), (-0.7, -0.2), (0.1, 0.5), False),
+    # The original listed these two with the same numerals as the families above (its
+    # "degrees" were semitone offsets, §6.4). We give them what their names promise: the
+    # lament bass (i – v6 – iv6 – V, the bass falling 1–b7–b6–5) and a minor cycle that
+    # turns on the dominant, so the minor key is heard, not its relative major.
+    Family("grief-descent", "minor", ("i", "v/3", "iv/3", "V"), (-1.0, -0.5), (0.0, 0.4), False),
+    Family("melancholy-cycle", "minor", ("i", "iv", "bVI", "V"), (-0.7, -0.2), (0.1, 0.5), False),
 )
 
 #: Used when no family's box contains the emotion (the original's legacy templates).
@@ -140,7 +144,10 @@ def plan_progression(plan: Plan, rng: np.random.Generator) -> tuple[list[str], d
         tonic = "i" if plan.key.is_minor else "I"
         if last not in ("i", "I"):
             romans[-1] = (romans[-1].split(":")[0] + ":" if ":" in romans[-1] else "") + tonic
-            explanation["cadence"] = f"last bar set to {tonic} so the piece comes home"
+        if len(romans) >= 4 and romans[-2].split(":")[-1] not in ("V", "V7", "bVII"):
+            # an authentic cadence: the dominant (with the minor key's raised leading tone) before home
+            romans[-2] = (romans[-2].split(":")[0] + ":" if ":" in romans[-2] else "") + "V"
+        explanation["cadence"] = f"V - {tonic}: the piece comes home at the end"
     return romans, explanation
 
 
@@ -157,7 +164,7 @@ def build_chords(plan: Plan, romans: list[str], rng: np.random.Generator) -> tup
         seventh = text.startswith("7:")
         numeral = text.split(":")[-1]
         chord = roman_to_chord(numeral, key).chord
-        if seventh and chord.quality in ("maj", "min", "dim") and not numeral.endswith(("5",)):
+        if seventh and chord.quality in ("maj", "min", "dim") and not numeral.partition("/")[0].endswith("5"):
             # V and its relatives become dominant sevenths; others take the diatonic seventh
             chord = Chord(chord.root, "7", chord.bass) if numeral in ("V", "bVII") and chord.quality == "maj" \
                 else _seventh(chord)

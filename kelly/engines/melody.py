@@ -126,12 +126,17 @@ def generate(plan: Plan, rng: np.random.Generator) -> tuple[Track, dict]:
                     continue
                 event = plan.chord_at(start)
                 chord_pcs = set(event.chord.pitch_classes())
+                tonic_pc = params.key.tonic_pc
+                home = {tonic_pc: 1.6, (tonic_pc + params.key.intervals[2]) % 12: 1.3,
+                        (tonic_pc + 7) % 12: 1.25}
                 x = (b * 16 + step) / (phrase_bars * 16)
                 target = centre + contour_value(shape, x) * 8
                 strong = step in (0, 8) or is_last
                 w = []
                 for p, hw in zip(pitches, hint_w):
-                    weight = math.exp(-abs(p - target) / 3.0) * hw
+                    # tonal gravity: the tonic triad's degrees pull a little harder, so the
+                    # key (and a minor key's minor third) is heard, not just implied
+                    weight = math.exp(-abs(p - target) / 3.0) * hw * home.get(p % 12, 1.0)
                     if p % 12 in chord_pcs:
                         weight *= 4.0 if strong else 1.6
                     elif strong:

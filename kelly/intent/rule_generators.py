@@ -41,6 +41,12 @@ def _bar_of(tick: int, plan: Plan) -> int:
     return tick // plan.bar_ticks
 
 
+def _with_suffix(roman: str, suffix: str) -> str:
+    """Add a quality suffix to a numeral, before any slash ("v/3" + "7" → "v7/3")."""
+    head, sep, tail = roman.partition("/")
+    return head + suffix + sep + tail
+
+
 def _strip_prefix(roman: str) -> tuple[str, str]:
     return (roman.split(":")[0] + ":", roman.split(":")[1]) if ":" in roman else ("", roman)
 
@@ -67,8 +73,9 @@ def modal_interchange(romans, plan, rng, s):
     """Borrow chords from the parallel mode: in major iv, bVI, bVII, bIII; in minor IV and V (dorian/harmonic colour)."""
     out = list(romans)
     minor = plan.key.is_minor
+    # in minor the parallel major lends its dominant (the raised leading tone) and, rarely, IV
     swaps = {"IV": "iv", "vi": "bVI", "V": "bVII", "iii": "bIII", "ii": "iv"} if not minor else \
-        {"iv": "IV", "v": "V", "bVII": "V", "bVI": "IV"}
+        {"v": "V", "bVII": "V", "iv": "IV" if s > 0.8 else "iv"}
     p = 0.25 + 0.5 * s
     changed = 0
     for k, roman in enumerate(out):
@@ -82,7 +89,7 @@ def modal_interchange(romans, plan, rng, s):
         for k, roman in enumerate(out[:-1]):
             pre, r = _strip_prefix(roman)
             if k % 4 == 2:
-                out[k] = pre + ("bVI" if not minor else "IV")
+                out[k] = pre + ("bVI" if not minor else "V")
                 break
     return out
 
@@ -104,12 +111,15 @@ def unresolved_dissonance(romans, plan, rng, s):
     out = []
     for roman in romans:
         pre, r = _strip_prefix(roman)
-        if r.endswith(("7", "9", "5", "add9")):
+        head = r.partition("/")[0]
+        if head.endswith(("7", "9", "5", "add9", "°", "ø", "+")):
             out.append(r)
-        elif r[0].islower() or r.lstrip("b#")[0].islower():
-            out.append(r + ("7" if rng.random() < 0.6 else "9"))
+        elif head.lstrip("b#")[0].islower():
+            out.append(_with_suffix(r, "7" if rng.random() < 0.6 else "9"))
+        elif head in ("V", "bVII", "bII"):
+            out.append(_with_suffix(r, "7"))
         else:
-            out.append(r + ("maj7" if rng.random() < 0.6 else "add9"))
+            out.append(_with_suffix(r, "maj7" if rng.random() < 0.6 else "add9"))
     return out
 
 

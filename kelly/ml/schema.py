@@ -201,10 +201,6 @@ def chord_class_name(index: int) -> str:
     return f"{accidental}{letters}{suffix}"
 
 
-#: Names of all 64 chord classes, index order.
-CHORD_CLASS_NAMES: tuple[str, ...] = tuple(chord_class_name(i) for i in range(N_CHORDS))
-
-
 def chord_class_pitch_classes(index: int, tonic: int = 0) -> tuple[int, ...]:
     """Pitch classes (0–11, absolute) of a chord class in the key whose tonic is ``tonic``."""
     root, quality = chord_class_to_root_quality(index)
@@ -304,12 +300,15 @@ def family_index(family: str) -> int | None:
 def mode_weights(valence: float, dominance: float, intensity: float) -> np.ndarray:
     """Soft choice among the seven modes: brighter modes for pleasant, in-control feelings.
 
-    The target brightness is ``3·V·(0.6 + 0.4·I) + (D − 0.5)`` on the scale lydian +3 …
-    locrian −3; each mode gets ``exp(−(b − target)² / 1.5)``, normalised. Strong pleasant
-    feelings pick lydian/ionian, mild ones mixolydian/dorian, sad ones aeolian, and only
-    strongly negative, powerless ones reach phrygian/locrian.
+    The target brightness is ``k·V·(0.6 + 0.4·I) + (D − 0.5)`` on the scale lydian +3 …
+    locrian −3, with ``k = 2.6`` for pleasant and ``1.5`` for unpleasant valence (minor
+    is one step below major, phrygian and locrian are rarer colours); each mode gets
+    ``exp(−(b − target)² / 1.5)``, normalised. Joy lands on ionian, contentment between
+    ionian and mixolydian, sadness on aeolian, and only strongly negative, powerless
+    feelings reach phrygian/locrian.
     """
-    target = 3.0 * valence * (0.6 + 0.4 * intensity) + (dominance - 0.5)
+    k = 2.6 if valence >= 0 else 1.5
+    target = k * valence * (0.6 + 0.4 * intensity) + (dominance - 0.5)
     weights = np.exp(-((_MODE_BRIGHTNESS - target) ** 2) / 1.5)
     return weights / weights.sum()
 
@@ -495,3 +494,7 @@ def _as_vector(vec: Any, size: int, what: str) -> np.ndarray:
     if not np.issubdtype(arr.dtype, np.number) or not np.all(np.isfinite(arr)):
         raise InputError(f"{what} must hold finite numbers")
     return arr
+
+
+#: Names of all 64 chord classes, index order.
+CHORD_CLASS_NAMES: tuple[str, ...] = tuple(chord_class_name(i) for i in range(N_CHORDS))

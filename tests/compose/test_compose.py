@@ -1,0 +1,178 @@
+"""Compose end to end: tracks, MIDI readable by three libraries, determinism, musical direction."""
+
+import json
+
+import mido
+import numpy as np
+import pytest
+
+from kelly.cli import main
+from kelly.emotion.state import EmotionState
+from kelly.emotion.text import read_text
+from kelly.generator import ComposeOptions, compose
+
+QUADRANT_SENTENCES = [
+    ("I feel grief", "minor"), ("I am so angry at them", "minor"), ("I'm terrified of what comes next", "minor"),
+    ("I feel hopeless and alone", "minor"), ("Everything is falling apart and I'm panicking", "minor"),
+    ("I'm heartbroken", "minor"), ("I feel numb and empty", "minor"), ("I resent them so much", "minor"),
+    ("I'm so happy today!", "major"), ("I feel calm and at peace", "major"), ("We are ecstatic, we won!", "major"),
+    ("I'm grateful for my friends", "major"), ("I'm in love", "major"), ("feeling hopeful today", "major"),
+    ("I feel content and safe", "major"), ("I'm excited about the trip", "major"),
+]
+
+
+@pytest.fixture(scope="module")
+def default_piece(tmp_path_factory):
+    out = tmp_path_factory.mktemp("c") / "piece.mid"
+    assert main(["compose", "I feel grief, but I'm starting to hope", "--seed", "7", "--out", str(out)]) == 0
+    return out
+
+
+def test_default_piece_has_five_tracks_and_three_libraries_agree(default_piece):
+    import music21
+    import pretty_midi
+
+    mid = mido.MidiFile(default_piece)
+    assert mid.type == 1
+    counts = {}
+    drum_channels = set()
+    for track in mid.tracks:
+        ons = [m for m in track if m.type == "note_on" and m.velocity > 0]
+        name = next((m.name for m in track if m.type == "track_name"), "")
+        if ons:
+            counts[name] = len(ons)
+            if name in ("Drums", "Percussion"):
+                drum_channels |= {m.channel for m in ons}
+    assert len(counts) >= 5, counts
+    assert drum_channels == {9}
+    total = sum(counts.values())
+    pm = pretty_midi.PrettyMIDI(str(default_piece))
+    assert sum(len(i.notes) for i in pm.instruments) == total
+    assert any(i.is_drum for i in pm.instruments)
+    score = music21.converter.parse(str(default_piece))
+    assert _music21_note_count(score) == total
+    metas = {m.type for m in mid.tracks[0]}
+    assert {"set_tempo", "time_signature", "key_signature"} <= metas
+    assert all(any(m.type == "program_change" for m in t) for t in mid.tracks[1:]
+               if next((m.name for m in t if m.type == "track_name"), "") not in ("Drums", "Percussion"))
+
+
+def _music21_note_count(score) -> int:
+    """Notes as music21 sees them: chord members counted, tied continuations (bar-line splits) not."""
+    count = 0
+    for element in score.recurse().notes:
+        members = list(element.notes) if hasattr(element, "notes") else [element]
+        for n in members:
+            tie = n.tie if n.tie is not None else element.tie
+            count += tie is None or tie.type == "start"
+    return count
+
+
+def test_explanation_json_beside_midi(default_piece):
+    ex = json.loads(default_piece.with_suffix(".json").read_text())
+    for key in ("emotion", "parameters", "progression", "rule_breaks", "note_counts", "seed", "tracks"):
+        assert key in ex
+    assert ex["seed"] == 7
+    assert len(ex["progression"]["roman"]) == 16 == len(ex["progression"]["chords"])
+    assert all("why" in r for r in ex["rule_breaks"])
+    assert ex["parameters"]["why"]["tempo_bpm"]
+
+
+def test_same_seed_same_bytes_different_seed_different_music():
+    state = read_text("I miss her so much")
+    a = compose(state, ComposeOptions(seed=11)).song.to_bytes()
+    b = compose(state, ComposeOptions(seed=11)).song.to_bytes()
+    c = compose(state, ComposeOptions(seed=12)).song.to_bytes()
+    assert a == b
+    assert a != c
+
+
+def test_key_analysis_follows_valence():
+    import music21
+
+    hits = 0
+    for k, (text, want) in enumerate(QUADRANT_SENTENCES):
+        song = compose(read_text(text), ComposeOptions(bars=16, seed=k)).song
+        stream = music21.converter.parseData(song.to_bytes(), format="midi")
+        hits += stream.analyze("key").mode == want
+    assert hits / len(QUADRANT_SENTENCES) >= 0.9, hits
+
+
+def _mean_velocity(song):
+    vel = [n.velocity for t in song.tracks if not t.is_drum for n in t.notes]
+    return float(np.mean(vel))
+
+
+def test_tempo_rises_with_arousal_and_velocity_with_dominance():
+    tempos = []
+    for a in (0.1, 0.4, 0.7, 0.95):
+        st = EmotionState("test", "joy", 0.3, a, 0.5, 0.5)
+        tempos.append(compose(st, ComposeOptions(seed=1)).song.tempos[0][1])
+    assert tempos == sorted(tempos) and tempos[0] < tempos[-1]
+    vels = []
+    for d in (0.1, 0.4, 0.7, 1.0):
+        st = EmotionState("test", "joy", 0.3, 0.5, d, 0.5)
+        vels.append(_mean_velocity(compose(st, ComposeOptions(seed=1)).song))
+    assert all(b > a for a, b in zip(vels, vels[1:])), vels
+
+
+def test_numerals_name_the_chords_in_the_key():
+    from kelly.theory.roman import roman_to_chord
+    from kelly.theory.scales import parse_key
+
+    ex = compose(read_text("I feel hopeful"), ComposeOptions(seed=3, key="Bb")).explanation
+    key = parse_key(ex["progression"]["key"].replace(" major", "").replace(" minor", "m"))
+    for roman, name in zip(ex["progression"]["roman"], ex["progression"]["chords"]):
+        assert roman_to_chord(roman, key).chord.root == name.rstrip("0123456789").split("/")[0][: len(
+            roman_to_chord(roman, key).chord.root)]
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["compose", ""], "nothing to compose"),
+    (["compose", "   "], "nothing to compose"),
+    (["compose", "sad", "--bars", "0"], "--bars"),
+    (["compose", "sad", "--bars", "100000"], "--bars"),
+    (["compose", "sad", "--key", "H#"], "unknown key"),
+    (["compose", "sad", "--valence", "3"], "--valence"),
+    (["compose", "sad", "--valence", "nan"], "--valence"),
+    (["compose", "sad", "--break", "NoSuchRule"], "unknown rule"),
+    (["compose", "sad", "--to", "xyzzy"], "unknown emotion"),
+])
+def test_bad_input_one_line_exit_2(argv, needle, capsys, tmp_path):
+    code = main(argv + ["--out", str(tmp_path / "x.mid")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert needle in err and "Traceback" not in err and err.count("\n") == 1
+
+
+def test_unwritable_output(capsys, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    code = main(["compose", "sad", "--out", str(blocker / "sub" / "x.mid")])
+    err = capsys.readouterr().err
+    assert code == 2 and "cannot write" in err and err.count("\n") == 1
+
+
+def test_huge_text_is_bounded(tmp_path):
+    text = ("I feel lost and tired but hopeful sometimes. " * 25000)[:1_000_000]
+    assert main(["compose", text, "--bars", "4", "--out", str(tmp_path / "big.mid")]) == 0
+
+
+def test_json_flag_prints_explanation(capsys, tmp_path):
+    assert main(["compose", "calm", "--bars", "8", "--json", "--out", str(tmp_path / "c.mid")]) == 0
+    ex = json.loads(capsys.readouterr().out)
+    assert ex["bars"] == 8 and ex["files"]["midi"].endswith("c.mid")
+
+
+def test_explicit_vad_without_text(tmp_path):
+    assert main(["compose", "--valence", "0.8", "--arousal", "0.9", "--dominance", "0.8", "--bars", "8",
+                 "--out", str(tmp_path / "v.mid")]) == 0
+    ex = json.loads((tmp_path / "v.json").read_text())
+    assert ex["parameters"]["tempo_bpm"] == 168 and ex["parameters"]["mode"] == "major"
+
+
+def test_complexity_controls_layers():
+    st = read_text("I feel okay")
+    low = compose(st, ComposeOptions(complexity=0.1, seed=2)).song
+    high = compose(st, ComposeOptions(complexity=0.9, seed=2)).song
+    assert len([t for t in low.tracks if t.notes]) < len([t for t in high.tracks if t.notes])
