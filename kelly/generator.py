@@ -257,7 +257,7 @@ def compose(emotions: EmotionState | list[EmotionState], opts: ComposeOptions = 
                 else [])
     if hints is not None and getattr(hints, "groove", None) is not None:
         from kelly.engines.ml_hints import apply_groove
-        why["groove_hints"] = apply_groove(song, plan, hints)
+        why["groove_hints"] = apply_groove(song, plan, hints, _rng(opts.seed, "groove"))
     song, why["groove"] = _groove_pass(song, plan, opts.seed)
     for t in song.tracks:
         t.notes = sorted(n for n in t.notes if n.start < plan.total_ticks + plan.bar_ticks)

@@ -163,7 +163,8 @@ def read_midi(path: str | os.PathLike) -> Song:
     except PermissionError:
         raise FileFormatError(f"{path}: permission denied") from None
     except (OSError, EOFError, ValueError, KeyError, IndexError, TypeError) as exc:
-        raise FileFormatError(f"{path}: not a readable MIDI file ({exc})") from None
+        detail = str(exc).strip() or type(exc).__name__
+        raise FileFormatError(f"{path}: not a readable MIDI file ({detail})") from None
     return song_from_midi(mid, title=os.path.basename(os.fspath(path)))
 
 

@@ -34,6 +34,10 @@ def register(sub) -> None:
     p.add_argument("--no-auto-breaks", action="store_true", help="only break the rules given with --break")
     p.add_argument("--to", metavar="EMOTION", help="journey: move from the text's emotion to this one")
     p.add_argument("--journey", metavar="A,B,C", help="journey through these emotions in order")
+    p.add_argument("--no-ml", action="store_true", help="switch the five networks (and their fallbacks) off")
+    p.add_argument("--disable", action="append", default=[], metavar="MODEL",
+                   help="switch one network off (its fallback heuristic runs); repeatable")
+    p.add_argument("--models-dir", metavar="DIR", help="look for model files here first")
     p.set_defaults(func=run)
 
 
@@ -95,6 +99,28 @@ def resolve_emotions(args):
     return text, path
 
 
+def _network_hints(args, state):
+    """Run the five networks (or their fallbacks) for the emotion; ``(None, info)`` with ``--no-ml``."""
+    if args.no_ml:
+        if args.disable:
+            raise InputError("--disable has no effect with --no-ml; use one or the other")
+        return None, {"live": [], "fallback": [], "note": "networks off (--no-ml): rule engines only"}
+    from kelly.ml.processor import MultiModelProcessor
+    from kelly.ml.specs import get_spec
+
+    disabled = {get_spec(name).key: False for name in args.disable}
+    proc = MultiModelProcessor(args.models_dir, enabled=disabled)
+    hints = proc.hints_for_emotion(state)
+    status = proc.status()
+    live = status["live"]
+    note = ("all five networks live" if len(live) == 5 else
+            "no model files found: running on the fallback heuristics" if not live else
+            f"live: {', '.join(live)}; the rest run on fallback heuristics")
+    models = {"live": live, "fallback": status["fallback"], "note": note,
+              "status": {k: v["status"] for k, v in status["models"].items()}, "hints": hints.to_dict()}
+    return hints, models
+
+
 def run(args) -> int:
     from kelly.fileio import write_json_atomic
     from kelly.generator import ComposeOptions, compose
@@ -102,7 +128,8 @@ def run(args) -> int:
     text, path = resolve_emotions(args)
     opts = ComposeOptions(bars=args.bars, seed=args.seed, complexity=args.complexity, humanize=args.humanize,
                           key=args.key, breaks=tuple(args.breaks), auto_breaks=not args.no_auto_breaks)
-    result = compose(path if len(path) > 1 else path[0], opts)
+    hints, models = _network_hints(args, path[0])
+    result = compose(path if len(path) > 1 else path[0], opts, hints=hints, models=models)
     if args.out:
         out = Path(args.out)
         if out.suffix.lower() not in (".mid", ".midi"):
@@ -141,5 +168,6 @@ def summary(ex: dict) -> str:
     lines.append(f"Tracks:  {tracks}")
     if ex["rule_breaks"]:
         lines.append("Rules broken: " + ", ".join(f"{r['rule']} ({r['severity']:.2f})" for r in ex["rule_breaks"]))
+    lines.append(f"Models:  {ex['models']['note']}")
     lines.append(f"Wrote:   {ex['files']['midi']} and {ex['files']['explanation']}")
     return "\n".join(lines)

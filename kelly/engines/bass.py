@@ -56,6 +56,8 @@ def generate(plan: Plan, rng: np.random.Generator) -> tuple[Track, dict]:
         used.append({"section": section.name, "pattern": pattern})
         # intros and outros sit on a tonic pedal: the home note is heard before the harmony moves
         pedal = section.name in ("intro", "outro", "emergence", "dissolve") and len(plan.sections) > 1
+        if pedal and section is plan.sections[-1] and plan.rule("HARMONY_AvoidTonicResolution") > 0:
+            pedal = False  # the ending must not come home, not even in the bass
         if pedal:
             used[-1]["pedal"] = "tonic"
         for bar in range(section.start_bar, section.end_bar):

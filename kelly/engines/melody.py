@@ -79,7 +79,10 @@ def _hint_weights(plan: Plan, pitches: list[int]) -> np.ndarray:
     hints = plan.hints
     if hints is None or getattr(hints, "note_probs", None) is None:
         return np.ones(len(pitches))
-    probs = np.asarray(hints.note_probs, dtype=float)
+    from kelly.ml.schema import transpose_note_probs
+
+    # the network's probabilities are in the key of C; move them to this key
+    probs = np.asarray(transpose_note_probs(np.asarray(hints.note_probs), plan.key.tonic_pc), dtype=float)
     w = np.array([probs[p] if 0 <= p < len(probs) else 0.0 for p in pitches])
     # Blend with uniform so the network shapes but never silences the scale.
     return 0.5 + w / (w.max() + 1e-9)

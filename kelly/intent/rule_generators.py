@@ -70,27 +70,37 @@ def avoid_tonic_resolution(romans, plan, rng, s):
 
 @generator("HARMONY_ModalInterchange", "progression")
 def modal_interchange(romans, plan, rng, s):
-    """Borrow chords from the parallel mode: in major iv, bVI, bVII, bIII; in minor IV and V (dorian/harmonic colour)."""
+    """Borrow chords from the parallel mode.
+
+    In major: iv, bVI, bVII, bIII (from the parallel minor: the "shadow" over joy). In
+    minor: the parallel major's dominant V (the raised leading tone) and IV (the dorian
+    "light in the sadness"). A minor key's V is so common (harmonic minor, and every
+    cadence ends V–i) that it alone is not heard as a borrowing, so the generator makes
+    sure at least one *colour* chord — bVI in major, IV in minor — sounds, on the third bar
+    of a four-bar phrase, away from the final cadence. Numerals with a slash (``iv/3``)
+    are matched on their head and replaced by the plain borrowed chord.
+    """
     out = list(romans)
     minor = plan.key.is_minor
     # in minor the parallel major lends its dominant (the raised leading tone) and, rarely, IV
     swaps = {"IV": "iv", "vi": "bVI", "V": "bVII", "iii": "bIII", "ii": "iv"} if not minor else \
         {"v": "V", "bVII": "V", "iv": "IV" if s > 0.8 else "iv"}
+    colour = {"iv", "bVI", "bVII", "bIII"} if not minor else {"IV"}
     p = 0.25 + 0.5 * s
-    changed = 0
+    coloured = 0
     for k, roman in enumerate(out):
         pre, r = _strip_prefix(roman)
+        head = r.partition("/")[0]
         if k == len(out) - 1:
             continue
-        if r in swaps and rng.random() < p:
-            out[k] = pre + swaps[r]
-            changed += 1
-    if changed == 0:  # guarantee the colour is present at least once
-        for k, roman in enumerate(out[:-1]):
-            pre, r = _strip_prefix(roman)
-            if k % 4 == 2:
-                out[k] = pre + ("bVI" if not minor else "V")
-                break
+        if head in swaps and swaps[head] != head and rng.random() < p:
+            out[k] = pre + swaps[head]
+            coloured += swaps[head] in colour
+    if coloured == 0:  # guarantee the colour is present at least once
+        last_allowed = len(out) - 3 if len(out) >= 4 else len(out) - 2
+        spots = [k for k in range(len(out)) if k % 4 == 2 and k <= last_allowed] or [max(0, last_allowed)]
+        pre, _ = _strip_prefix(out[spots[0]])
+        out[spots[0]] = pre + ("bVI" if not minor else "IV")
     return out
 
 
@@ -125,11 +135,24 @@ def unresolved_dissonance(romans, plan, rng, s):
 
 @generator("HARMONY_TritoneSubstitution", "progression")
 def tritone_substitution(romans, plan, rng, s):
-    """Every V (dominant) becomes bII7, the dominant a tritone away."""
+    """Every V (dominant) becomes bII7, the dominant a tritone away.
+
+    bII7 shares V7's tritone (its 3rd and 7th are V7's 7th and 3rd), so it still pulls
+    home, but its root slides down a half step to the tonic instead of leaping a fifth.
+    A progression with no V at all would leave the rule silent, so the chord before the
+    final one becomes bII7 (a bII7 → I cadence) when nothing was substituted.
+    """
     out = []
+    changed = 0
     for roman in romans:
         pre, r = _strip_prefix(roman)
-        out.append("bII7" if r.rstrip("7") in ("V",) else roman)
+        if r.partition("/")[0] in ("V", "V7"):
+            out.append("bII7")
+            changed += 1
+        else:
+            out.append(roman)
+    if not changed and len(out) >= 2:
+        out[-2] = "bII7"
     return out
 
 
@@ -163,7 +186,11 @@ def angular_intervals(tracks, plan, rng, s):
 
 @generator("MELODY_ExcessiveRepetition", "parts")
 def excessive_repetition(tracks, plan, rng, s):
-    """The first bar's melodic cell repeats bar after bar (transposed only to stay on the chord)."""
+    """The first bar's melodic cell repeats bar after bar, unchanged, to the end.
+
+    The cell is not transposed to follow the chords: the obsession is in refusing to
+    adapt, and the clashes against the changing harmony are part of the effect.
+    """
     mel = _track(tracks, "Melody")
     if not mel or not mel.notes:
         return
@@ -200,23 +227,32 @@ def fragmented_phrases(tracks, plan, rng, s):
 
 @generator("MELODY_AvoidResolution", "parts")
 def avoid_resolution(tracks, plan, rng, s):
-    """Phrase-final melody notes move off the tonic to the second or the sixth degree."""
+    """Phrase-final melody notes move off the tonic up to the second degree of the bar's key.
+
+    The second degree is the most "open" non-tonic ending (it wants to fall back to the
+    tonic and is not allowed to); using the key's own second keeps the note in the mode
+    (a phrygian second is a half step, not a whole step).
+    """
     mel = _track(tracks, "Melody")
     if not mel or not mel.notes:
         return
-    tonic = plan.key.tonic_pc
     phrase = 4 * plan.bar_ticks
-    out = list(mel.notes)
+    out = sorted(mel.notes)
     for k, n in enumerate(out):
         last_in_phrase = k == len(out) - 1 or out[k + 1].start // phrase != n.start // phrase
-        if last_in_phrase and n.pitch % 12 == tonic:
-            out[k] = n.moved(pitch=n.pitch + 2)
+        key = plan.params_at_bar(min(plan.bars - 1, _bar_of(n.start, plan))).key
+        if last_in_phrase and n.pitch % 12 == key.tonic_pc:
+            out[k] = n.moved(pitch=n.pitch + (key.degree_pc(2) - key.tonic_pc) % 12)
     mel.notes = out
 
 
 @generator("MELODY_AntiClimax", "parts")
 def anti_climax(tracks, plan, rng, s):
-    """The melody climbs through the piece, then its last phrase drops an octave and thins out."""
+    """The last four-bar phrase of the melody drops an octave and 15 velocity steps.
+
+    The line is allowed to build as the melody engine wrote it; where a climax should
+    come, it sinks instead: the hoped-for moment does not arrive.
+    """
     mel = _track(tracks, "Melody")
     if not mel or not mel.notes:
         return
@@ -238,11 +274,16 @@ def constant_displacement(tracks, plan, rng, s):
 
 @generator("RHYTHM_DroppedBeats", "parts")
 def dropped_beats(tracks, plan, rng, s):
-    """Beat three of every other bar (every bar above severity 0.7) is dropped from every part."""
+    """Beat three of every other bar (every bar above severity 0.7) is dropped from every part.
+
+    Every onset from beat three up to beat four (two quarters in) is removed, so the
+    strong beat a listener expects is a hole.
+    """
     every = 1 if s > 0.7 else 2
+    lo, hi = 2 * plan.ppq, 3 * plan.ppq
     for t in tracks:
         t.notes = [n for n in t.notes
-                   if not ((_bar_of(n.start, plan) % every == every - 1) and 960 <= n.start % plan.bar_ticks < 1440)]
+                   if not ((_bar_of(n.start, plan) % every == every - 1) and lo <= n.start % plan.bar_ticks < hi)]
 
 
 @generator("RHYTHM_PolyrhythmicLayers", "parts")
@@ -277,16 +318,16 @@ def metric_modulation(tracks, plan, rng, s):
 # ----------------------------------------------------------------------------- arrangement / texture / temporal
 @generator("TEXTURE_SparseEmptiness", "parts")
 def sparse_emptiness(tracks, plan, rng, s):
-    """Space around the melody: above severity 0.6 only melody, bass and pad remain and the melody
-    thins; below it the busiest parts (strings, counter-melody, percussion, transitions) drop out
+    """Space around the melody: from severity 0.85 only melody, bass and pad remain and the melody
+    thins; below that the busiest parts (strings, counter-melody, percussion, transitions) drop out
     and the chords play only on the downbeat."""
-    keep = {"Melody", "Bass", "Pad"} if s >= 0.6 else {"Melody", "Bass", "Pad", "Chords", "Drums"}
+    keep = {"Melody", "Bass", "Pad"} if s >= 0.85 else {"Melody", "Bass", "Pad", "Chords", "Drums"}
     for t in tracks:
-        if t.name == "Chords" and s < 0.6:
+        if t.name == "Chords" and s < 0.85:
             t.notes = [n for n in t.notes if n.start % plan.bar_ticks == 0]
         elif t.name not in keep:
             t.notes = []
-        elif t.name == "Melody" and s >= 0.6:
+        elif t.name == "Melody" and s >= 0.85:
             t.notes = [n for k, n in enumerate(t.notes) if k % 2 == 0 or n.start % plan.bar_ticks == 0]
 
 
@@ -408,14 +449,23 @@ def structural_mismatch(tracks, plan, rng, s):
 
 @generator("PRODUCTION_SilenceAsInstrument", "parts")
 def silence_as_instrument(tracks, plan, rng, s):
-    """A full bar of silence in every part at the middle of the piece (and before the last section)."""
+    """A full bar of silence in every part at the middle of the piece (and before the last section).
+
+    Notes that start in a silent bar are removed; notes that start earlier and would ring
+    into it are cut at its first beat, so the bar is truly empty.
+    """
     bars = {plan.bars // 2}
     if len(plan.sections) > 1:
         bars.add(plan.sections[-1].start_bar - 1)
+    starts = sorted(b * plan.bar_ticks for b in bars)
     for t in tracks:
-        t.notes = [n for n in t.notes if _bar_of(n.start, plan) not in bars]
-        t.notes = [n.moved(duration=min(n.duration, max(1, (b * plan.bar_ticks) - n.start)))
-                   if any(n.start < b * plan.bar_ticks < n.end for b in bars) else n for n in t.notes]
+        kept = []
+        for n in t.notes:
+            if _bar_of(n.start, plan) in bars:
+                continue
+            cut = next((b for b in starts if n.start < b < n.end), None)
+            kept.append(n.moved(duration=max(1, cut - n.start)) if cut is not None else n)
+        t.notes = kept
 
 
 @generator("TEMPORAL_BreathPauses", "parts")
@@ -431,7 +481,7 @@ def breath_pauses(tracks, plan, rng, s):
 
 @generator("TEMPORAL_AbruptEnding", "parts")
 def abrupt_ending(tracks, plan, rng, s):
-    """The music stops dead on the last bar's second beat, mid-chord, with no final tonic."""
+    """The music stops dead on the last bar's second beat, mid-chord: no ring-out, no release."""
     cut = plan.total_ticks - plan.bar_ticks + 480
     for t in tracks:
         t.notes = [n.moved(duration=max(1, min(n.duration, cut - n.start))) for n in t.notes if n.start < cut]

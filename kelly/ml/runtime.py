@@ -109,9 +109,18 @@ class Dense(Layer):
             self._w1 *= 0.5
             self._prescaled = True
 
+    def output_bound(self, input_bound: float) -> float:
+        """A bound on ``|y|`` given ``|x| <= input_bound`` (inf when the input is unbounded)."""
+        if not math.isfinite(input_bound):
+            return math.inf
+        col = np.abs(self.weight.astype(np.float64)).sum(axis=0) * input_bound
+        if self.bias is not None:
+            col = col + np.abs(self.bias.astype(np.float64))
+        return float(col.max())
+
     def step(self, src1: np.ndarray, dst: np.ndarray) -> Step:
         """The one call that computes this layer from ``[x, 1]`` into ``dst``."""
-        return partial(np.dot, src1, self._w1, out=dst)
+        return partial(np.dot, src1, self._w1, dst)
 
 
 class LSTM(Layer):
@@ -145,6 +154,10 @@ class LSTM(Layer):
     def input_slot(self) -> np.ndarray:
         return self._xh1[: self.in_size]
 
+    def _slot_view1(self) -> np.ndarray:
+        """``input_slot`` plus one element, shaped like a ``[v, 1]`` buffer for the compiler."""
+        return self._xh1[: self.in_size + 1]
+
     @property
     def output1(self) -> np.ndarray:
         """``[h, 1]``: the hidden state followed by the constant 1 (read by the next dense layer)."""
@@ -168,16 +181,17 @@ class LSTM(Layer):
         g = self._gates
         ifo, i, f, o, cand = g[:3 * h], g[:h], g[h:2 * h], g[2 * h:3 * h], g[3 * h:]
         c, tmp, hid = self._c, self._tmp, self._xh1[self.in_size:-1]
+        half = np.array(0.5, dtype=g.dtype)  # 0-d array constants: the cheapest ufunc operand
         return [
-            partial(np.dot, self._xh1, self._w1, out=g),
-            partial(np.tanh, g, out=g),
-            partial(np.multiply, ifo, 0.5, out=ifo),
-            partial(np.add, ifo, 0.5, out=ifo),
-            partial(np.multiply, f, c, out=c),
-            partial(np.multiply, i, cand, out=tmp),
-            partial(np.add, c, tmp, out=c),
-            partial(np.tanh, c, out=tmp),
-            partial(np.multiply, o, tmp, out=hid),
+            partial(np.dot, self._xh1, self._w1, g),
+            partial(np.tanh, g, g),
+            partial(np.multiply, ifo, half, ifo),
+            partial(np.add, ifo, half, ifo),
+            partial(np.multiply, f, c, c),
+            partial(np.multiply, i, cand, tmp),
+            partial(np.add, c, tmp, c),
+            partial(np.tanh, c, tmp),
+            partial(np.multiply, o, tmp, hid),
         ]
 
 
@@ -220,6 +234,9 @@ class GRU(Layer):
     def input_slot(self) -> np.ndarray:
         return self._x1[:-1]
 
+    def _slot_view1(self) -> np.ndarray:
+        return self._x1
+
     @property
     def output1(self) -> np.ndarray:
         return self._h1
@@ -231,19 +248,20 @@ class GRU(Layer):
         h = self.out_size
         gx, gh, n, hid = self._gx, self._gh, self._n, self._h1[:-1]
         zr, z, r = gx[:2 * h], gx[:h], gx[h:2 * h]
+        half = np.array(0.5, dtype=gx.dtype)
         return [
-            partial(np.dot, self._x1, self._wx1, out=gx),
-            partial(np.dot, self._h1, self._wh1, out=gh),
-            partial(np.add, zr, gh[:2 * h], out=zr),
-            partial(np.tanh, zr, out=zr),
-            partial(np.multiply, zr, 0.5, out=zr),
-            partial(np.add, zr, 0.5, out=zr),
-            partial(np.multiply, r, gh[2 * h:], out=n),
-            partial(np.add, n, gx[2 * h:], out=n),
-            partial(np.tanh, n, out=n),
-            partial(np.subtract, hid, n, out=hid),
-            partial(np.multiply, hid, z, out=hid),
-            partial(np.add, hid, n, out=hid),
+            partial(np.dot, self._x1, self._wx1, gx),
+            partial(np.dot, self._h1, self._wh1, gh),
+            partial(np.add, zr, gh[:2 * h], zr),
+            partial(np.tanh, zr, zr),
+            partial(np.multiply, zr, half, zr),
+            partial(np.add, zr, half, zr),
+            partial(np.multiply, r, gh[2 * h:], n),
+            partial(np.add, n, gx[2 * h:], n),
+            partial(np.tanh, n, n),
+            partial(np.subtract, hid, n, hid),
+            partial(np.multiply, hid, z, hid),
+            partial(np.add, hid, n, hid),
         ]
 
 
@@ -256,29 +274,43 @@ class Activation(Layer):
         super().__init__(size, size, index)
         self.name = name
 
-    def steps(self, x: np.ndarray, *, prescaled: bool = False) -> list[Step]:
-        """In-place steps on ``x``; ``prescaled`` means the producing layer already halved its output."""
+    def steps(self, x: np.ndarray, *, prescaled: bool = False, bound: float = math.inf) -> list[Step]:
+        """In-place steps on ``x``.
+
+        ``prescaled`` means the producing dense layer already halved its output (for a
+        sigmoid); ``bound`` is a proven bound on ``|x|`` (used by softmax).
+        """
         name = self.name
+        half, zeros = np.array(0.5, dtype=x.dtype), np.zeros_like(x)
         if name in ("", "linear"):
             return []
         if name == "tanh":
-            return [partial(np.tanh, x, out=x)]
+            return [partial(np.tanh, x, x)]
         if name == "relu":
-            return [partial(np.maximum, x, 0.0, out=x)]
+            # fmax against a zero vector: np.maximum takes a slow NaN-aware path (4x slower here).
+            return [partial(np.fmax, x, zeros, x)]
         if name == "sigmoid":
-            head = [] if prescaled else [partial(np.multiply, x, 0.5, out=x)]
-            return head + [partial(np.tanh, x, out=x), partial(np.multiply, x, 0.5, out=x),
-                           partial(np.add, x, 0.5, out=x)]
+            head = [] if prescaled else [partial(np.multiply, x, half, x)]
+            return head + [partial(np.tanh, x, x), partial(np.multiply, x, half, x),
+                           partial(np.add, x, half, x)]
         if name == "softmax":
-            def softmax() -> None:
-                np.subtract(x, x.max(), out=x)
-                np.exp(x, out=x)
-                np.divide(x, x.sum(), out=x)
+            ones = np.ones_like(x)
+            if bound < 80.0:
+                # |logits| < 80 is guaranteed by the weights, so exp cannot overflow and the
+                # usual max subtraction (a slow reduction) is unnecessary.
+                def softmax() -> None:
+                    np.exp(x, x)
+                    np.divide(x, np.dot(x, ones), x)
+            else:
+                def softmax() -> None:
+                    np.subtract(x, x.max(), x)
+                    np.exp(x, x)
+                    np.divide(x, np.dot(x, ones), x)
             return [softmax]
         if name == "elu":
             neg = np.zeros_like(x)
-            return [partial(np.minimum, x, 0.0, out=neg), partial(np.expm1, neg, out=neg),
-                    partial(np.maximum, x, 0.0, out=x), partial(np.add, x, neg, out=x)]
+            return [partial(np.fmin, x, zeros, neg), partial(np.expm1, neg, neg),
+                    partial(np.fmax, x, zeros, x), partial(np.add, x, neg, x)]
         raise ModelError(f"unknown activation {name!r}")  # guarded at parse time
 
     def __repr__(self) -> str:
@@ -301,7 +333,7 @@ class BatchNorm(Layer):
         return 4 * self.in_size
 
     def steps(self, x: np.ndarray) -> list[Step]:
-        return [partial(np.multiply, x, self._scale, out=x), partial(np.add, x, self._shift, out=x)]
+        return [partial(np.multiply, x, self._scale, x), partial(np.add, x, self._shift, x)]
 
 
 class PReLU(Layer):
@@ -317,9 +349,9 @@ class PReLU(Layer):
         return self.alpha.size
 
     def steps(self, x: np.ndarray) -> list[Step]:
-        neg = np.zeros_like(x)
-        return [partial(np.minimum, x, 0.0, out=neg), partial(np.multiply, neg, self.alpha, out=neg),
-                partial(np.maximum, x, 0.0, out=x), partial(np.add, x, neg, out=x)]
+        neg, zeros = np.zeros_like(x), np.zeros_like(x)
+        return [partial(np.fmin, x, zeros, neg), partial(np.multiply, neg, self.alpha, neg),
+                partial(np.fmax, x, zeros, x), partial(np.add, x, neg, x)]
 
 
 class Model:
@@ -357,14 +389,30 @@ class Model:
         return buf
 
     def _compile(self) -> None:
-        """Wire the layers onto shared buffers and flatten them into one list of calls."""
+        """Wire the layers onto shared buffers and flatten them into one list of calls.
+
+        Walks the layers once, keeping track of where the current vector lives:
+
+        * ``cur1``: a buffer ``[v, 1]`` holding it (None before the first layer: the
+          model input), and whether that buffer is a recurrent layer's state (then it
+          must not be modified in place);
+        * ``pending``: a dense layer whose output location is not chosen yet. It is
+          chosen by what comes next: a recurrent layer's input slot, a fresh buffer for
+          in-place activations, or the model output.
+
+        It also tracks a bound on ``|v|`` (after tanh, sigmoid, softmax or a recurrent
+        layer the values lie in [-1, 1]) so that a softmax can skip its max subtraction
+        when the weights prove that ``exp`` cannot overflow.
+        """
         steps = self._steps
+        layers = self.layers
         n = self.in_size
-        cur1: np.ndarray | None = None  # buffer [v, 1] holding the current vector
-        cur_is_state = False  # cur1 belongs to a recurrent layer: never modify it in place
-        pending: Dense | None = None  # dense layer whose output buffer is still to be chosen
+        cur1: np.ndarray | None = None
+        cur_is_state = False
+        pending: Dense | None = None
         pending_src: np.ndarray | None = None
         fresh_dense: Dense | None = None  # dense that produced cur1, with nothing run since
+        bound = math.inf
         self._input_slot: np.ndarray | None = None
 
         def land(dst: np.ndarray) -> None:
@@ -375,20 +423,33 @@ class Model:
                 pending = None
             elif cur1 is None:
                 self._input_slot = dst
-            else:
+            elif not (cur1[:-1].__array_interface__["data"][0] == dst.__array_interface__["data"][0]):
                 steps.append(partial(np.copyto, dst, cur1[:-1]))
 
-        def own_buffer() -> np.ndarray:
-            """A [v, 1] buffer holding the current vector that may be changed in place."""
+        def next_recurrent(pos: int) -> Layer | None:
+            """The recurrent layer that follows only in-place layers after ``pos``, if any."""
+            for later in layers[pos + 1:]:
+                if later.recurrent:
+                    return later
+                if isinstance(later, Dense):
+                    return None
+            return None
+
+        def own_buffer(pos: int) -> np.ndarray:
+            """A buffer whose ``[:-1]`` holds the current vector and may be changed in place."""
             nonlocal cur1, cur_is_state, fresh_dense
             if pending is not None or cur1 is None or cur_is_state:
                 producer = pending
-                buf = self._new1(n)
+                target = next_recurrent(pos)
+                # Write straight into the next recurrent layer's input slot when possible;
+                # the slot's following element is not a constant 1, but only dense layers
+                # read that 1 and none comes before the recurrent layer.
+                buf = self._new1(n) if target is None else target._slot_view1()
                 land(buf[:-1])
                 cur1, cur_is_state, fresh_dense = buf, False, producer
             return cur1
 
-        for layer in self.layers:
+        for pos, layer in enumerate(layers):
             if layer.in_size != n:
                 raise ModelError(f"{self.name}: layer {layer.index} ({layer.kind}): input size {layer.in_size}, "
                                  f"but the previous layer gives {n}")
@@ -396,25 +457,32 @@ class Model:
                 land(layer.input_slot)
                 steps.extend(layer.steps())
                 cur1, cur_is_state, fresh_dense = layer.output1, True, None
+                bound = 1.0
             elif isinstance(layer, Dense):
                 if pending is not None or cur1 is None:
-                    own_buffer()
+                    own_buffer(pos - 1)
                 pending, pending_src = layer, cur1
                 fresh_dense = None
+                bound = layer.output_bound(bound)
             else:
-                buf = own_buffer()
+                buf = own_buffer(pos - 1)
                 if isinstance(layer, Activation):
                     prescaled = False
                     if layer.name == "sigmoid" and fresh_dense is not None:
                         fresh_dense.prescale_half()
                         prescaled = True
-                    steps.extend(layer.steps(buf[:-1], prescaled=prescaled))
+                    steps.extend(layer.steps(buf[:-1], prescaled=prescaled, bound=bound))
+                    bound = 1.0 if layer.name in ("tanh", "sigmoid", "softmax") else math.inf
                 else:
                     steps.extend(layer.steps(buf[:-1]))
+                    bound = math.inf
                 fresh_dense = None
             n = layer.out_size
-        self._out1 = self._new1(n)
-        land(self._out1[:-1])
+        if pending is None and cur1 is not None and not cur_is_state and cur1[-1] == 1.0 and cur1.size == n + 1:
+            self._out1 = cur1  # the last in-place layer's buffer already is the output
+        else:
+            self._out1 = self._new1(n)
+            land(self._out1[:-1])
         if self._input_slot is None:
             raise ModelError(f"{self.name}: internal error: no input slot")  # pragma: no cover
         self._out = self._out1[:-1].view()

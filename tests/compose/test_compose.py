@@ -90,9 +90,13 @@ def test_same_seed_same_bytes_different_seed_different_music():
 def test_key_analysis_follows_valence():
     import music21
 
+    from kelly.ml.processor import MultiModelProcessor
+
+    proc = MultiModelProcessor(search_path=[])  # what `kelly compose` does with no model files
     hits = 0
     for k, (text, want) in enumerate(QUADRANT_SENTENCES):
-        song = compose(read_text(text), ComposeOptions(bars=16, seed=k)).song
+        state = read_text(text)
+        song = compose(state, ComposeOptions(bars=16, seed=k), hints=proc.hints_for_emotion(state)).song
         stream = music21.converter.parseData(song.to_bytes(), format="midi")
         hits += stream.analyze("key").mode == want
     assert hits / len(QUADRANT_SENTENCES) >= 0.9, hits
@@ -176,3 +180,14 @@ def test_complexity_controls_layers():
     low = compose(st, ComposeOptions(complexity=0.1, seed=2)).song
     high = compose(st, ComposeOptions(complexity=0.9, seed=2)).song
     assert len([t for t in low.tracks if t.notes]) < len([t for t in high.tracks if t.notes])
+
+
+def test_networks_shape_the_music_and_are_reported(tmp_path):
+    assert main(["compose", "I feel hopeful", "--bars", "8", "--out", str(tmp_path / "a.mid")]) == 0
+    assert main(["compose", "I feel hopeful", "--bars", "8", "--no-ml", "--out", str(tmp_path / "b.mid")]) == 0
+    with_ml = json.loads((tmp_path / "a.json").read_text())
+    without = json.loads((tmp_path / "b.json").read_text())
+    assert "fallback" in with_ml["models"]["note"] and with_ml["models"]["live"] == []
+    assert len(with_ml["models"]["fallback"]) == 5
+    assert "--no-ml" in without["models"]["note"]
+    assert (tmp_path / "a.mid").read_bytes() != (tmp_path / "b.mid").read_bytes()

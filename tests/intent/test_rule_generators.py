@@ -83,11 +83,22 @@ def m_avoid_tonic(p: Piece) -> bool:
 
 
 def m_modal_interchange(p: Piece) -> bool:
-    borrowed = [r for r in p.ex["progression"]["roman"] if roman_to_chord(r, p.key).borrowed]
+    """Borrowed colour chords: a chord whose root or third lies outside the mode, read from the
+    explanation's numerals and heard in the keys part. A minor key's dominant (major V, whose
+    third is the raised leading tone) is ordinary harmonic minor, not a borrowing, so it does not count."""
     scale = set(p.key.scale_pcs())
-    # chord roots/thirds outside the mode, heard in the keys part (triad tones of the bar's lowest notes)
-    out_bars = sum(1 for b in range(BARS) if p.bar_pcs("Chords", b) - scale)
-    return len(borrowed) >= 1 and out_bars >= 1
+    leading = (p.tonic - 1) % 12
+    dominant_root = (p.tonic + 7) % 12
+    colour = []
+    for bar, r in enumerate(p.ex["progression"]["roman"]):
+        chord = roman_to_chord(r, p.key).chord
+        if p.key.is_minor and chord.root_pc == dominant_root:
+            continue
+        triad = set(chord.pitch_classes()[:3])
+        if triad - scale and (triad - scale) != {leading}:
+            colour.append(bar)
+    heard = [b for b in colour if (p.bar_pcs("Chords", b) - scale) - {leading}]
+    return len(heard) >= 1
 
 
 def m_parallel_motion(p: Piece) -> bool:
@@ -318,7 +329,7 @@ def m_unbalanced(p: Piece) -> bool:
 
 
 def m_buried(p: Piece) -> bool:
-    return max(_vels(p, "Melody")) < np.median(_vels(p, "Chords"))
+    return np.median(_vels(p, "Melody")) < np.median(_vels(p, "Chords"))
 
 
 def m_premature(p: Piece) -> bool:

@@ -1,0 +1,117 @@
+"""How the five networks' outputs shape the music (issue #4, item 6).
+
+The networks (or their fallback heuristics) give note probabilities, chord
+probabilities, 32 groove parameters and 16 expression parameters
+(:class:`kelly.ml.processor.MusicHints`). The rule engines stay in charge of structure
+and the music brain keeps everything in key:
+
+* **notes** weight the melody's choice among the *scale's* pitches (in
+  :mod:`kelly.engines.melody`);
+* **chords** re-weight the progression among the key's *diatonic* chords, the engine's
+  own choice keeping a strong prior, and never on phrase starts or the cadence;
+* **groove** leans the parts ahead of or behind the beat, adds ghost notes and opens
+  hi-hats on the drum track;
+* **expression** moves the base velocity towards the network's, scales the velocity
+  spread and strong-beat accents, and sets melody articulation (legato).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from kelly.engines.context import Plan
+from kelly.song import Note, Song, Track
+
+_DIATONIC_MAJOR = ("I", "ii", "iii", "IV", "V", "vi")
+_DIATONIC_MINOR = ("i", "iv", "v", "bVI", "bIII", "bVII", "V")
+
+
+def _class_of(roman: str, plan: Plan, bar: int) -> int:
+    from kelly.ml.schema import chord_class_index
+    from kelly.theory.roman import roman_to_chord
+
+    key = plan.params_at_bar(bar).key
+    chord = roman_to_chord(roman, key).chord
+    rel = (chord.root_pc - key.tonic_pc) % 12
+    quality = {"maj": "maj", "min": "min", "dim": "dim", "7": "7", "sus4": "sus4"}.get(chord.quality)
+    if quality is None:
+        quality = "min" if chord.is_minor else "maj"
+    return chord_class_index(rel, quality)
+
+
+def reweight_progression(romans: list[str], plan: Plan, hints, rng: np.random.Generator) -> list[str]:
+    """Let the harmony network swap inner chords for other diatonic chords it prefers."""
+    probs = np.asarray(hints.chord_probs, dtype=float)
+    out = list(romans)
+    for bar, text in enumerate(romans):
+        if bar % 4 == 0 or bar >= len(romans) - 2:
+            continue  # phrase starts and the cadence belong to the rule engine
+        prefix, _, current = text.rpartition(":")
+        prefix = prefix + ":" if prefix else ""
+        key = plan.params_at_bar(bar).key
+        pool = _DIATONIC_MINOR if key.is_minor else _DIATONIC_MAJOR
+        candidates = [current] + [r for r in pool if r != current]
+        weights = np.array([probs[_class_of(r, plan, bar)] for r in candidates]) + 1e-6
+        weights[0] *= 4.0  # the engine's own chord keeps a strong prior
+        choice = candidates[int(rng.choice(len(candidates), p=weights / weights.sum()))]
+        out[bar] = prefix + choice
+    return out
+
+
+def apply_expression(tracks: list[Track], plan: Plan, hints) -> dict:
+    """Velocity base/range/accent and melody legato from the dynamics network."""
+    from kelly.ml.schema import expression_dict
+
+    ex = expression_dict(np.asarray(hints.expression))
+    target = ex["velocity_base"] * 127.0
+    shift = 0.5 * (target - plan.params.velocity)
+    spread = 0.75 + 0.5 * ex["velocity_range"]
+    accent = 8.0 * ex["accent"]
+    legato = 0.7 + 0.5 * ex["legato"]
+    for t in tracks:
+        if t.is_drum or not t.notes:
+            continue
+        mean = float(np.mean([n.velocity for n in t.notes]))
+        notes = []
+        for n in t.notes:
+            v = mean + (n.velocity - mean) * spread + shift + (accent if n.start % plan.ppq == 0 else 0.0)
+            dur = n.duration
+            if t.name == "Melody":
+                dur = max(30, int(n.duration * legato))
+            notes.append(n.moved(velocity=int(min(127, max(1, round(v)))), duration=dur))
+        t.notes = notes
+    return {"velocity_shift": round(shift, 2), "velocity_spread": round(spread, 3), "accent": round(accent, 2),
+            "melody_legato": round(legato, 3)}
+
+
+def apply_groove(song: Song, plan: Plan, hints, rng: np.random.Generator) -> dict:
+    """Push/pull lean, ghost snares and open hats from the groove network."""
+    from kelly.ml.schema import groove_dict
+
+    g = groove_dict(np.asarray(hints.groove))
+    lean = int(round(g["push_pull"] * -0.02 * plan.ppq))  # +1 pushes ahead (earlier)
+    ghosts = opened = 0
+    for t in song.tracks:
+        if lean:
+            t.notes = [n.moved(start=max(0, n.start + lean)) for n in t.notes]
+        if t.name != "Drums" or not t.notes:
+            continue
+        taken = {n.start for n in t.notes}
+        extra: list[Note] = []
+        notes = []
+        for n in t.notes:
+            if n.pitch == 42 and n.start % plan.ppq == plan.ppq // 2 and rng.random() < 0.5 * g["hat_open_prob"]:
+                n = n.moved(pitch=46)
+                opened += 1
+            notes.append(n)
+        for bar in range(plan.bars):
+            if not plan.layer_on("drums", bar):
+                continue
+            for step in range(16):
+                tick = bar * plan.bar_ticks + step * 120 + lean
+                if tick not in taken and step % 4 != 0 and rng.random() < 0.25 * g["ghost_prob"]:
+                    extra.append(Note(max(0, tick), 38, 60, int(22 + 16 * rng.random())))
+                    ghosts += 1
+        t.notes = sorted(notes + extra)
+    return {"lean_ticks": lean, "ghost_notes_added": ghosts, "hats_opened": opened,
+            "swing_hint": round(g["swing"], 3)}
