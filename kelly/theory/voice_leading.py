@@ -60,7 +60,7 @@ def voice_chord(chord: Chord, previous: tuple[int, ...] | None, *, low: int = 48
         n = min(len(c), len(previous))
         motion = sum(abs(c[k] - previous[k]) for k in range(n))
         drift = abs(sum(c) / len(c) - centre) * 0.35
-        parallels = 0 if free else 6 * _parallel_perfect(previous[:n], c[:n])
+        parallels = 0 if free else 100 * _parallel_perfect(previous[:n], c[:n])  # forbidden unless free
         return motion + drift + parallels
 
     return min(cands, key=lambda c: (cost(c), c))
