@@ -25,6 +25,8 @@ COMMAND_MODULES = (
     "kelly.commands.feel",
     "kelly.commands.analyze",
     "kelly.commands.groove",
+    "kelly.commands.intent",
+    "kelly.commands.rules",
 )
 
 

@@ -141,8 +141,9 @@ def plan_progression(plan: Plan, rng: np.random.Generator) -> tuple[list[str], d
             romans.append(("7:" if sevenths else "") + cycle[k % len(cycle)])
     if romans:
         last = romans[-1].split(":")[-1]
-        tonic = "i" if plan.key.is_minor else "I"
-        if last not in ("i", "I"):
+        # the last bar's own key: a journey ends in its last emotion's mode, not its first
+        tonic = "i" if plan.params_at_bar(len(romans) - 1).key.is_minor else "I"
+        if last != tonic:
             romans[-1] = (romans[-1].split(":")[0] + ":" if ":" in romans[-1] else "") + tonic
         if len(romans) >= 4 and romans[-2].split(":")[-1] not in ("V", "V7", "bVII"):
             # an authentic cadence: the dominant (with the minor key's raised leading tone) before home

@@ -56,7 +56,7 @@ def _strip_prefix(roman: str) -> tuple[str, str]:
 def avoid_tonic_resolution(romans, plan, rng, s):
     """The piece ends on IV or VI (never the tonic); with high severity phrase ends avoid it too."""
     out = list(romans)
-    minor = plan.key.is_minor
+    minor = plan.params_at_bar(len(out) - 1).key.is_minor  # a journey ends in its last section's mode
     final = "bVI" if minor else ("IV" if rng.random() < 0.5 else "vi")
     pre, _ = _strip_prefix(out[-1])
     out[-1] = pre + final
@@ -64,7 +64,7 @@ def avoid_tonic_resolution(romans, plan, rng, s):
         for k in range(3, len(out) - 1, 4):
             pre, r = _strip_prefix(out[k])
             if r in ("i", "I"):
-                out[k] = pre + ("iv" if minor else "IV")
+                out[k] = pre + ("iv" if plan.params_at_bar(k).key.is_minor else "IV")
     return out
 
 
@@ -81,14 +81,14 @@ def modal_interchange(romans, plan, rng, s):
     are matched on their head and replaced by the plain borrowed chord.
     """
     out = list(romans)
-    minor = plan.key.is_minor
     # in minor the parallel major lends its dominant (the raised leading tone) and, rarely, IV
-    swaps = {"IV": "iv", "vi": "bVI", "V": "bVII", "iii": "bIII", "ii": "iv"} if not minor else \
-        {"v": "V", "bVII": "V", "iv": "IV" if s > 0.8 else "iv"}
-    colour = {"iv", "bVI", "bVII", "bIII"} if not minor else {"IV"}
+    major_swaps = {"IV": "iv", "vi": "bVI", "V": "bVII", "iii": "bIII", "ii": "iv"}
+    minor_swaps = {"v": "V", "bVII": "V", "iv": "IV" if s > 0.8 else "iv"}
     p = 0.25 + 0.5 * s
     coloured = 0
     for k, roman in enumerate(out):
+        minor = plan.params_at_bar(k).key.is_minor  # journeys change mode section by section
+        swaps, colour = (minor_swaps, {"IV"}) if minor else (major_swaps, {"iv", "bVI", "bVII", "bIII"})
         pre, r = _strip_prefix(roman)
         head = r.partition("/")[0]
         if k == len(out) - 1:
@@ -100,7 +100,7 @@ def modal_interchange(romans, plan, rng, s):
         last_allowed = len(out) - 3 if len(out) >= 4 else len(out) - 2
         spots = [k for k in range(len(out)) if k % 4 == 2 and k <= last_allowed] or [max(0, last_allowed)]
         pre, _ = _strip_prefix(out[spots[0]])
-        out[spots[0]] = pre + ("bVI" if not minor else "IV")
+        out[spots[0]] = pre + ("IV" if plan.params_at_bar(spots[0]).key.is_minor else "bVI")
     return out
 
 

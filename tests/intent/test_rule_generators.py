@@ -45,7 +45,7 @@ class Piece:
 
     def __init__(self, emotion: str, rule: str | None):
         self.song, self.ex, self.data = _compose(emotion, rule)
-        self.key = parse_key(self.ex["progression"]["key"].replace(" ", " "))
+        self.key = parse_key(self.ex["progression"]["key"])
         self.tonic = self.key.tonic_pc
 
     def track(self, name: str):
@@ -293,7 +293,8 @@ def _span(p: Piece, name: str) -> int:
 
 def m_dense(p: Piece) -> bool:
     base = Piece(_EMO["TEXTURE_DenseWall"], None)
-    return _span(p, "Chords") >= _span(base, "Chords") + 20 and len(p.notes("Chords")) >= 2.5 * len(base.notes("Chords"))
+    return (_span(p, "Chords") >= _span(base, "Chords") + 20
+            and len(p.notes("Chords")) >= 2.5 * len(base.notes("Chords")))
 
 
 def m_masking(p: Piece) -> bool:
