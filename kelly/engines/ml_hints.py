@@ -52,7 +52,7 @@ def reweight_progression(romans: list[str], plan: Plan, hints, rng: np.random.Ge
         pool = _DIATONIC_MINOR if key.is_minor else _DIATONIC_MAJOR
         candidates = [current] + [r for r in pool if r != current]
         weights = np.array([probs[_class_of(r, plan, bar)] for r in candidates]) + 1e-6
-        weights[0] *= 4.0  # the engine's own chord keeps a strong prior
+        weights[0] *= 10.0  # the engine's own chord keeps a strong prior: the network colours, not replaces
         choice = candidates[int(rng.choice(len(candidates), p=weights / weights.sum()))]
         out[bar] = prefix + choice
     return out
