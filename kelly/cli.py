@@ -25,6 +25,7 @@ COMMAND_MODULES = (
     "kelly.commands.feel",
     "kelly.commands.analyze",
     "kelly.commands.groove",
+    "kelly.commands.ml",
     "kelly.commands.intent",
     "kelly.commands.rules",
 )

@@ -44,10 +44,12 @@ class _Builder:
         self.nodes: list = []
         self.inits: list = []
         self._n = 0
+        #: Prefix of node names ("er/", "hp/" …) so that tools can select a model's nodes.
+        self.scope = ""
 
     def name(self, stem: str) -> str:
         self._n += 1
-        return f"{stem}_{self._n}"
+        return f"{self.scope}{stem}_{self._n}"
 
     def const(self, stem: str, value: np.ndarray) -> str:
         from onnx import numpy_helper
@@ -82,7 +84,17 @@ def _reorder_ifgo_to_iofc(arr: np.ndarray, hidden: int) -> np.ndarray:
 
 def _add_model(b: _Builder, spec: ModelSpec, state: Mapping[str, np.ndarray], x: str, prefix: str,
                states_in: list[tuple[str, str]], states_out: list[tuple[str, str]], out: str | None) -> str:
-    """Append one model's nodes; returns the name of its output tensor."""
+    """Append one model's nodes (named ``{prefix}/…``); returns the name of its output tensor."""
+    outer, b.scope = b.scope, f"{prefix}/"
+    try:
+        return _add_layers(b, spec, state, x, states_in, states_out, out)
+    finally:
+        b.scope = outer
+
+
+def _add_layers(b: _Builder, spec: ModelSpec, state: Mapping[str, np.ndarray], x: str,
+                states_in: list[tuple[str, str]], states_out: list[tuple[str, str]], out: str | None) -> str:
+    prefix = b.scope.rstrip("/")
     lstm_k = 0
     last = len(spec.layers) - 1
     for i, layer in enumerate(spec.layers):
@@ -174,24 +186,43 @@ def pipeline_graph(states: Mapping[str, Mapping[str, np.ndarray]]):
     return _finish(b, "KellyPipeline", inputs, outputs)
 
 
-def quantize_int8(model_bytes: bytes, *, per_channel: bool = False) -> bytes:
+#: Node-name prefixes kept in float32 by default: the HarmonyPredictor is small (74k
+#: parameters, ~6% of the weights) but ends in a softmax over 64 chord classes whose top
+#: two are often close, so quantizing it costs top-1 agreement for almost no speed.
+FLOAT_SCOPES = ("hp/",)
+
+
+def quantize_int8(model_bytes: bytes, *, per_channel: bool = False,
+                  keep_float: tuple[str, ...] = FLOAT_SCOPES) -> bytes:
     """onnxruntime dynamic int8 quantization (weights int8, activations quantized per call).
 
     ``MatMul`` becomes ``MatMulInteger``-style kernels and ``LSTM`` becomes
-    ``DynamicQuantizeLSTM``; the graph interface is unchanged.
+    ``DynamicQuantizeLSTM``; the graph interface is unchanged. Nodes whose names start
+    with a prefix in ``keep_float`` stay float32.
     """
+    import logging
     import os
     import tempfile
 
+    import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    with tempfile.TemporaryDirectory(prefix="kelly-quant-") as tmp:
-        src, dst = os.path.join(tmp, "float.onnx"), os.path.join(tmp, "int8.onnx")
-        with open(src, "wb") as handle:
-            handle.write(model_bytes)
-        quantize_dynamic(src, dst, weight_type=QuantType.QInt8, per_channel=per_channel)
-        with open(dst, "rb") as handle:
-            return handle.read()
+    exclude = [n.name for n in onnx.load_from_string(model_bytes).graph.node if n.name.startswith(keep_float)] \
+        if keep_float else []
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # the quantizer logs a pre-processing suggestion on every call
+    try:
+        with tempfile.TemporaryDirectory(prefix="kelly-quant-") as tmp:
+            src, dst = os.path.join(tmp, "float.onnx"), os.path.join(tmp, "int8.onnx")
+            with open(src, "wb") as handle:
+                handle.write(model_bytes)
+            quantize_dynamic(src, dst, weight_type=QuantType.QInt8, per_channel=per_channel,
+                             nodes_to_exclude=exclude)
+            with open(dst, "rb") as handle:
+                return handle.read()
+    finally:
+        root.setLevel(level)
 
 
 def session(model_bytes_or_path, *, threads: int = 1):

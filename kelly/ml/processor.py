@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -39,7 +40,7 @@ import numpy as np
 
 from kelly.errors import InputError, ModelError
 from kelly.ml import fallbacks, schema
-from kelly.ml.runtime import Model, load_model
+from kelly.ml.runtime import Model, _straight_line, load_model
 from kelly.ml.specs import MODEL_KEYS, SPECS, get_spec
 
 _SHIPPED = Path(__file__).resolve().parent.parent / "assets" / "models"
@@ -253,6 +254,28 @@ class MultiModelProcessor:
         for key in MODEL_KEYS:
             model = self._models[key]
             self._run[key] = model.forward if self._live[key] else fallbacks.FALLBACKS[key]
+        self._fast = self._chain() if all(self._live.values()) else None
+
+    def _chain(self):
+        """With all five networks live, fuse the whole pipeline into two generated functions.
+
+        The recognizer writes the embedding into its ``[emb, 1]`` output buffer, where the
+        melody and groove networks' first dense layers read it directly; three copies
+        fill the harmony context ``[emb ‖ mel[0:64]]`` and the dynamics context
+        ``emb[0:32]``. ``full`` runs the recognizer too; ``tail`` starts from an
+        embedding written into that buffer (Option 2).
+        """
+        er, mt, hp, de, gp = (self._models[k] for k in ("emotionrecognizer", "melodytransformer",
+                                                          "harmonypredictor", "dynamicsengine", "groovepredictor"))
+        emb1 = er.output1
+        emb = emb1[:-1]
+        mel_in, hp_in, de_in = er.input_buffer, hp.input_buffer, de.input_buffer
+        glue = [partial(np.copyto, hp_in[:64], emb), partial(np.copyto, hp_in[64:], mel_in[:64]),
+                partial(np.copyto, de_in, emb[:32])]
+        tail = mt.program(read_from=emb1) + gp.program(read_from=emb1) + glue + hp.program() + de.program()
+        outputs = (er._out, mt._out, hp._out, gp._out, de._out)
+        return {"full": _straight_line(er.program() + tail), "tail": _straight_line(tail), "mel_in": mel_in,
+                "emb": emb, "outputs": outputs}
 
     # -- control ----------------------------------------------------------------------
 
@@ -320,6 +343,18 @@ class MultiModelProcessor:
         the recognizer, or ``embedding`` (float32 [64]) to skip it; ``mel`` may then be
         None (the harmony context's audio half is zeros).
         """
+        fast = self._fast
+        if fast is not None:
+            if mel is None:
+                fast["mel_in"].fill(0.0)
+            else:
+                fast["mel_in"][:] = mel
+            if embedding is None:
+                fast["full"]()
+            else:
+                fast["emb"][:] = embedding
+                fast["tail"]()
+            return fast["outputs"]
         run = self._run
         if embedding is None:
             embedding = run["emotionrecognizer"](mel)

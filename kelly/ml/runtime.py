@@ -60,6 +60,27 @@ ACTIVATION_NAMES = ("", "linear", "tanh", "relu", "sigmoid", "softmax", "elu")
 
 Step = Callable[[], Any]
 
+#: Byte alignment of fused weight matrices and buffers. numpy only guarantees 16 bytes;
+#: matrix-vector products here stream ~4.6 MB of weights per pipeline step, and with
+#: 64-byte (cache-line) aligned rows they measured ~6% faster than with 16-byte alignment.
+ALIGN = 64
+
+
+def aligned_empty(shape: int | tuple[int, ...], dtype=np.float32, align: int = ALIGN) -> np.ndarray:
+    """An uninitialised C-contiguous array whose data starts on an ``align``-byte boundary."""
+    shape = (shape,) if isinstance(shape, int) else tuple(shape)
+    dtype = np.dtype(dtype)
+    nbytes = int(np.prod(shape)) * dtype.itemsize
+    raw = np.empty(nbytes + align, dtype=np.uint8)
+    offset = (-raw.__array_interface__["data"][0]) % align
+    return raw[offset:offset + nbytes].view(dtype).reshape(shape)
+
+
+def aligned_copy(arr: np.ndarray, dtype=np.float32) -> np.ndarray:
+    out = aligned_empty(arr.shape, dtype)
+    out[...] = arr
+    return out
+
 
 class Layer:
     """Base class: a layer knows its sizes, its JSON position and how to reset its state."""
@@ -95,7 +116,7 @@ class Dense(Layer):
         self.weight = np.asarray(weight, dtype=dtype)
         self.bias = None if bias is None else np.asarray(bias, dtype=dtype)
         # Bias folded in as the last row: the input buffer always ends with a constant 1.
-        self._w1 = np.empty((self.in_size + 1, self.out_size), dtype=dtype)
+        self._w1 = aligned_empty((self.in_size + 1, self.out_size), dtype)
         self._w1[:-1] = self.weight
         self._w1[-1] = 0.0 if bias is None else self.bias
         self._prescaled = False
@@ -140,11 +161,15 @@ class LSTM(Layer):
         order = np.r_[0:2 * h, 3 * h:4 * h, 2 * h:3 * h]
         w1 = np.concatenate([self.W, self.U, self.b[None, :]], axis=0)[:, order]
         w1[:, :3 * h] *= 0.5  # σ(z) = ½·tanh(z/2) + ½
-        self._w1 = np.ascontiguousarray(w1, dtype=dtype)
+        self._w1 = aligned_copy(w1, dtype)
         self._xh1 = np.zeros(n + h + 1, dtype=dtype)  # [x, h, 1]
         self._xh1[-1] = 1.0
-        self._gates = np.zeros(4 * h, dtype=dtype)
-        self._c = np.zeros(h, dtype=dtype)
+        # [i, f, o, c̃ | c]: the cell state sits right after the candidate so that
+        # [i, f] ⊙ [c̃, c] gives both products of the cell update in one call.
+        self._gates_c = np.zeros(5 * h, dtype=dtype)
+        self._gates = self._gates_c[: 4 * h]
+        self._c = self._gates_c[4 * h:]
+        self._prod = np.zeros(2 * h, dtype=dtype)
         self._tmp = np.zeros(h, dtype=dtype)
 
     def param_count(self) -> int:
@@ -178,20 +203,19 @@ class LSTM(Layer):
 
     def steps(self) -> list[Step]:
         h = self.out_size
-        g = self._gates
-        ifo, i, f, o, cand = g[:3 * h], g[:h], g[h:2 * h], g[2 * h:3 * h], g[3 * h:]
+        g, gc, prod = self._gates, self._gates_c, self._prod
+        ifo, i_f, o, cand_c = g[:3 * h], g[:2 * h], g[2 * h:3 * h], gc[3 * h:]
         c, tmp, hid = self._c, self._tmp, self._xh1[self.in_size:-1]
         half = np.array(0.5, dtype=g.dtype)  # 0-d array constants: the cheapest ufunc operand
         return [
-            partial(np.dot, self._xh1, self._w1, g),
+            partial(np.dot, self._xh1, self._w1, g),  # all four gates, bias included
             partial(np.tanh, g, g),
-            partial(np.multiply, ifo, half, ifo),
+            partial(np.multiply, ifo, half, ifo),  # σ(z) = ½·tanh(z/2) + ½ (weights pre-halved)
             partial(np.add, ifo, half, ifo),
-            partial(np.multiply, f, c, c),
-            partial(np.multiply, i, cand, tmp),
-            partial(np.add, c, tmp, c),
+            partial(np.multiply, i_f, cand_c, prod),  # [i·c̃, f·c]
+            partial(np.add, prod[:h], prod[h:], c),  # c = f·c + i·c̃
             partial(np.tanh, c, tmp),
-            partial(np.multiply, o, tmp, hid),
+            partial(np.multiply, o, tmp, hid),  # h = o·tanh(c)
         ]
 
 
@@ -217,8 +241,8 @@ class GRU(Layer):
         wh = np.concatenate([self.U, self.b[1][None, :]], axis=0)
         wx[:, :2 * h] *= 0.5
         wh[:, :2 * h] *= 0.5
-        self._wx1 = np.ascontiguousarray(wx, dtype=dtype)
-        self._wh1 = np.ascontiguousarray(wh, dtype=dtype)
+        self._wx1 = aligned_copy(wx, dtype)
+        self._wh1 = aligned_copy(wh, dtype)
         self._x1 = np.zeros(self.in_size + 1, dtype=dtype)
         self._x1[-1] = 1.0
         self._h1 = np.zeros(h + 1, dtype=dtype)
@@ -379,12 +403,13 @@ class Model:
         self.out_size = self.layers[-1].out_size
         self._steps: list[Step] = []
         self._compile()
-        self._steps_tuple = tuple(self._steps)
+        self._run_steps = _straight_line(self._steps)
 
     # -- compilation ------------------------------------------------------------------
 
     def _new1(self, n: int) -> np.ndarray:
-        buf = np.zeros(n + 1, dtype=self.dtype)
+        buf = aligned_empty(n + 1, self.dtype)
+        buf[:] = 0.0
         buf[-1] = 1.0
         return buf
 
@@ -414,6 +439,7 @@ class Model:
         fresh_dense: Dense | None = None  # dense that produced cur1, with nothing run since
         bound = math.inf
         self._input_slot: np.ndarray | None = None
+        self._input1: np.ndarray | None = None  # the [x, 1] input buffer, when the model owns one
 
         def land(dst: np.ndarray) -> None:
             """Make the current vector arrive in ``dst`` (length n)."""
@@ -440,12 +466,15 @@ class Model:
             nonlocal cur1, cur_is_state, fresh_dense
             if pending is not None or cur1 is None or cur_is_state:
                 producer = pending
+                is_model_input = cur1 is None and pending is None
                 target = next_recurrent(pos)
                 # Write straight into the next recurrent layer's input slot when possible;
                 # the slot's following element is not a constant 1, but only dense layers
                 # read that 1 and none comes before the recurrent layer.
                 buf = self._new1(n) if target is None else target._slot_view1()
                 land(buf[:-1])
+                if is_model_input and target is None:
+                    self._input1 = buf
                 cur1, cur_is_state, fresh_dense = buf, False, producer
             return cur1
 
@@ -497,9 +526,48 @@ class Model:
         next call: copy it if you keep it.
         """
         self._input_slot[:] = x
-        for step in self._steps_tuple:
-            step()
+        self._run_steps()
         return self._out
+
+    def step_in_place(self) -> np.ndarray:
+        """Run one step on whatever :attr:`input_buffer` holds (no input copy)."""
+        self._run_steps()
+        return self._out
+
+    @property
+    def input_buffer(self) -> np.ndarray:
+        """The writable input slot that :meth:`forward` copies into."""
+        return self._input_slot
+
+    @property
+    def output1(self) -> np.ndarray:
+        """The output buffer ``[y, 1]`` (writable base of :meth:`forward`'s result)."""
+        return self._out1
+
+    def program(self, *, read_from: np.ndarray | None = None) -> list[Step]:
+        """This model's compiled steps, for chaining several models into one function.
+
+        With ``read_from`` (a ``[x, 1]`` buffer, for example another model's
+        :attr:`output1`) the first dense layer reads its input there instead of from
+        :attr:`input_buffer`, which saves a copy between chained models.
+
+        Raises
+        ------
+        ModelError
+            If the model does not start with a dense layer reading its own input buffer.
+        """
+        steps = list(self._steps)
+        if read_from is None:
+            return steps
+        first = steps[0] if steps else None
+        if self._input1 is None or not (isinstance(first, partial) and first.func is np.dot
+                                        and first.args[0] is self._input1):
+            raise ModelError(f"{self.name}: only a model that starts with a dense layer can read another "
+                             "model's output in place")
+        if read_from.shape != self._input1.shape or read_from.dtype != self.dtype:
+            raise ModelError(f"{self.name}: read_from must be a {self.dtype} buffer of {self._input1.size} values")
+        steps[0] = partial(np.dot, read_from, *first.args[1:])
+        return steps
 
     def run(self, xs: Iterable[np.ndarray]) -> np.ndarray:
         """Run a sequence (T × in) from the current state; returns a new (T × out) array."""
@@ -559,6 +627,35 @@ class Model:
 
     def __repr__(self) -> str:
         return f"Model({self.name!r}, in={self.in_size}, layers={self.layers})"
+
+
+def _straight_line(steps: Sequence[Step]) -> Callable[[], None]:
+    """Turn a list of calls into one function with the calls written out one per line.
+
+    Each ``partial(f, a, b, out)`` becomes the line ``f3(a3_0, a3_1, a3_2)`` of a
+    generated function whose callables and arrays are bound as default arguments (fast
+    local lookups), so a step costs only the numpy call itself: no loop, no
+    ``partial.__call__``. This is the same technique ``collections.namedtuple`` and
+    ``dataclasses`` use; the generated source only ever contains these generated names.
+    """
+    env: dict[str, Any] = {}
+    lines: list[str] = []
+    for k, step in enumerate(steps):
+        if isinstance(step, partial) and not step.keywords:
+            func, args = step.func, step.args
+        else:
+            func, args = step, ()
+        env[f"f{k}"] = func
+        names = []
+        for j, arg in enumerate(args):
+            env[f"a{k}_{j}"] = arg
+            names.append(f"a{k}_{j}")
+        lines.append(f"    f{k}({', '.join(names)})")
+    params = ", ".join(f"{name}={name}" for name in env)
+    source = f"def run_steps({params}):\n" + ("\n".join(lines) or "    pass") + "\n"
+    namespace: dict[str, Any] = {}
+    exec(compile(source, "<kelly.ml.runtime steps>", "exec"), dict(env), namespace)  # noqa: S102
+    return namespace["run_steps"]
 
 
 # ---------------------------------------------------------------------------------------

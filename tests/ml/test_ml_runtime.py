@@ -186,3 +186,71 @@ def test_read_csv_rows():
         read_csv_rows(["1,x"], 2)
     with pytest.raises(FileFormatError, match="line 3, value 1: 'nan' is not a finite number"):
         read_csv_rows(["1,2", "", "nan,2"], 2)
+
+
+def _naive(obj, xs):
+    """Layer-by-layer float64 reference, written for clarity, not speed."""
+    state = {}
+    outs = []
+    for x in xs:
+        v = np.asarray(x, dtype=np.float64)
+        for k, layer in enumerate(obj["layers"]):
+            w = [np.asarray(a, dtype=np.float64) for a in layer["weights"]]
+            kind, act = layer["type"], layer.get("activation", "")
+            if kind == "dense":
+                v = v @ w[0] + (w[1] if len(w) > 1 else 0.0)
+            elif kind == "lstm":
+                H = w[1].shape[0]
+                h, c = state.get(k, (np.zeros(H), np.zeros(H)))
+                z = v @ w[0] + h @ w[1] + w[2]
+                sig = 1 / (1 + np.exp(-z))
+                c = sig[H:2 * H] * c + sig[:H] * np.tanh(z[2 * H:3 * H])
+                h = sig[3 * H:] * np.tanh(c)
+                state[k] = (h, c)
+                v, act = h, ""
+            if act == "tanh" or kind == "activation" and act == "tanh":
+                v = np.tanh(v)
+            elif act == "relu":
+                v = np.maximum(v, 0)
+            elif act == "sigmoid":
+                v = 1 / (1 + np.exp(-v))
+            elif act == "softmax":
+                v = np.exp(v - v.max()) / np.exp(v - v.max()).sum()
+        outs.append(v)
+    return np.array(outs)
+
+
+@pytest.mark.parametrize("plan", [
+    ["act:tanh", "lstm:5", "act:relu", "dense:3:sigmoid"],  # activation on the input and on LSTM state
+    ["dense:6:relu", "act:sigmoid", "lstm:4", "lstm:3", "dense:2:softmax"],  # dense → acts → LSTM slot
+    ["lstm:4", "dense:4:tanh", "dense:5:softmax"],  # bounded softmax input (no max subtraction)
+    ["dense:7", "dense:3:sigmoid"],  # dense → dense, sigmoid folded into the weights
+    ["lstm:3"],  # output straight from the recurrent state
+])
+def test_compiled_wiring_matches_naive_reference(plan):
+    rng = np.random.default_rng(len(plan))
+    n_in = n = 4
+    layers = []
+    for item in plan:
+        kind, *rest = item.split(":")
+        if kind == "act":
+            layers.append({"type": "activation", "activation": rest[0], "shape": [None, n], "weights": []})
+        elif kind == "dense":
+            out = int(rest[0])
+            layers.append({"type": "dense", "activation": rest[1] if len(rest) > 1 else "", "shape": [None, out],
+                           "weights": [rng.normal(size=(n, out)).tolist(), rng.normal(size=out).tolist()]})
+            n = out
+        else:
+            H = int(rest[0])
+            layers.append({"type": "lstm", "activation": "", "shape": [None, H],
+                           "weights": [rng.normal(size=(n, 4 * H)).tolist(), rng.normal(size=(H, 4 * H)).tolist(),
+                                       rng.normal(size=4 * H).tolist()]})
+            n = H
+    obj = {"in_shape": [None, n_in], "layers": layers}
+    xs = rng.normal(size=(12, n_in))
+    expected = _naive(obj, xs)
+    model = model_from_dict(obj, dtype=np.float64)
+    assert np.abs(model.run(xs) - expected).max() < 1e-10
+    model.reset()
+    assert np.abs(model.run(xs) - expected).max() < 1e-10
+    assert np.abs(model_from_dict(obj).run(xs) - expected).max() < 1e-5  # float32
