@@ -53,3 +53,36 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
 def write_json_atomic(path: str | os.PathLike, obj: Any) -> Path:
     """Write ``obj`` as indented JSON to ``path`` atomically."""
     return write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+
+
+def read_json(path: str | os.PathLike, *, what: str = "JSON file", hint: str = "") -> Any:
+    """Read and parse a UTF-8 JSON file, turning every failure into one clear error.
+
+    Parameters
+    ----------
+    path : path
+    what : str
+        What the file should be, for messages ("groove template", "intent file").
+    hint : str
+        Appended to the "not JSON" message, e.g. how to make a valid file.
+
+    Raises
+    ------
+    FileFormatError
+        If the file is missing, a folder, unreadable, not UTF-8 or not JSON.
+    """
+    from kelly.errors import FileFormatError
+
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise FileFormatError(f"{p}: no such file") from None
+    except IsADirectoryError:
+        raise FileFormatError(f"{p}: is a folder, not a {what}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise FileFormatError(f"{p}: cannot read {what} ({getattr(exc, 'strerror', None) or exc})") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise FileFormatError(f"{p}: not valid JSON ({exc.msg} at line {exc.lineno}){hint}") from None

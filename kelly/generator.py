@@ -27,7 +27,7 @@ from kelly.engines.profiles import profile_for
 from kelly.errors import InputError
 from kelly.intent.rule_generators import GENERATORS, production_note
 from kelly.intent.rules import RULES_BY_ID, automatic_rule_breaks, get_rule
-from kelly.mapping import MusicalParameters, map_emotion
+from kelly.mapping import map_emotion
 from kelly.song import PPQ, Song, Track
 from kelly.theory.scales import Key
 

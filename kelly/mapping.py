@@ -251,13 +251,13 @@ def map_emotion(state: EmotionState, *, key: str | None = None, humanize: float 
     tvar, vvar = humanization(i)
     scale = 1.0 if humanize is None else 2.0 * min(1.0, max(0.0, humanize))
     reasons.update({
-        "register_octave": f"4 + int((valence + 1) / 2), clamped 3..6 (emotion_thesaurus register)",
-        "density": f"0.3 + 0.5 x arousal (EmotionMapper)",
+        "register_octave": "4 + int((valence + 1) / 2), clamped 3..6 (emotion_thesaurus register)",
+        "density": "0.3 + 0.5 x arousal (EmotionMapper)",
         "dissonance": f"quadrant {quadrant(v, a)} base + |v| x 0.3 x intensity for negative valence (EmotionMapper)",
         "dynamics_range": f"0.3 + 0.7 x intensity {i:.2f}; velocities {vmin}..{vmax} (EmotionMapper)",
         "timing_feel": f"{feel} from valence/arousal (EmotionMapper timing feel)",
         "groove": f"{groove_type(v, a)} (GrooveEngine: syncopated a>0.7, shuffle a<0.3, swing v>0.5)",
-        "humanization": f"timing 0.01 + 0.03i beats, velocity 0.05 + 0.15i (EmotionMapper)"
+        "humanization": "timing 0.01 + 0.03i beats, velocity 0.05 + 0.15i (EmotionMapper)"
         + ("" if humanize is None else f", scaled x{scale:.2f} by --humanize {humanize}"),
     })
     return MusicalParameters(

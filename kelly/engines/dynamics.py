@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 
 from kelly.engines.context import Plan
 from kelly.song import Track

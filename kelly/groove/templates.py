@@ -13,7 +13,6 @@ grid, so the jazz template's swing (0.67) and its per-slot offsets add up.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from dataclasses import dataclass, field
@@ -21,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from kelly.errors import FileFormatError, InputError
-from kelly.fileio import write_json_atomic
+from kelly.fileio import read_json, write_json_atomic
 
 #: The PPQ that template tick values are expressed in.
 TEMPLATE_PPQ = 480
@@ -181,18 +180,7 @@ def load_template(path: str | os.PathLike) -> GrooveTemplate:
         If the file is missing, unreadable, not JSON, or not a valid template.
     """
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise FileFormatError(f"{p}: no such file") from None
-    except IsADirectoryError:
-        raise FileFormatError(f"{p}: is a folder, not a groove template") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise FileFormatError(f"{p}: cannot read groove template ({exc})") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise FileFormatError(f"{p}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    data = read_json(p, what="groove template")
     return GrooveTemplate.from_dict(data, origin=str(p))
 
 

@@ -33,14 +33,13 @@ Design choices, and why:
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import math
 import os
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 from kelly.errors import FileFormatError, InputError
-from kelly.fileio import write_json_atomic
+from kelly.fileio import read_json, write_json_atomic
 
 #: Vulnerability scale (how exposed the performance is).
 VULNERABILITY = ("Low", "Medium", "High")
@@ -173,18 +172,7 @@ def load_document(path: str | os.PathLike) -> dict:
         If the file is missing, unreadable, not UTF-8 JSON, or not a JSON object.
     """
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise FileFormatError(f"{p}: no such file") from None
-    except IsADirectoryError:
-        raise FileFormatError(f"{p}: is a folder, not an intent file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise FileFormatError(f"{p}: cannot read it ({getattr(exc, 'strerror', None) or exc})") from None
-    try:
-        doc = json.loads(text)
-    except ValueError as exc:
-        raise FileFormatError(f"{p}: not JSON ({exc}); `kelly intent new` writes a template") from None
+    doc = read_json(p, what="intent file", hint="; `kelly intent new` writes a template")
     if not isinstance(doc, dict):
         raise FileFormatError(f"{p}: an intent file is a JSON object with song_root, song_intent and "
                               f"technical_constraints; got a JSON {type(doc).__name__}")
