@@ -121,8 +121,31 @@ def _network_hints(args, state):
     return hints, models
 
 
-def run(args) -> int:
+def output_path(requested: str | None, stem: str, *, flag: str = "--out") -> Path:
+    """Where a composition goes: the user's path (``.mid`` added if missing) or ``kelly-out/<stem>.mid``."""
+    if requested:
+        out = Path(requested)
+        if out.suffix.lower() not in (".mid", ".midi"):
+            out = out.with_suffix(out.suffix + ".mid") if out.suffix else out.with_suffix(".mid")
+    else:
+        out = Path(DEFAULT_OUT_DIR) / f"{stem}.mid"
+    if out.is_dir():
+        raise InputError(f"{flag} {out} is a folder; give a file name ending in .mid")
+    return out
+
+
+def write_composition(result, requested: str | None, stem: str, *, flag: str = "--out") -> Path:
+    """Write the MIDI and its explanation JSON beside it (both atomically); returns the MIDI path."""
     from kelly.fileio import write_json_atomic
+
+    out = output_path(requested, stem, flag=flag)
+    result.explanation["files"] = {"midi": str(out), "explanation": str(out.with_suffix(".json"))}
+    result.song.save(out)
+    write_json_atomic(out.with_suffix(".json"), result.explanation)
+    return out
+
+
+def run(args) -> int:
     from kelly.generator import ComposeOptions, compose
 
     text, path = resolve_emotions(args)
@@ -130,20 +153,10 @@ def run(args) -> int:
                           key=args.key, breaks=tuple(args.breaks), auto_breaks=not args.no_auto_breaks)
     hints, models = _network_hints(args, path[0])
     result = compose(path if len(path) > 1 else path[0], opts, hints=hints, models=models)
-    if args.out:
-        out = Path(args.out)
-        if out.suffix.lower() not in (".mid", ".midi"):
-            out = out.with_suffix(out.suffix + ".mid") if out.suffix else out.with_suffix(".mid")
-    else:
-        stem = slugify(text) if text else slugify("-".join(e.label for e in path))
-        out = Path(DEFAULT_OUT_DIR) / f"{stem}.mid"
-    if out.exists() and out.is_dir():
-        raise InputError(f"--out {out} is a folder; give a file name ending in .mid")
+    stem = slugify(text) if text else slugify("-".join(e.label for e in path))
     explanation = result.explanation
     explanation["text"] = text or None
-    explanation["files"] = {"midi": str(out), "explanation": str(out.with_suffix(".json"))}
-    result.song.save(out)
-    write_json_atomic(out.with_suffix(".json"), explanation)
+    write_composition(result, args.out, stem, flag="--out")
     if args.json:
         json.dump(explanation, sys.stdout, indent=2)
         sys.stdout.write("\n")

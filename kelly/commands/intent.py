@@ -16,7 +16,7 @@ from pathlib import Path
 
 from kelly.errors import InputError
 
-DEFAULT_OUT_DIR = "kelly-out"
+
 
 
 def register(sub) -> None:
@@ -101,8 +101,7 @@ def run_validate(args) -> int:
 
 
 def run_process(args) -> int:
-    from kelly.commands.compose import slugify
-    from kelly.fileio import write_json_atomic
+    from kelly.commands.compose import slugify, write_composition
     from kelly.generator import MAX_BARS
     from kelly.intent.process import process_intent
     from kelly.intent.schema import CompleteSongIntent, load_document
@@ -111,16 +110,9 @@ def run_process(args) -> int:
         raise InputError(f"--bars must be a whole number from 1 to {MAX_BARS}, got {args.bars}")
     intent = CompleteSongIntent.from_dict(load_document(args.file))
     result = process_intent(intent, bars=args.bars, seed=args.seed, force=args.force)
-    out = Path(args.output) if args.output else Path(DEFAULT_OUT_DIR) / f"{slugify(intent.title)}.mid"
-    if out.suffix.lower() not in (".mid", ".midi"):
-        out = out.with_suffix(out.suffix + ".mid") if out.suffix else out.with_suffix(".mid")
-    if out.is_dir():
-        raise InputError(f"--output {out} is a folder; give a file name ending in .mid")
     ex = result.explanation
     ex["intent"]["file"] = str(args.file)
-    ex["files"] = {"midi": str(out), "explanation": str(out.with_suffix(".json"))}
-    result.song.save(out)
-    write_json_atomic(out.with_suffix(".json"), ex)
+    out = write_composition(result, args.output, slugify(intent.title), flag="--output")
     if args.json:
         json.dump(ex, sys.stdout, indent=2)
         sys.stdout.write("\n")
