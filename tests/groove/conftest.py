@@ -6,9 +6,8 @@ import pytest
 
 
 @pytest.fixture
-def cli(monkeypatch):
-    """``kelly.cli.main`` with the groove command registered (the lead adds it to COMMAND_MODULES)."""
+def cli():
+    """The real ``kelly`` command line (``kelly.cli.main``), every command registered."""
     import kelly.cli
 
-    monkeypatch.setattr(kelly.cli, "COMMAND_MODULES", ("kelly.commands.groove",))
     return kelly.cli.main

@@ -29,13 +29,8 @@ def exported(tmp_path_factory, torch_models):
 
 
 @pytest.fixture
-def cli(monkeypatch):
-    """Call ``kelly.cli.main`` with this module's commands registered.
-
-    Only ``kelly.commands.ml`` is listed, so the tests do not depend on the other
-    command modules (and keep passing once the lead adds the module to COMMAND_MODULES).
-    """
+def cli():
+    """The real ``kelly`` command line (``kelly.cli.main``), every command registered."""
     import kelly.cli
 
-    monkeypatch.setattr(kelly.cli, "COMMAND_MODULES", ("kelly.commands.ml",))
     return kelly.cli.main

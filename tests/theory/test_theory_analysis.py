@@ -212,20 +212,6 @@ def test_round_trip_through_a_midi_file(tmp_path):
 
 
 # --- the command line ---------------------------------------------------------------------------
-@pytest.fixture
-def kelly(monkeypatch, capsys):
-    import kelly.cli
-
-    monkeypatch.setattr(kelly.cli, "COMMAND_MODULES", ("kelly.commands.analyze",))
-
-    def run(*argv):
-        code = kelly.cli.main(list(argv))
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return run
-
-
 def test_cli_analyze_human_and_json(kelly, tmp_path):
     path = tmp_path / "song.mid"
     song_of(block_chords([C, AM, F, G7, C])).save(path)

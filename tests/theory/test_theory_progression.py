@@ -142,20 +142,6 @@ def test_reharm_errors():
 
 
 # --- command line ----------------------------------------------------------------------------------
-@pytest.fixture
-def kelly(monkeypatch, capsys):
-    import kelly.cli
-
-    monkeypatch.setattr(kelly.cli, "COMMAND_MODULES", ("kelly.commands.analyze",))
-
-    def run(*argv):
-        code = kelly.cli.main(list(argv))
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return run
-
-
 def test_cli_diagnose(kelly):
     code, out, err = kelly("diagnose", "F-C-Bbm-F")
     assert code == 0 and "Key: F major" in out and "Bbm (iv)" in out and "borrowed" in out
