@@ -19,10 +19,12 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from kelly import __version__
 from kelly.emotion.state import EmotionState
 from kelly.engines import (arrangement, bass, chord, counter_melody, drums, dynamics, fill, melody, pad, rhythm,
                            strings, transition, variation)
 from kelly.engines.context import Plan, Section
+from kelly.engines.ml_hints import apply_expression, apply_groove, reweight_progression
 from kelly.engines.profiles import profile_for
 from kelly.errors import InputError
 from kelly.intent.rule_generators import GENERATORS, production_note
@@ -135,6 +137,20 @@ def _groove_pass(song: Song, plan: Plan, seed: int) -> tuple[Song, dict]:
     return song, info
 
 
+def _apply_rules(stage: str, target, plan: Plan, seed: int):
+    """Run every active rule break's generator registered for ``stage`` on ``target``.
+
+    Progression and tempo generators return a new value; parts and dynamics generators
+    edit the tracks in place and return None.
+    """
+    for rid, severity in plan.rule_breaks.items():
+        rule_stage, fn = GENERATORS.get(rid, (None, None))
+        if rule_stage == stage:
+            result = fn(target, plan, _rng(seed, "rules"), severity)
+            target = target if result is None else result
+    return target
+
+
 def compose(emotions: EmotionState | list[EmotionState], opts: ComposeOptions = ComposeOptions(),
             *, hints=None, models: dict | None = None) -> Composition:
     """Compose a piece for one emotion, or a journey through several.
@@ -186,13 +202,9 @@ def compose(emotions: EmotionState | list[EmotionState], opts: ComposeOptions = 
     # 1. chords
     rng = _rng(opts.seed, "chord")
     romans, prog_info = chord.plan_progression(plan, rng)
-    if hints is not None and getattr(hints, "chord_probs", None) is not None:
-        from kelly.engines.ml_hints import reweight_progression
+    if hints is not None:
         romans = reweight_progression(romans, plan, hints, rng)
-    for rid in severities:
-        stage, fn = GENERATORS.get(rid, (None, None))
-        if stage == "progression":
-            romans = fn(romans, plan, _rng(opts.seed, "rules"), severities[rid])
+    romans = _apply_rules("progression", romans, plan, opts.seed)
     events, tension_curve = chord.build_chords(plan, romans, _rng(opts.seed, "tension"))
     plan = replace(plan, chords=tuple(events))
 
@@ -230,33 +242,20 @@ def compose(emotions: EmotionState | list[EmotionState], opts: ComposeOptions = 
         why["variations"] = variation.apply(plan, mel, _rng(opts.seed, "variation"))
 
     # 3. rule breaks on the parts, dynamics, velocity rules
-    for stage in ("parts",):
-        for rid in severities:
-            st_, fn = GENERATORS.get(rid, (None, None))
-            if st_ == stage:
-                fn(tracks, plan, _rng(opts.seed, "rules"), severities[rid])
+    _apply_rules("parts", tracks, plan, opts.seed)
     why["dynamics"] = dynamics.apply(plan, tracks)
-    if hints is not None and getattr(hints, "expression", None) is not None:
-        from kelly.engines.ml_hints import apply_expression
+    if hints is not None:
         why["expression"] = apply_expression(tracks, plan, hints)
-    for rid in severities:
-        st_, fn = GENERATORS.get(rid, (None, None))
-        if st_ == "dynamics":
-            fn(tracks, plan, _rng(opts.seed, "rules"), severities[rid])
+    _apply_rules("dynamics", tracks, plan, opts.seed)
 
     # 4. tempo map and the song
-    tempos = _tempo_map(plan)
-    for rid in severities:
-        st_, fn = GENERATORS.get(rid, (None, None))
-        if st_ == "tempo":
-            tempos = fn(tempos, plan, _rng(opts.seed, "rules"), severities[rid])
+    tempos = _apply_rules("tempo", _tempo_map(plan), plan, opts.seed)
     key_sig = plan.key.signature_name()
     song = Song(tracks=[t for t in tracks if t.notes] or tracks[:1], tempos=tempos, time_signature=(4, 4),
                 key_signature=key_sig, title=f"Kelly - {first.label}", ppq=PPQ,
                 markers=[(s.start_bar * plan.bar_ticks, s.name) for s in plan.sections] if len(plan.sections) > 1
                 else [])
-    if hints is not None and getattr(hints, "groove", None) is not None:
-        from kelly.engines.ml_hints import apply_groove
+    if hints is not None:
         why["groove_hints"] = apply_groove(song, plan, hints, _rng(opts.seed, "groove"))
     song, why["groove"] = _groove_pass(song, plan, opts.seed)
     for t in song.tracks:
@@ -281,7 +280,7 @@ def _explain(plan: Plan, template, song, romans, events, tension_curve, breaks, 
             "progression": [events[b].roman for b in range(s.start_bar, s.end_bar)],
         })
     return {
-        "kelly_version": __import__("kelly").__version__,
+        "kelly_version": __version__,
         "seed": opts.seed,
         "bars": opts.bars,
         "complexity": opts.complexity,

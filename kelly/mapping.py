@@ -8,7 +8,6 @@ tempo(0.5) = 120, velocity(0.25) = 76.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 from kelly.emotion.state import EmotionState
@@ -280,7 +279,3 @@ def map_emotion(state: EmotionState, *, key: str | None = None, humanize: float 
         timing_bias=emotion_timing_bias(state),
         reasons=reasons,
     )
-
-
-def clamp01(x: float) -> float:
-    return 0.0 if math.isnan(x) else min(1.0, max(0.0, x))

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 
 import mido
 
-from kelly.errors import FileFormatError, InputError
+from kelly.errors import FileFormatError
 from kelly.fileio import write_bytes_atomic
 
 PPQ = 480
@@ -213,11 +213,3 @@ def song_from_midi(mid: mido.MidiFile, *, title: str = "") -> Song:
         song.tempos = [(0, 120.0)]
     song.tempos.sort()
     return song
-
-
-def check_notes(song: Song) -> None:
-    """Raise :class:`InputError` if any note is outside MIDI's ranges (a guard for generators)."""
-    for track in song.tracks:
-        for n in track.notes:
-            if not (0 <= n.pitch <= 127 and 1 <= n.velocity <= 127 and n.start >= 0 and n.duration > 0):
-                raise InputError(f"track {track.name!r} has an invalid note {n!r}")

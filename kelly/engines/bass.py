@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from kelly.engines.common import EIGHTH, QUARTER, SIXTEENTH, nearest_pc, note
+from kelly.engines.common import SIXTEENTH, nearest_pc, note
 from kelly.engines.context import Plan
 from kelly.song import Note, Track
 
@@ -80,5 +80,3 @@ def generate(plan: Plan, rng: np.random.Generator) -> tuple[Track, dict]:
                 notes.append(note(start, pitch, dur, velocity))
     return Track("Bass", PROGRAM.get(plan.profile, 33), 2, notes), {"patterns": used}
 
-
-__all__ = ["generate", "PATTERNS", "RHYTHMS", "EIGHTH", "QUARTER"]

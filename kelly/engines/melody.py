@@ -77,7 +77,7 @@ def register_centre(plan: Plan, bar: int = 0) -> int:
 
 def _hint_weights(plan: Plan, pitches: list[int]) -> np.ndarray:
     hints = plan.hints
-    if hints is None or getattr(hints, "note_probs", None) is None:
+    if hints is None:
         return np.ones(len(pitches))
     from kelly.ml.schema import transpose_note_probs
 

@@ -54,13 +54,3 @@ _FLAT_NAMES = ("C", "Db", "D", "Eb", "E", "F", "Gb", "G", "Ab", "A", "Bb", "B")
 def pc_name(pc: int, *, flats: bool = True) -> str:
     """A plain name for a pitch class (flats by default, as borrowed chords are spelled)."""
     return (_FLAT_NAMES if flats else _SHARP_NAMES)[pc % 12]
-
-
-def midi_name(pitch: int) -> str:
-    """Scientific pitch name of a MIDI number: 60 → ``"C4"``."""
-    return f"{pc_name(pitch % 12, flats=False)}{pitch // 12 - 1}"
-
-
-def letter_of(name: str) -> int:
-    """Letter index of a spelled note name."""
-    return parse_note(name)[0]

@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 
 from kelly.errors import InputError
-from kelly.theory.pitch import LETTER_PC, parse_note, spell
+from kelly.theory.pitch import LETTER_PC, parse_note
 
 MODE_INTERVALS: dict[str, tuple[int, ...]] = {
     "ionian": (0, 2, 4, 5, 7, 9, 11),
@@ -78,10 +78,6 @@ class Key:
     def degree_pc(self, degree: int) -> int:
         """Pitch class of scale degree ``degree`` (1-based, wraps)."""
         return (self.tonic_pc + self.intervals[(degree - 1) % 7]) % 12
-
-    def spell_degree(self, degree: int, pc: int) -> str:
-        """Spell ``pc`` with the letter of scale degree ``degree``."""
-        return spell(self.tonic_letter + degree - 1, pc)
 
     def signature_name(self) -> str:
         """The key-signature name a MIDI file carries (major or minor only, e.g. ``"Am"``).
