@@ -20,16 +20,15 @@ from __future__ import annotations
 import numpy as np
 
 from kelly.engines.context import Plan
+from kelly.ml.schema import chord_class_index, expression_dict, groove_dict
 from kelly.song import Note, Song, Track
+from kelly.theory.roman import roman_to_chord
 
 _DIATONIC_MAJOR = ("I", "ii", "iii", "IV", "V", "vi")
 _DIATONIC_MINOR = ("i", "iv", "v", "bVI", "bIII", "bVII", "V")
 
 
 def _class_of(roman: str, plan: Plan, bar: int) -> int:
-    from kelly.ml.schema import chord_class_index
-    from kelly.theory.roman import roman_to_chord
-
     key = plan.params_at_bar(bar).key
     chord = roman_to_chord(roman, key).chord
     rel = (chord.root_pc - key.tonic_pc) % 12
@@ -60,8 +59,6 @@ def reweight_progression(romans: list[str], plan: Plan, hints, rng: np.random.Ge
 
 def apply_expression(tracks: list[Track], plan: Plan, hints) -> dict:
     """Velocity base/range/accent and melody legato from the dynamics network."""
-    from kelly.ml.schema import expression_dict
-
     ex = expression_dict(np.asarray(hints.expression))
     target = ex["velocity_base"] * 127.0
     shift = 0.5 * (target - plan.params.velocity)
@@ -86,8 +83,6 @@ def apply_expression(tracks: list[Track], plan: Plan, hints) -> dict:
 
 def apply_groove(song: Song, plan: Plan, hints, rng: np.random.Generator) -> dict:
     """Push/pull lean, ghost snares and open hats from the groove network."""
-    from kelly.ml.schema import groove_dict
-
     g = groove_dict(np.asarray(hints.groove))
     lean = int(round(g["push_pull"] * -0.02 * plan.ppq))  # +1 pushes ahead (earlier)
     ghosts = opened = 0

@@ -25,7 +25,7 @@ PROFILES = {
 def generate(plan: Plan, rng: np.random.Generator) -> tuple[Track, dict]:
     program, movement, ninth_p = PROFILES.get(plan.profile, PROFILES["neutral"])
     notes: list[Note] = []
-    held: dict[int, Note] = {}
+    held: dict[int, int] = {}  # pitch -> index in notes of the note that may be extended
     for event in plan.chords:
         bar = event.start // plan.bar_ticks
         if not plan.layer_on("pad", bar):
@@ -44,15 +44,13 @@ def generate(plan: Plan, rng: np.random.Generator) -> tuple[Track, dict]:
         dur = event.duration - (240 if movement == "breathing" else 0)
         new_held = {}
         for p in sorted(set(voicing)):
-            if movement == "sustained" and p in held and held[p].end == event.start:
-                old = held[p]
-                extended = old.moved(duration=old.duration + dur)
-                notes[notes.index(old)] = extended
-                new_held[p] = extended
+            if movement == "sustained" and p in held and notes[held[p]].end == event.start:
+                old = notes[held[p]]
+                notes[held[p]] = old.moved(duration=old.duration + dur)
+                new_held[p] = held[p]
             else:
-                n = note(event.start, p, dur, velocity)
-                notes.append(n)
-                new_held[p] = n
+                notes.append(note(event.start, p, dur, velocity))
+                new_held[p] = len(notes) - 1
         held = new_held
     notes.sort()
     return Track("Pad", program, 3, notes), {"program": program, "movement": movement}
