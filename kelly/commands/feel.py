@@ -29,6 +29,9 @@ def register(subparsers) -> None:
                     "the evidence. With no TEXT, reads one text per line from standard input.")
     parser.add_argument("text", nargs="*", metavar="TEXT", help="a text to read (each argument is one text)")
     parser.add_argument("--json", action="store_true", help="JSON Lines output (the default format)")
+    parser.add_argument("--evaluate", metavar="FILE",
+                        help="score the reader on labelled sentences (JSON Lines with text, valence +/-, "
+                             "arousal high/low, family) and print the rates as JSON")
     parser.set_defaults(func=handler)
 
 
@@ -42,8 +45,22 @@ def reading(text: str) -> dict:
     return row
 
 
+def evaluate(path: str) -> dict:
+    """Score the reader on a labelled sentence file: rates overall and per category, and the misses."""
+    from kelly.emotion.evaluation import load_sentences, score_sentences
+    from kelly.emotion.text import read_text
+
+    score = score_sentences(load_sentences(path), read_text)
+    return {**score.to_dict(), "misses": score.misses}
+
+
 def handler(args) -> int:
     """Read each text (arguments, else non-blank stdin lines) and print one JSON line each."""
+    if args.evaluate:
+        if args.text:
+            raise InputError("give either TEXT or --evaluate FILE, not both")
+        sys.stdout.write(json.dumps(evaluate(args.evaluate), ensure_ascii=False, indent=1) + "\n")
+        return 0
     texts = list(args.text)
     if not texts:
         texts = [line.rstrip("\r\n") for line in sys.stdin if line.strip()]

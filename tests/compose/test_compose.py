@@ -93,13 +93,17 @@ def test_key_analysis_follows_valence():
     from kelly.ml.processor import MultiModelProcessor
 
     proc = MultiModelProcessor(search_path=[])  # what `kelly compose` does with no model files
-    hits = 0
+    hits = total = 0
     for k, (text, want) in enumerate(QUADRANT_SENTENCES):
         state = read_text(text)
-        song = compose(state, ComposeOptions(bars=16, seed=k), hints=proc.hints_for_emotion(state)).song
-        stream = music21.converter.parseData(song.to_bytes(), format="midi")
-        hits += stream.analyze("key").mode == want
-    assert hits / len(QUADRANT_SENTENCES) >= 0.9, hits
+        # Three seeds per sentence: one seed per sentence made the rate swing with small changes
+        # of the reading (a C-mixolydian piece with many vi chords is heard as A minor).
+        for seed in (k, k + 100, k + 200):
+            song = compose(state, ComposeOptions(bars=16, seed=seed), hints=proc.hints_for_emotion(state)).song
+            stream = music21.converter.parseData(song.to_bytes(), format="midi")
+            hits += stream.analyze("key").mode == want
+            total += 1
+    assert hits / total >= 0.9, f"{hits}/{total}"
 
 
 def _mean_velocity(song):

@@ -75,18 +75,19 @@ def test_capitals_and_exclamations_raise_intensity_and_arousal():
     assert "emphasis" in kinds(loud)
 
 
-def test_unknown_words_give_low_confidence_near_neutral():
-    s = read_text("the quarterly spreadsheet")
+def test_words_without_feeling_give_low_confidence_near_neutral():
+    s = read_text("the quarterly report")
     assert s.confidence <= 0.2
     assert abs(s.valence) <= 0.2
-    assert s.evidence and s.evidence[0].kind == "fallback"
+    unknown = read_text("zzqx vrrbl")
+    assert unknown.confidence <= 0.1 and unknown.evidence[0].kind == "fallback"
 
 
 def test_small_lexicon_catches_common_words_with_modest_confidence():
     good, bad = read_text("what a wonderful day"), read_text("this is awful")
     assert good.valence > 0.3 and bad.valence < -0.3
     assert good.confidence < 0.5 and bad.confidence < 0.5
-    assert kinds(good) == ["lexicon"]
+    assert all(k.startswith("lexicon:") for k in kinds(good))
 
 
 def test_synonyms_and_phrases_from_the_thesaurus():
@@ -137,7 +138,7 @@ def test_one_megabyte_is_linear():
     s = read_text(text)
     elapsed = time.perf_counter() - t0
     assert s.label in {"grief", "hope", "annoyance"}
-    assert len(s.evidence) <= 24 and len(s.secondary) <= 5
+    assert len(s.evidence) <= 48 and len(s.secondary) <= 5
     assert elapsed < 10  # generous bound for slow CI; typically ~0.4 s
 
 
