@@ -49,6 +49,8 @@ from kelly.errors import FileFormatError, InputError
 
 #: Example shown when the text is empty.
 EXAMPLE = "I feel grief, but I'm starting to hope"
+#: Longest text read at once (characters, about 6 s here); checked before anything else is done.
+MAX_TEXT_CHARS = 5_000_000
 
 #: Words between a modifier and the emotion word it applies to (at most).
 WINDOW = 2
@@ -85,6 +87,8 @@ EVENT_CONFIDENCE = 0.7
 STEM_FACTOR = 0.85
 NEGATION_CONFIDENCE = 0.75
 NEGATION_INTENSITY = 0.7
+#: A denied feeling says less about the present one than a stated feeling ("I'm not angry").
+NEGATION_WEIGHT = 0.6
 #: Lexicon words: confidence by source of the value, weight relative to a clue.
 LEXICON_CONFIDENCE = {"kelly-thesaurus": 0.6, "kelly-clues": 0.55, "kelly-idioms": 0.6, "kelly-seeds": 0.55,
                       "vader": 0.45,
@@ -116,7 +120,7 @@ _PERSON_FIRST, _PERSON_OTHER = 1, 2
 class _Item:
     """What a token n-gram means: an emotion clue, an idiom, a modifier, a negator, a scope word ..."""
 
-    type: str  # "emotion", "intensifier", "negator", "contrast", "subordinator", "past", "irrealis"
+    type: str  # "emotion", "intensifier", "negator", "contrast", "subordinator", "past", "irrealis", "neutral"
     emotion: str = ""
     kind: str = ""
     confidence: float = 0.0
@@ -169,7 +173,7 @@ class _Clues:
         for word, delta in {**doc["intensifiers"], **doc["weakeners"]}.items():
             self._add(word, _Item("intensifier", delta=float(delta)))
         for key, kind in (("negators", "negator"), ("contrasts", "contrast"), ("subordinators", "subordinator"),
-                          ("past_markers", "past"), ("irrealis", "irrealis")):
+                          ("past_markers", "past"), ("irrealis", "irrealis"), ("neutral_expressions", "neutral")):
             for word in doc[key]:
                 self._add(word, _Item(kind))
         self.max_len = max(len(k) for k in self.table)
@@ -244,7 +248,7 @@ def _clues() -> _Clues:
     doc, idioms = _read_data("clues.json"), _read_data("idioms.json")
     keys = ("clues", "intensifiers", "weakeners", "negators", "contrasts", "subordinators", "past_markers",
             "irrealis", "first_person", "third_person", "directed_at_speaker", "comparatives", "stopwords", "self_report",
-            "negation_targets", "negation_overrides", "lexicon_targets")
+            "negation_targets", "negation_overrides", "lexicon_targets", "neutral_expressions")
     if not isinstance(doc, dict) or any(k not in doc for k in keys):
         raise FileFormatError("clues.json: needs the keys " + ", ".join(keys))
     if not isinstance(idioms, dict) or not isinstance(idioms.get("idioms"), list):
@@ -301,6 +305,9 @@ def read_text(text: str) -> EmotionState:
     """
     if not isinstance(text, str):
         raise InputError(f"text must be a string, got {type(text).__name__}")
+    if len(text) > MAX_TEXT_CHARS:
+        raise InputError(f"text is {len(text):,} characters; Kelly reads at most {MAX_TEXT_CHARS:,} at a time, "
+                         "so split it into parts")
     if not text.strip():
         raise InputError(f'text is empty; tell Kelly how you feel, e.g. "{EXAMPLE}"')
     clues = _clues()
@@ -391,6 +398,7 @@ def _scope_word(item: _Item, tokens, start: int, end: int, sc: _Scope, pending_m
             sc.subordinate = True
     elif item.type in ("past", "irrealis"):
         sc.marker = (end, item.type)
+    # "neutral" expressions ("best friend", "at least") are matched only so that their words are not read
     elif item.type == "intensifier":
         pending_mods[:] = [m for m in pending_mods if start - m[0] <= WINDOW]  # only the window can apply
         pending_mods.append((end, sc.clause, item.delta, " ".join(tokens[start:end])))
@@ -462,6 +470,7 @@ def _make_hit(clues: _Clues, item: _Item, tokens: list[str], raw_tokens: list[st
     elif negated:
         entry, point = _negate(clues, entry, point, item)
         kind, words = "negated", " ".join(tokens[first_neg:end])
+        weight *= NEGATION_WEIGHT
         confidence *= NEGATION_CONFIDENCE
         intensity *= NEGATION_INTENSITY
         mods = [m for m in mods if m[2] < 0]  # "not very happy" is mild, not strong

@@ -138,6 +138,14 @@ def test_sentence_set_meets_the_targets():
     assert score.rate("arousal") >= 0.80, score.misses[:20]
 
 
+def test_huge_text_is_refused_before_reading():
+    from kelly.emotion.text import MAX_TEXT_CHARS
+    from kelly.errors import InputError
+
+    with pytest.raises(InputError, match="split it"):
+        read_text("sad " * (MAX_TEXT_CHARS // 4 + 1))
+
+
 def test_reading_does_not_import_torch():
     code = ("import sys; from kelly.emotion.text import read_text; read_text('I feel trapped 😭'); "
             "assert 'torch' not in sys.modules and 'sentence_transformers' not in sys.modules")
