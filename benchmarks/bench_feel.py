@@ -125,7 +125,7 @@ def run() -> str:
     if sample:
         old_rate = (sum(1 for r in old_found if r[3] != "fallback") / len(sample)) if old_dir else None
         new_rate = sum(1 for r in new_found if r[3] != "fallback") / len(sample)
-        lines.append(f"| wamerican, 2,000 random words | {f'{old_rate:.1%}' if old_rate is not None else 'n/a'} | "
+        lines.append(f"| wamerican, 2,000 random words (a build source) | {f'{old_rate:.1%}' if old_rate is not None else 'n/a'} | "
                      f"{coverage(sample, lex):.1%} | {new_rate:.1%} |")
     try:
         from wordfreq import top_n_list
