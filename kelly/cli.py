@@ -6,17 +6,22 @@ libraries are imported inside the handlers, so ``kelly compose`` starts fast and
 imports torch.
 
 Every ``KellyError`` becomes one line on standard error and exit code 2; argparse
-usage errors also exit 2.
+usage errors also exit 2. Anything else that escapes a handler (a full disk under
+standard output, a closed stream, ``MemoryError``, a bug of ours) also becomes one line
+and exit 2; ``kelly --debug COMMAND …`` shows the traceback instead.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
+import os
 import sys
+import warnings
 
 from kelly import __version__
-from kelly.errors import KellyError
+from kelly.errors import KellyError, OutputError
 
 #: Command modules, in the order ``kelly --help`` lists them.
 COMMAND_MODULES = (
@@ -42,28 +47,152 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="kelly", description="Kelly: turn how you feel into music.")
     parser.add_argument("--version", action="version", version=f"kelly {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show the Python traceback of an unexpected error")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(sub)
     return parser
 
 
+class _GuardedOutput:
+    """Standard output whose write errors (a full disk, a closed file) are one clear KellyError."""
+
+    def __init__(self, stream) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            raise OutputError(f"cannot write to standard output: {exc.strerror or exc}") from None
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            raise OutputError(f"cannot write to standard output: {exc.strerror or exc}") from None
+
+    def __getattr__(self, name: str):
+        return getattr(self._stream, name)
+
+
 def main(argv: list[str] | None = None) -> int:
+    saved = sys.stdout
+    _ensure_streams()
+    if not isinstance(sys.stdout, _GuardedOutput):
+        sys.stdout = _GuardedOutput(sys.stdout)
+    try:
+        return _run(argv)
+    finally:
+        if isinstance(sys.stdout, _GuardedOutput) and saved is not None:
+            sys.stdout = saved
+
+
+def _run(argv: list[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    debug = bool(getattr(args, "debug", False))
     try:
-        return int(args.func(args) or 0)
+        with warnings.catch_warnings():
+            if not debug:  # numerical warnings are handled where they matter; never as noise on stderr
+                warnings.simplefilter("ignore", RuntimeWarning)
+            code = int(args.func(args) or 0)
+        _flush_stdout()
+        return code
     except KellyError as exc:
-        print(f"kelly: error: {exc}", file=sys.stderr)
-        return 2
+        return _fail(str(exc))
     except KeyboardInterrupt:
         print("kelly: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
+        _silence_stdout()
         return 0
+    except OSError as exc:
+        if debug:
+            raise
+        if exc.errno == errno.EPIPE:
+            _silence_stdout()
+            return 0
+        where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+        return _fail(f"{exc.strerror or exc}{where}")
+    except MemoryError:
+        if debug:
+            raise
+        return _fail("out of memory; the input is too large for this machine (split it or lower the sizes)")
+    except RecursionError:
+        if debug:
+            raise
+        return _fail("the input is nested too deeply to read")
+    except Exception as exc:  # noqa: BLE001 - the last resort: one line, never a traceback
+        if debug:
+            raise
+        return _fail(f"unexpected internal error ({type(exc).__name__}: {str(exc)[:200]}); "
+                     "run again with kelly --debug … to see where, and please report it")
+
+
+def _fail(message: str) -> int:
+    """Print one error line (valid UTF-8, one line) and return exit code 2."""
+    line = " ".join(str(message).split()) or "unknown error"
+    try:
+        print(f"kelly: error: {line}", file=sys.stderr)
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
+    _flush_stdout(quiet=True)
+    return 2
+
+
+def _flush_stdout(*, quiet: bool = False) -> None:
+    """Flush standard output now, so that a full disk or a closed pipe is reported here, not at exit."""
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _silence_stdout()
+    except (OSError, ValueError, KellyError) as exc:
+        _silence_stdout()
+        if not quiet:
+            if isinstance(exc, KellyError):
+                raise
+            raise OutputError(f"cannot write to standard output: {getattr(exc, 'strerror', None) or exc}") from None
+
+
+def _silence_stdout() -> None:
+    """Point standard output at the null device so that the interpreter's final flush cannot fail."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
+def _ensure_streams() -> None:
+    """Closed standard streams become the null device; output is always valid UTF-8."""
+    for name in ("stdout", "stderr"):
+        stream = getattr(sys, name)
+        try:
+            fd = stream.fileno() if stream is not None else None
+        except (AttributeError, ValueError, OSError):
+            fd = None  # not a real file (a StringIO, a test capture): leave it as it is
+        if fd is not None:
+            try:
+                os.fstat(fd)
+            except OSError:
+                stream = None  # started with the descriptor closed
+        if stream is None:
+            setattr(sys, name, open(os.devnull, "w", encoding="utf-8"))  # noqa: SIM115 - lives as long as the process
+            continue
+        try:
+            stream.reconfigure(errors="replace")  # a lone surrogate from a bad argv byte never reaches the output
+        except (AttributeError, ValueError, OSError):
+            pass
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -45,6 +45,27 @@ def reading(text: str) -> dict:
     return row
 
 
+#: Most bytes read from standard input (checked while reading: /dev/zero fails fast).
+MAX_STDIN_BYTES = 64 * 1024 * 1024
+
+
+def _valid_text(text: str) -> str:
+    """The text with any undecodable argument bytes (lone surrogates) replaced by U+FFFD."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+def _read_stdin() -> str:
+    """Standard input as text: capped in size, invalid UTF-8 replaced rather than copied through."""
+    stream = getattr(sys.stdin, "buffer", None)
+    if stream is None:
+        raise InputError("standard input is closed; pass TEXT as an argument")
+    data = stream.read(MAX_STDIN_BYTES + 1)
+    if len(data) > MAX_STDIN_BYTES:
+        raise InputError(f"standard input is larger than {MAX_STDIN_BYTES // (1024 * 1024)} MB; "
+                         "split it into smaller parts")
+    return data.decode("utf-8", "replace")
+
+
 def evaluate(path: str) -> dict:
     """Score the reader on a labelled sentence file: rates overall and per category, and the misses."""
     from kelly.emotion.evaluation import load_sentences, score_sentences
@@ -61,9 +82,9 @@ def handler(args) -> int:
             raise InputError("give either TEXT or --evaluate FILE, not both")
         sys.stdout.write(json.dumps(evaluate(args.evaluate), ensure_ascii=False, indent=1) + "\n")
         return 0
-    texts = list(args.text)
+    texts = [_valid_text(t) for t in args.text]
     if not texts:
-        texts = [line.rstrip("\r\n") for line in sys.stdin if line.strip()]
+        texts = [line for line in _read_stdin().splitlines() if line.strip()]
         if not texts:
             raise InputError('no text given; pass TEXT or pipe lines on standard input, '
                              'e.g. kelly feel "I feel grief, but I\'m starting to hope"')

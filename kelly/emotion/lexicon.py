@@ -20,6 +20,7 @@ from __future__ import annotations
 import functools
 import gzip
 import json
+import zlib
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -38,6 +39,8 @@ DEFAULT_PATH = Path(__file__).resolve().parent / "data" / "lexicon.bin.gz"
 MAX_FILE_BYTES = 16 * 1024 * 1024
 MAX_ENTRIES = 2_000_000
 MAX_HEADER = 1_000_000
+#: Largest decompressed table (a gzip bomb stops here).
+MAX_RAW_BYTES = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -109,8 +112,13 @@ def decode_table(blob: bytes, *, where: str = "lexicon") -> Lexicon:
     if len(blob) > MAX_FILE_BYTES:
         raise FileFormatError(f"{where}: file is {len(blob)} bytes, more than the {MAX_FILE_BYTES} allowed")
     try:
-        raw = gzip.decompress(blob)
-    except (OSError, EOFError, ValueError) as exc:
+        inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)  # gzip framing
+        raw = inflater.decompress(blob, MAX_RAW_BYTES + 1)
+        if len(raw) > MAX_RAW_BYTES:
+            raise FileFormatError(f"{where}: decompresses to more than {MAX_RAW_BYTES} bytes")
+        if not inflater.eof:
+            raise FileFormatError(f"{where}: not a gzip lexicon table (truncated)")
+    except zlib.error as exc:
         raise FileFormatError(f"{where}: not a gzip lexicon table ({exc})") from None
     if not raw.startswith(MAGIC):
         raise FileFormatError(f"{where}: not a Kelly lexicon (bad magic)")
