@@ -28,6 +28,10 @@ bench: setup
 	$(PY) -m pip install --quiet -e '.[bench]'
 	OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) -m benchmarks.run
 
+# Coverage-guided fuzzing of every reader (100,000 inputs per target); findings go to fuzz/_findings/.
+fuzz: setup
+	$(PY) -m fuzz.run --runs $${FUZZ_RUNS:-100000}
+
 # Rebuild kelly/emotion/data/lexicon.bin.gz from its sources (byte-identical for the same inputs).
 lexicon: setup
 	$(PY) -m pip install --quiet -e '.[lexicon]'

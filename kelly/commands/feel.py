@@ -56,14 +56,14 @@ def _valid_text(text: str) -> str:
 
 def _read_stdin() -> str:
     """Standard input as text: capped in size, invalid UTF-8 replaced rather than copied through."""
-    stream = getattr(sys.stdin, "buffer", None)
-    if stream is None:
+    if sys.stdin is None:
         raise InputError("standard input is closed; pass TEXT as an argument")
+    stream = getattr(sys.stdin, "buffer", sys.stdin)  # a text stream (tests, embedding) is read as it is
     data = stream.read(MAX_STDIN_BYTES + 1)
     if len(data) > MAX_STDIN_BYTES:
         raise InputError(f"standard input is larger than {MAX_STDIN_BYTES // (1024 * 1024)} MB; "
                          "split it into smaller parts")
-    return data.decode("utf-8", "replace")
+    return data.decode("utf-8", "replace") if isinstance(data, bytes) else _valid_text(data)
 
 
 def evaluate(path: str) -> dict:
