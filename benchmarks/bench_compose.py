@@ -35,13 +35,13 @@ def _whole_process(n: int) -> list[float]:
         for k in range(n):
             t0 = time.perf_counter()
             subprocess.run([sys.executable, "-m", "kelly", "compose", TEXT, "--bars", "32", "--seed", str(k),
-                            "--out", str(Path(tmp) / "b.mid")], check=True, capture_output=True)
+                            "--out", str(Path(tmp) / "b.mid"), "--force"], check=True, capture_output=True)
             out.append(time.perf_counter() - t0)
     return out
 
 
 def _imports_torch() -> bool:
-    code = ("import sys, kelly.cli as c; c.main(['compose','hi','--bars','4','--out','/tmp/_kb.mid']); "
+    code = ("import sys, kelly.cli as c; c.main(['compose','hi','--bars','4','--out','/tmp/_kb.mid','--force']); "
             "print('torch' in sys.modules)")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return res.stdout.strip().endswith("True")

@@ -17,6 +17,8 @@ from __future__ import annotations
 import json
 import secrets
 
+from kelly.commands.options import seed_arg
+
 
 def register(subparsers) -> None:
     """Add the ``analyze``, ``diagnose`` and ``reharm`` sub-commands."""
@@ -44,7 +46,8 @@ def register(subparsers) -> None:
     p.add_argument("progression", help='chords separated by - | , or spaces, e.g. "F-C-Am-Dm"')
     p.add_argument("-s", "--style", default="jazz", help="one of: " + ", ".join(STYLES) + " (default: jazz)")
     p.add_argument("-n", "--count", type=int, default=3, help="how many reharmonisations (1-20, default 3)")
-    p.add_argument("--seed", type=int, default=None, help="random seed (same seed, same results)")
+    p.add_argument("--seed", type=seed_arg, default=None,
+                   help="random seed 0-4294967295 (same seed, same results)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run_reharm)
 

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 import sys
 from pathlib import Path
 
-from kelly.errors import InputError
+from kelly.commands.options import add_force, seed_arg
+from kelly.errors import InputError, OutputError
 
 DEFAULT_OUT_DIR = "kelly-out"
+#: How many numbered names (``slug-2.mid`` …) a default output may try before giving up.
+MAX_FREE_NAMES = 1000
 
 
 def register(sub) -> None:
@@ -19,8 +23,11 @@ def register(sub) -> None:
                                    "and/or explicit valence/arousal/dominance.")
     p.add_argument("text", nargs="*", help="how you feel, e.g. \"I feel grief, but I'm starting to hope\"")
     p.add_argument("--bars", type=int, default=16, help="length in bars (1-512, default 16)")
-    p.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives byte-identical MIDI")
-    p.add_argument("--out", "-o", help="output .mid path (default kelly-out/<slug>.mid)")
+    p.add_argument("--seed", type=seed_arg, default=0,
+                   help="random seed 0-4294967295; the same seed gives byte-identical MIDI")
+    p.add_argument("--out", "-o", help="output .mid path (default kelly-out/<slug>.mid, or the next free "
+                                        "<slug>-2.mid ...); FILE.json beside it explains it")
+    add_force(p, help="replace an existing --out FILE.mid and FILE.json (never a file this command reads)")
     p.add_argument("--json", action="store_true", help="print the explanation JSON on standard output")
     p.add_argument("--valence", type=float, help="valence in [-1, 1] (instead of or on top of the text)")
     p.add_argument("--arousal", type=float, help="arousal in [0, 1]")
@@ -113,50 +120,159 @@ def _network_hints(args, state):
     hints = proc.hints_for_emotion(state)
     status = proc.status()
     live = status["live"]
-    note = ("all five networks live" if len(live) == 5 else
-            "no model files found: running on the fallback heuristics" if not live else
-            f"live: {', '.join(live)}; the rest run on fallback heuristics")
-    models = {"live": live, "fallback": status["fallback"], "note": note,
+    models = {"live": live, "fallback": status["fallback"], "note": proc.note(),
               "status": {k: v["status"] for k, v in status["models"].items()}, "hints": hints.to_dict()}
     return hints, models
 
 
 def output_path(requested: str | None, stem: str, *, flag: str = "--out") -> Path:
-    """Where a composition goes: the user's path (``.mid`` added if missing) or ``kelly-out/<stem>.mid``."""
+    """Where a composition goes: the user's path (``.mid`` added if missing) or ``kelly-out/<stem>.mid``.
+
+    Only names the file; :func:`check_output` and :func:`write_composition` check it.
+    """
     if requested:
         out = Path(requested)
         if out.suffix.lower() not in (".mid", ".midi"):
             out = out.with_suffix(out.suffix + ".mid") if out.suffix else out.with_suffix(".mid")
     else:
         out = Path(DEFAULT_OUT_DIR) / f"{stem}.mid"
-    if out.is_dir():
-        raise InputError(f"{flag} {out} is a folder; give a file name ending in .mid")
     return out
 
 
-def write_composition(result, requested: str | None, stem: str, *, flag: str = "--out") -> Path:
-    """Write the MIDI and its explanation JSON beside it (both atomically); returns the MIDI path."""
-    from kelly.fileio import write_json_atomic
+def explanation_path(midi: Path) -> Path:
+    """The explanation JSON written beside a MIDI file: ``FILE.json``."""
+    return midi.with_suffix(".json")
 
-    out = output_path(requested, stem, flag=flag)
-    result.explanation["files"] = {"midi": str(out), "explanation": str(out.with_suffix(".json"))}
-    result.song.save(out)
-    write_json_atomic(out.with_suffix(".json"), result.explanation)
-    return out
+
+def _default_candidates(stem: str):
+    """``kelly-out/<stem>.mid``, then ``<stem>-2.mid`` … ``<stem>-1000.mid``."""
+    folder = Path(DEFAULT_OUT_DIR)
+    yield folder / f"{stem}.mid"
+    for n in range(2, MAX_FREE_NAMES + 1):
+        yield folder / f"{stem}-{n}.mid"
+
+
+def _pair_error(exc: OutputError, out: Path) -> OutputError:
+    """Say what the ``.json`` beside a MIDI is, when it is the destination a message is about."""
+    from kelly.fileio import DestinationExists, OutputIsInput, show_path
+
+    js = explanation_path(out)
+    if getattr(exc, "path", None) != js:
+        return exc
+    if isinstance(exc, DestinationExists):
+        return OutputError(f"{show_path(js)} already exists (Kelly writes the explanation of {show_path(out)} "
+                           f"there); use --force to replace it")
+    if isinstance(exc, OutputIsInput):
+        return OutputError(f"{show_path(js)} is this command's input, and also where the explanation of "
+                           f"{show_path(out)} would go; Kelly never writes over its input, even with --force: "
+                           f"choose another output name")
+    return exc
+
+
+def _taken(out: Path, inputs) -> bool:
+    """Whether a default name is taken (exists, by anything); other problems (no permission) raise."""
+    from kelly.fileio import check_destinations
+
+    try:
+        check_destinations([out, explanation_path(out)], overwrite=False, inputs=inputs)
+    except OutputError:
+        if os.path.lexists(out) or os.path.lexists(explanation_path(out)):
+            return True
+        raise
+    return False
+
+
+def check_output(requested: str | None, stem: str, *, force: bool = False, inputs=(), flag: str = "--out") -> None:
+    """Fail before composing if an explicit output (or, with ``force``, the default one) cannot be written.
+
+    The MIDI and its ``.json`` are both destinations: an existing one is refused unless
+    ``force``; a symbolic link, folder or device, or a file in ``inputs``, always.
+    """
+    if requested or force:
+        from kelly.fileio import check_destinations
+
+        out = output_path(requested, stem, flag=flag)
+        try:
+            check_destinations([out, explanation_path(out)], overwrite=force, inputs=inputs)
+        except OutputError as exc:
+            raise _pair_error(exc, out) from None
+
+
+def write_composition(result, requested: str | None, stem: str, *, flag: str = "--out", force: bool = False,
+                      inputs=()) -> Path:
+    """Write the MIDI and its explanation JSON beside it as a pair; returns the MIDI path.
+
+    Parameters
+    ----------
+    requested : str or None
+        The user's ``--out``; ``None`` writes ``kelly-out/<stem>.mid``, or the first free
+        ``<stem>-N.mid`` when that (or its ``.json``) exists, so repeated runs never fail
+        and never replace anything (with ``force``, the default name is replaced instead).
+    force : bool
+        Replace existing destinations (``--force``); without it they are refused.
+    inputs : paths
+        Files the command read (an intent file): never written over, even with ``force``.
+
+    The explanation records the MIDI's SHA-256 (``files.midi_sha256``) and both are
+    written by :func:`kelly.fileio.write_files_atomic`, explanation first: see there for
+    what a kill at any moment can leave.
+
+    Raises
+    ------
+    OutputError
+        If a destination exists (without ``force``), is an input, is not a regular file,
+        or cannot be written.
+    """
+    import hashlib
+
+    from kelly.fileio import DestinationExists, json_bytes, write_files_atomic
+
+    midi = result.song.to_bytes()
+    digest = hashlib.sha256(midi).hexdigest()
+    explicit = bool(requested) or force
+    candidates = [output_path(requested, stem, flag=flag)] if explicit else _default_candidates(stem)
+    for out in candidates:
+        if not explicit and _taken(out, inputs):
+            continue
+        js = explanation_path(out)
+        result.explanation["files"] = {"midi": str(out), "explanation": str(js), "midi_sha256": digest}
+        try:
+            write_files_atomic({js: json_bytes(result.explanation), out: midi}, overwrite=force, inputs=inputs)
+        except DestinationExists as exc:
+            if explicit:
+                raise _pair_error(exc, out) from None
+            continue  # taken a moment ago by another run: try the next name
+        except OutputError as exc:
+            raise _pair_error(exc, out) from None
+        return out
+    raise OutputError(f"{DEFAULT_OUT_DIR}/{stem}.mid and the next {MAX_FREE_NAMES - 1} numbered names are all taken; "
+                      f"give --out FILE.mid or --force")
+
+
+def _model_inputs(args) -> list[Path]:
+    """The model files ``--models-dir`` offers: inputs, so ``--out DIR/dynamicsengine.mid`` cannot replace one."""
+    if args.no_ml or not args.models_dir:
+        return []
+    from kelly.ml.specs import SPECS
+
+    folder = Path(args.models_dir).expanduser()
+    return [folder / spec.file_name for spec in SPECS.values()]
 
 
 def run(args) -> int:
     from kelly.generator import ComposeOptions, compose
 
     text, path = resolve_emotions(args)
+    stem = slugify(text) if text else slugify("-".join(e.label for e in path))
+    inputs = _model_inputs(args)
+    check_output(args.out, stem, force=args.force, inputs=inputs)  # before the work, not after it
     opts = ComposeOptions(bars=args.bars, seed=args.seed, complexity=args.complexity, humanize=args.humanize,
                           key=args.key, breaks=tuple(args.breaks), auto_breaks=not args.no_auto_breaks)
     hints, models = _network_hints(args, path[0])
     result = compose(path if len(path) > 1 else path[0], opts, hints=hints, models=models)
-    stem = slugify(text) if text else slugify("-".join(e.label for e in path))
     explanation = result.explanation
     explanation["text"] = text or None
-    write_composition(result, args.out, stem, flag="--out")
+    write_composition(result, args.out, stem, flag="--out", force=args.force, inputs=inputs)
     if args.json:
         json.dump(explanation, sys.stdout, indent=2)
         sys.stdout.write("\n")

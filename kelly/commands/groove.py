@@ -2,23 +2,28 @@
 
 Sub-commands::
 
-    kelly groove extract FILE.mid [-o groove.json] [--track NAME ...]
-    kelly groove apply FILE.mid --template NAME|groove.json [--intensity X] -o out.mid [--track NAME ...]
+    kelly groove extract FILE.mid [-o groove.json] [--track NAME ...] [--force]
+    kelly groove apply FILE.mid --template NAME|groove.json [--intensity X] -o out.mid [--track NAME ...] [--force]
     kelly groove humanize FILE.mid [--preset NAME | --style tight|natural|loose|drunk]
                           [--complexity X] [--vulnerability X] [--no-ghost-notes] [--drums-only]
-                          [--seed S] -o out.mid
-    kelly groove swing FILE.mid --amount X -o out.mid
+                          [--seed S] -o out.mid [--force]
+    kelly groove swing FILE.mid --amount X -o out.mid [--force]
     kelly groove templates [--json]
     kelly groove presets [--json]
 
 The groove library is imported inside the handlers so ``kelly --help`` stays fast.
+Outputs are written atomically; an existing ``-o`` file is refused unless ``--force``, and
+an input (the MIDI, a template file) is never an output, even with ``--force``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+
+from kelly.commands.options import add_force, seed_arg
 
 
 def register(subparsers) -> None:
@@ -35,6 +40,7 @@ def register(subparsers) -> None:
     p.add_argument("-o", "--output", help="write the template here (default: print it)")
     p.add_argument("--track", action="append", help="only measure this track (repeatable)")
     p.add_argument("--name", help="template name (default: the file name)")
+    add_force(p)
     p.set_defaults(func=cmd_extract)
 
     p = sub.add_parser("apply", help="apply a genre template or a groove.json to a MIDI file")
@@ -44,6 +50,7 @@ def register(subparsers) -> None:
     p.add_argument("-i", "--intensity", type=float, default=1.0, help="0 (no change) to 1 (full template); default 1")
     p.add_argument("--track", action="append", help="only groove this track (repeatable)")
     p.add_argument("-o", "--output", required=True, help="output MIDI file")
+    add_force(p)
     p.set_defaults(func=cmd_apply)
 
     p = sub.add_parser("humanize", help="seeded human timing, dynamics, dropouts and ghost notes")
@@ -56,8 +63,10 @@ def register(subparsers) -> None:
     p.add_argument("-v", "--vulnerability", type=float, help="override dynamic fragility 0..1")
     p.add_argument("--no-ghost-notes", action="store_true", help="never add ghost notes")
     p.add_argument("--drums-only", action="store_true", help="leave non-drum tracks alone")
-    p.add_argument("--seed", type=int, help="random seed (same seed, same file); default: a fresh one, printed")
+    p.add_argument("--seed", type=seed_arg,
+                   help="random seed 0-4294967295 (same seed, same file); default: a fresh one, printed")
     p.add_argument("-o", "--output", required=True, help="output MIDI file")
+    add_force(p)
     p.set_defaults(func=cmd_humanize)
 
     p = sub.add_parser("swing", help="swing the off-beat eighths (0 straight, 0.67 triplet, 1 dotted)")
@@ -65,6 +74,7 @@ def register(subparsers) -> None:
     p.add_argument("-a", "--amount", type=float, required=True, help="swing factor 0..1")
     p.add_argument("--track", action="append", help="only swing this track (repeatable)")
     p.add_argument("-o", "--output", required=True, help="output MIDI file")
+    add_force(p)
     p.set_defaults(func=cmd_swing)
 
     p = sub.add_parser("templates", help="list the genre templates")
@@ -81,17 +91,41 @@ def _usage(parser: argparse.ArgumentParser) -> int:
     return 2
 
 
+def _check_output(args, *inputs) -> None:
+    """Refuse ``-o`` before any work: an existing file (without ``--force``), an input, a link or folder."""
+    from kelly.fileio import check_destination
+
+    check_destination(args.output, overwrite=args.force, inputs=inputs)
+
+
+def _write_song(args, song, *inputs) -> None:
+    """Write ``song`` to ``-o`` atomically, never over an input or (without ``--force``) an existing file."""
+    from kelly.fileio import write_bytes_atomic
+
+    write_bytes_atomic(args.output, song.to_bytes(), overwrite=args.force, inputs=inputs)
+
+
+def _template_file(spec: str) -> str | None:
+    """The template argument when it names a file (an input), else ``None`` (a genre name)."""
+    return spec if spec.lower().endswith(".json") or os.sep in spec or os.path.isfile(spec) else None
+
+
 def cmd_extract(args) -> int:
     from pathlib import Path
 
     from kelly.groove import extract_groove
     from kelly.song import read_midi
 
+    if args.output:
+        _check_output(args, args.midi)
     song = read_midi(args.midi)
+    _warn(song)
     template = extract_groove(song, tracks=args.track, name=args.name or Path(args.midi).stem,
                               source_file=str(args.midi))
     if args.output:
-        template.save(args.output)
+        from kelly.fileio import write_json_atomic
+
+        write_json_atomic(args.output, template.to_dict(), overwrite=args.force, inputs=(args.midi,))
         print(f"wrote {args.output}: swing {template.swing_factor:.3f}, "
               f"mean deviation {template.timing_stats['mean_deviation_ms']:.1f} ms")
     else:
@@ -105,10 +139,13 @@ def cmd_apply(args) -> int:
     from kelly.song import read_midi
 
     intensity = check_amount(args.intensity, "--intensity")
+    inputs = (args.midi, _template_file(args.template))
+    _check_output(args, *inputs)
     template = resolve_template(args.template)
     song = read_midi(args.midi)
+    _warn(song)
     result = apply_template(song, template, intensity, tracks=args.track)
-    result.save(args.output)
+    _write_song(args, result, *inputs)
     print(f"wrote {args.output}: {template.name} at intensity {intensity:g}, {result.note_count()} notes")
     return 0
 
@@ -128,11 +165,13 @@ def cmd_humanize(args) -> int:
         vulnerability=None if args.vulnerability is None else check_amount(args.vulnerability, "--vulnerability"),
         ghost_notes=False if args.no_ghost_notes else None,
     )
+    _check_output(args, args.midi)
     song = read_midi(args.midi)
+    _warn(song)
     seed = args.seed if args.seed is not None else secrets.randbelow(2**31)
     tracks = [i for i, t in enumerate(song.tracks) if t.is_drum] if args.drums_only else None
     result = humanize(song, settings, np.random.default_rng(seed), tracks=tracks)
-    result.save(args.output)
+    _write_song(args, result, args.midi)
     print(f"wrote {args.output}: {settings.name} (complexity {settings.complexity:g}, "
           f"vulnerability {settings.vulnerability:g}), seed {seed}, {result.note_count()} notes")
     return 0
@@ -144,9 +183,11 @@ def cmd_swing(args) -> int:
     from kelly.song import read_midi
 
     amount = check_amount(args.amount, "--amount")
+    _check_output(args, args.midi)
     song = read_midi(args.midi)
+    _warn(song)
     result = swing(song, amount, tracks=args.track)
-    result.save(args.output)
+    _write_song(args, result, args.midi)
     print(f"wrote {args.output}: swing {amount:g}")
     return 0
 
@@ -179,3 +220,9 @@ def cmd_presets(args) -> int:
         print(f"{name:<24} complexity {s.complexity:<4g} vulnerability {s.vulnerability:<4g} {p.description}")
     print("styles: " + ", ".join(f"{n} ({c:g}, {v:g})" for n, (c, v) in STYLES.items()))
     return 0
+
+
+def _warn(song) -> None:
+    """Say on standard error what the MIDI reader repaired (tempo 0, a 0/4 time signature …)."""
+    for line in getattr(song, "warnings", ()):
+        print(f"kelly: warning: {line}", file=sys.stderr)

@@ -14,9 +14,8 @@ import json
 import sys
 from pathlib import Path
 
+from kelly.commands.options import seed_arg
 from kelly.errors import InputError
-
-
 
 
 def register(sub) -> None:
@@ -28,7 +27,7 @@ def register(sub) -> None:
     q = isub.add_parser("new", help="write an intent template")
     q.add_argument("-t", "--title", default="Untitled", help="song title")
     q.add_argument("-o", "--output", help="file to write (default: print to standard output)")
-    q.add_argument("-f", "--force", action="store_true", help="overwrite an existing file")
+    q.add_argument("-f", "--force", action="store_true", help="replace an existing file")
     q.set_defaults(func=run_new)
 
     q = isub.add_parser("validate", help="check an intent file; exit 2 if it has problems")
@@ -38,12 +37,15 @@ def register(sub) -> None:
 
     q = isub.add_parser("process", help="compose MIDI (and an explanation JSON) from an intent file")
     q.add_argument("file")
-    q.add_argument("-o", "--output", help="output .mid path (default kelly-out/<title>.mid)")
-    q.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives byte-identical MIDI")
+    q.add_argument("-o", "--output", help="output .mid path (default kelly-out/<title>.mid, or the next free "
+                                          "<title>-2.mid ...); FILE.json beside it explains it")
+    q.add_argument("--seed", type=seed_arg, default=0,
+                   help="random seed 0-4294967295; the same seed gives byte-identical MIDI")
     q.add_argument("--bars", type=int, default=16, help="length in bars (1-512, default 16)")
     q.add_argument("--json", action="store_true", help="print the explanation JSON on standard output")
     q.add_argument("-f", "--force", action="store_true",
-                   help="compose even if validation finds problems (unusable fields are skipped)")
+                   help="compose even if validation finds problems (unusable fields are skipped), and replace "
+                        "an existing -o FILE.mid and FILE.json (never the intent file itself)")
     q.set_defaults(func=run_process)
 
     q = isub.add_parser("suggest", help="modes, tempo, density, textures and rules for an emotion")
@@ -75,11 +77,7 @@ def run_new(args) -> int:
         sys.stdout.write("\n")
         return 0
     out = Path(args.output)
-    if out.is_dir():
-        raise InputError(f"{out} is a folder; give a file name such as my-song.json")
-    if out.exists() and not args.force:
-        raise InputError(f"{out} already exists; use --force to overwrite it")
-    write_json_atomic(out, doc)
+    write_json_atomic(out, doc, overwrite=args.force)
     print(f"Wrote {out}: fill in Phase 0 first, then check it with `kelly intent validate {out}`")
     return 0
 
@@ -101,7 +99,7 @@ def run_validate(args) -> int:
 
 
 def run_process(args) -> int:
-    from kelly.commands.compose import slugify, write_composition
+    from kelly.commands.compose import check_output, slugify, write_composition
     from kelly.generator import MAX_BARS
     from kelly.intent.process import process_intent
     from kelly.intent.schema import CompleteSongIntent, load_document
@@ -109,10 +107,13 @@ def run_process(args) -> int:
     if not 1 <= args.bars <= MAX_BARS:
         raise InputError(f"--bars must be a whole number from 1 to {MAX_BARS}, got {args.bars}")
     intent = CompleteSongIntent.from_dict(load_document(args.file))
+    stem = slugify(intent.title)
+    inputs = (args.file,)  # the intent is never an output: my-song.json -o my-song.mid would replace it
+    check_output(args.output, stem, force=args.force, inputs=inputs, flag="--output")
     result = process_intent(intent, bars=args.bars, seed=args.seed, force=args.force)
     ex = result.explanation
     ex["intent"]["file"] = str(args.file)
-    out = write_composition(result, args.output, slugify(intent.title), flag="--output")
+    out = write_composition(result, args.output, stem, flag="--output", force=args.force, inputs=inputs)
     if args.json:
         json.dump(ex, sys.stdout, indent=2)
         sys.stdout.write("\n")

@@ -10,7 +10,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from kelly.errors import FileFormatError, InputError, ModelError
+from kelly.commands.options import add_force, seed_arg
+from kelly.errors import InputError, ModelError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -28,7 +29,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--format", dest="formats", action="append", metavar="FORMAT",
                    help="rtneural, onnx or checkpoint; repeat or comma-separate for several (default: rtneural)")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder (created if needed)")
-    p.add_argument("--seed", type=int, default=0, help="initialisation seed (default 0)")
+    p.add_argument("--seed", type=seed_arg, default=0, help="initialisation seed 0-4294967295 (default 0)")
+    add_force(p, help="replace model files that already exist in DIR")
     p.set_defaults(func=cmd_export)
 
     p = subparsers.add_parser(
@@ -41,24 +43,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def cmd_runtime(args: argparse.Namespace) -> int:
-    from kelly.ml.runtime import format_row, load_model, read_csv_rows
+    from kelly.ml.runtime import load_model, read_csv_file, read_csv_rows, run_rows
 
     model = load_model(Path(args.model))
     if args.input:
-        try:
-            with open(args.input, encoding="utf-8") as handle:
-                rows = read_csv_rows(handle, model.in_size, source=args.input)
-        except FileNotFoundError:
-            raise InputError(f"input file {args.input} not found") from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise FileFormatError(f"cannot read {args.input}: {exc}") from None
+        source = args.input
+        rows, lines = read_csv_file(args.input, model.in_size, with_lines=True)
     else:
-        rows = read_csv_rows(sys.stdin, model.in_size, source="standard input")
-    model.reset()
-    out = sys.stdout
-    for row in rows:
-        out.write(format_row(model.forward(row)) + "\n")
-    out.flush()
+        source = "standard input"
+        rows, lines = read_csv_rows(sys.stdin, model.in_size, source=source, with_lines=True)
+    run_rows(model, rows, sys.stdout, lines=lines, source=source)
+    sys.stdout.flush()
     return 0
 
 
@@ -71,6 +66,11 @@ def cmd_export(args: argparse.Namespace) -> int:
     unknown = [f for f in formats if f not in FORMATS]
     if unknown:
         raise InputError(f"unknown format {unknown[0]!r}; choose from {', '.join(FORMATS)}")
+    from kelly.fileio import check_destinations
+
+    # Every file the export will write, checked before torch starts: an existing one is refused
+    # without --force; a symbolic link, folder or device in its place always.
+    check_destinations([Path(args.out) / name for name in export_file_names(formats)], overwrite=args.force)
     try:
         written = export_models(args.out, formats, seed=args.seed)
     except ImportError as exc:
@@ -78,6 +78,24 @@ def cmd_export(args: argparse.Namespace) -> int:
     for path in written:
         print(path)
     return 0
+
+
+def export_file_names(formats) -> list[str]:
+    """The names ``kelly export`` writes in its folder for ``formats`` (see :mod:`kelly.ml.export`)."""
+    from kelly.ml.specs import MODEL_KEYS, SPECS
+
+    names = []
+    for key in MODEL_KEYS:
+        if "rtneural" in formats:
+            names.append(SPECS[key].file_name)
+        if "onnx" in formats:
+            names.append(f"{key}.onnx")
+        if "checkpoint" in formats:
+            names.append(f"{key}.pt")
+    if "onnx" in formats:
+        names.append("pipeline.onnx")
+    names.append("manifest.json")
+    return names
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -88,6 +106,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
         print(check.line())
     failed = [c for c in checks if not c.ok]
     if failed:
-        raise ModelError(f"validation failed: {len(failed)} of {len(checks)} checks in {args.dir}")
+        raise ModelError(f"validation failed: {len(failed)} of {len(checks)} checks in {args.dir}; "
+                         f"first: {failed[0].detail[:200]}")
     print(f"all {len(checks)} checks passed")
     return 0

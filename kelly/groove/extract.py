@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from kelly.errors import InputError
+from kelly.errors import FileFormatError, InputError
 from kelly.groove.swing import SWING_FULL_FRACTION, is_offbeat_eighth, select_tracks, unwarp, warp
 from kelly.groove.templates import SLOTS, TEMPLATE_PPQ, GrooveTemplate, ticks_to_ms
 from kelly.song import Song
@@ -132,6 +132,9 @@ def extract_groove(song: Song, *, tracks=None, name: str | None = None,
             curve[s] = float(np.mean(vels[slot == s]))
 
     bpm = float(song.tempos[0][1]) if song.tempos else 120.0
+    num, den = song.time_signature
+    if not (num >= 1 and den >= 1):
+        raise InputError(f"cannot extract a groove: the time signature {num}/{den} is not valid")
     abs_dev = np.abs(residual_480)
     std_dev = float(np.std(residual_480))
     timing_stats = {
@@ -151,15 +154,20 @@ def extract_groove(song: Song, *, tracks=None, name: str | None = None,
         "ghost_count": int(np.sum(vels < GHOST_THRESHOLD)),
         "accent_count": int(np.sum(vels > ACCENT_THRESHOLD)),
     }
-    return GrooveTemplate(
+    template = GrooveTemplate(
         name=name or song.title or "groove",
         source_file=source_file,
         ppq=TEMPLATE_PPQ,
         tempo_bpm=round(bpm, 3),
-        time_signature=tuple(song.time_signature),
+        time_signature=(int(num), int(den)),
         timing_deviations=tuple(round(float(d), 3) for d in devs),
         swing_factor=swing_factor,
         velocity_curve=tuple(round(float(v), 3) for v in curve),
         velocity_stats=velocity_stats,
         timing_stats=timing_stats,
     )
+    try:  # never hand out a template that loading (and so `groove apply`) would refuse
+        GrooveTemplate.from_dict(template.to_dict(), origin=template.name)
+    except FileFormatError as exc:
+        raise InputError(f"cannot extract a usable groove template: {exc}") from None
+    return template

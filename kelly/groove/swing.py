@@ -34,7 +34,7 @@ from __future__ import annotations
 import numpy as np
 
 from kelly.errors import InputError
-from kelly.song import Song, Track
+from kelly.song import Song, Track, read_limit
 
 #: Swing delay of the off-beat eighth at s = 1, as a fraction of a quarter note.
 SWING_FULL_FRACTION = 0.25
@@ -158,16 +158,35 @@ def _tidy(notes: list) -> list:
 
 
 def copy_song(song: Song, tracks: list[Track]) -> Song:
-    """A new :class:`Song` with ``song``'s conductor data and the given tracks."""
+    """A new :class:`Song` with ``song``'s conductor data and the given tracks.
+
+    Notes moved past :func:`kelly.song.read_limit` (the last bar, or the last tick, that
+    Kelly reads) are cut back to end there, so a grooved song can always be read again.
+    """
+    limit = read_limit(song)
     return Song(
-        tracks=tracks,
+        tracks=[_within(track, limit) for track in tracks],
         tempos=list(song.tempos),
         time_signature=tuple(song.time_signature),
         key_signature=song.key_signature,
         title=song.title,
         ppq=song.ppq,
         markers=list(song.markers),
+        warnings=list(song.warnings),
     )
+
+
+def _within(track: Track, limit: int) -> Track:
+    """``track`` with every note ending by tick ``limit`` (starting by ``limit - 1``)."""
+    if all(n.start + n.duration <= limit for n in track.notes):
+        return track
+    notes = []
+    for n in track.notes:
+        if n.start + n.duration > limit:
+            start = min(n.start, limit - 1)
+            n = n.moved(start=start, duration=limit - start)
+        notes.append(n)
+    return Track(track.name, track.program, track.channel, _tidy(notes))
 
 
 def swing(song: Song, amount: float, *, tracks=None) -> Song:

@@ -14,6 +14,7 @@ grid, so the jazz template's swing (0.67) and its per-slot offsets add up.
 from __future__ import annotations
 
 import math
+import numbers
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +27,8 @@ from kelly.fileio import read_json, write_json_atomic
 TEMPLATE_PPQ = 480
 #: Slots per template (sixteenth notes in a 4/4 bar).
 SLOTS = 16
+#: Fastest tempo a template may carry (the MIDI reader reads faster tempos as this).
+MAX_TEMPLATE_BPM = 10_000.0
 
 
 def ticks_to_ms(ticks: float, bpm: float, ppq: int = TEMPLATE_PPQ) -> float:
@@ -82,8 +85,13 @@ class GrooveTemplate:
             )
         if not 0.0 <= float(self.swing_factor) <= 1.0:
             raise InputError(f"groove template {self.name!r}: swing_factor must be in [0, 1], got {self.swing_factor}")
-        if self.ppq <= 0 or self.tempo_bpm <= 0:
-            raise InputError(f"groove template {self.name!r}: ppq and tempo_bpm must be positive")
+        if self.ppq <= 0 or not 0 < self.tempo_bpm <= MAX_TEMPLATE_BPM:
+            raise InputError(f"groove template {self.name!r}: ppq must be positive and tempo_bpm in "
+                             f"(0, {MAX_TEMPLATE_BPM:g}], got {self.ppq} and {self.tempo_bpm}")
+        ts = self.time_signature
+        if (len(ts) != 2 or not all(isinstance(x, numbers.Integral) and not isinstance(x, bool) and x > 0 for x in ts)):
+            raise InputError(f"groove template {self.name!r}: time_signature must be two positive integers, "
+                             f"got {ts!r}")
 
     def deviations_at(self, ppq: int) -> tuple[float, ...]:
         """Timing deviations rescaled to another PPQ."""
@@ -156,7 +164,7 @@ class GrooveTemplate:
             name=str(name),
             source_file=None if source is None else str(source),
             ppq=ppq,
-            tempo_bpm=number("tempo_bpm", 120.0, 1e-6, 10_000.0),
+            tempo_bpm=number("tempo_bpm", 120.0, 1e-6, MAX_TEMPLATE_BPM),
             time_signature=(int(ts[0]), int(ts[1])),
             timing_deviations=numbers("timing_deviations", -4.0 * ppq, 4.0 * ppq),
             swing_factor=number("swing_factor", 0.0, 0.0, 1.0),

@@ -146,9 +146,9 @@ class CompleteSongIntent:
             raise FileFormatError("intent: " + "; ".join(problems))
         return intent
 
-    def save(self, path: str | os.PathLike) -> Path:
-        """Write the intent as indented JSON, atomically."""
-        return write_json_atomic(path, self.to_dict())
+    def save(self, path: str | os.PathLike, *, overwrite: bool = True) -> Path:
+        """Write the intent as indented JSON, atomically (``overwrite=False`` refuses an existing file)."""
+        return write_json_atomic(path, self.to_dict(), overwrite=overwrite)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "CompleteSongIntent":

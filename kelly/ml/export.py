@@ -27,16 +27,18 @@ from __future__ import annotations
 
 import io
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
 import numpy as np
 
-from kelly.errors import InputError, ModelError
+from kelly.errors import InputError, KellyError, ModelError
 from kelly.fileio import write_bytes_atomic, write_json_atomic, write_text_atomic
 from kelly.ml.convert import rtneural_to_spec_state_dict, spec_state_dict_to_rtneural
-from kelly.ml.runtime import Model, load_model
+from kelly.ml.processor import safe_model_path
+from kelly.ml.runtime import Model, model_from_dict, parse_model_json, read_model_file
 from kelly.ml.specs import MODEL_KEYS, SPECS, TOTAL_PARAMS
 
 FORMATS = ("rtneural", "onnx", "checkpoint")
@@ -140,34 +142,133 @@ def _torch_outputs(model, xs: np.ndarray) -> np.ndarray:
     return y[0].numpy()
 
 
-def _onnx_outputs(path: Path, xs: np.ndarray, name: str = "y") -> np.ndarray:
-    from kelly.ml.onnx_graphs import OnnxStepper, session
-
-    stepper = OnnxStepper(session(str(path)))
+def _onnx_outputs(stepper, xs: np.ndarray, name: str = "y") -> np.ndarray:
+    stepper.reset()
     return np.stack([stepper.step(x)[name][0] for x in xs])
 
 
-def _load_checkpoint(path: Path, key: str):
+def checkpoint_shapes(spec) -> dict[str, tuple[int, ...]]:
+    """The tensors (name → shape) a checkpoint of ``spec`` must hold, as torch names them."""
+    shapes: dict[str, tuple[int, ...]] = {}
+    for i, layer in enumerate(spec.layers):
+        p = f"layers.{i}"
+        if layer.kind == "dense":
+            shapes[f"{p}.weight"] = (layer.out_size, layer.in_size)
+            shapes[f"{p}.bias"] = (layer.out_size,)
+        else:
+            h = layer.out_size
+            shapes[f"{p}.weight_ih_l0"] = (4 * h, layer.in_size)
+            shapes[f"{p}.weight_hh_l0"] = (4 * h, h)
+            shapes[f"{p}.bias_ih_l0"] = (4 * h,)
+            shapes[f"{p}.bias_hh_l0"] = (4 * h,)
+    return shapes
+
+
+def load_checkpoint_bytes(data: bytes, key: str, *, name: str = "model.pt"):
+    """A torch module from the bytes of a checkpoint for ``key`` (a fuzzing entry point).
+
+    Only torch's zip format with uncompressed entries (what ``torch.save`` writes) is
+    read, with ``torch.load(weights_only=True)``; the result must be a state_dict with
+    exactly the spec's tensors, each a finite float tensor of the right shape.
+
+    Raises
+    ------
+    kelly.ml.runtime.ModelFileError
+        One line starting with ``name``.
+    """
+    import warnings
+    import zipfile
+
     import torch
 
+    from kelly.ml.onnx_graphs import _short
+    from kelly.ml.runtime import FLOAT32_MAX, MAX_MODEL_BYTES, ModelFileError
     from kelly.ml.torch_models import model_from_state_dict
 
+    spec = SPECS[key]
+    data = bytes(data)
+    if len(data) > MAX_MODEL_BYTES:
+        raise ModelFileError(f"{name}: more than {MAX_MODEL_BYTES // (1024 * 1024)} MB, too large for a checkpoint")
+    if not data.startswith(b"PK\x03\x04"):
+        raise ModelFileError(f"{name}: not a torch checkpoint (expected the zip format torch.save writes)")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            entries = archive.infolist()
+    except Exception as exc:  # zipfile raises BadZipFile, ValueError, EOFError, …
+        raise ModelFileError(f"{name}: not a torch checkpoint ({_short(exc)})") from None
+    if len(entries) > 10_000 or any(e.compress_type != zipfile.ZIP_STORED or e.file_size > len(data)
+                                    for e in entries):
+        raise ModelFileError(f"{name}: not a torch checkpoint (compressed or oversized entries; torch.save "
+                             "writes neither)")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for a bad file
-        raise ModelError(f"{path.name}: cannot read checkpoint: {exc}") from None
+        raise ModelFileError(f"{name}: cannot read checkpoint: {_short(exc)}") from None
     if not isinstance(state, dict):
-        raise ModelError(f"{path.name}: expected a state_dict, got {type(state).__name__}")
+        raise ModelFileError(f"{name}: expected a state_dict (names → tensors), got {type(state).__name__}")
+    want = checkpoint_shapes(spec)
+    missing = [k for k in want if k not in state]
+    extra = [str(k)[:40] for k in state if k not in want]
+    if missing or extra:
+        parts = ([f"missing {', '.join(missing[:4])}"] if missing else []) + \
+                ([f"unexpected {', '.join(extra[:4])}"] if extra else [])
+        raise ModelFileError(f"{name}: does not match {spec.name}: {'; '.join(parts)}")
+    for k, shape in want.items():
+        t = state[k]
+        if not isinstance(t, torch.Tensor):
+            raise ModelFileError(f"{name}: {k} is a {type(t).__name__}, not a tensor")
+        if t.layout != torch.strided or t.device.type != "cpu" or not t.is_floating_point():
+            raise ModelFileError(f"{name}: {k} is not a dense float tensor ({t.dtype}, {t.layout})")
+        if tuple(t.shape) != shape:
+            raise ModelFileError(f"{name}: {k} has shape {'x'.join(map(str, t.shape)) or 'scalar'}, "
+                                 f"expected {'x'.join(map(str, shape))}")
+        if not bool((t.detach().double().abs() <= FLOAT32_MAX).all()):
+            raise ModelFileError(f"{name}: {k} contains NaN, infinite or out-of-range values")
     try:
-        return model_from_state_dict(key, state)
-    except RuntimeError as exc:
-        first = str(exc).strip().splitlines()
-        raise ModelError(f"{path.name}: does not match {SPECS[key].name}: {' '.join(first[:3])}") from None
+        return model_from_state_dict(key, {k: state[k] for k in want})
+    except (RuntimeError, TypeError, ValueError) as exc:
+        raise ModelFileError(f"{name}: does not match {spec.name}: {_short(exc)}") from None
+
+
+def _load_checkpoint(path: Path, key: str):
+    return load_checkpoint_bytes(read_model_file(path), key, name=path.name)
+
+
+def _entry_bytes(folder: Path, file_name: str) -> bytes | None:
+    """The bytes of ``folder/file_name``, or None when there is no such entry.
+
+    Raises
+    ------
+    ModelError
+        If the entry resolves outside ``folder`` (a symlink) or is not a regular file of
+        bounded size.
+    """
+    path = folder / file_name
+    if not os.path.lexists(path):
+        return None
+    safe_model_path(folder, file_name)
+    return read_model_file(path)
+
+
+def _compare(out: np.ndarray, ref: np.ndarray) -> float:
+    """Max |out − ref| (inf for a shape mismatch or a non-finite output), without numpy warnings."""
+    if out.shape != ref.shape:
+        return float("inf")
+    with np.errstate(all="ignore"):
+        if not (np.isfinite(out).all() and np.isfinite(ref).all()):
+            return float("inf")
+        return float(np.abs(out.astype(np.float64) - ref.astype(np.float64)).max()) if out.size else 0.0
 
 
 def validate_dir(folder: str | Path, *, check_specs: bool = False, steps: int = PARITY_STEPS,
                  tol: float = PARITY_TOL) -> list[Check]:
-    """Validate the model files in ``folder``; returns the report (see the module docstring)."""
+    """Validate the model files in ``folder``; returns the report (see the module docstring).
+
+    Only regular files inside ``folder`` are read: an entry that is a symlink leading
+    out of it, a device, a FIFO or a folder fails its check with a note instead.
+    """
     folder = Path(folder)
     if not folder.is_dir():
         raise InputError(f"{folder} is not a folder")
@@ -184,38 +285,48 @@ def validate_dir(folder: str | Path, *, check_specs: bool = False, steps: int = 
     def add(model: str, check: str, ok: bool, detail: str) -> None:
         checks.append(Check(model, check, ok, detail))
 
+    def entry(model: str, check: str, file_name: str) -> bytes | None:
+        try:
+            return _entry_bytes(folder, file_name)
+        except KellyError as exc:
+            add(model, check, False, f"refused: {exc}")
+            return None
+
     for key in MODEL_KEYS:
         spec = SPECS[key]
-        json_path, onnx_path, pt_path = folder / spec.file_name, folder / f"{key}.onnx", folder / f"{key}.pt"
-        present = [p for p in (json_path, onnx_path, pt_path) if p.is_file()]
-        if not present:
+        names = {"rtneural": spec.file_name, "onnx": f"{key}.onnx", "checkpoint": f"{key}.pt"}
+        if not any(os.path.lexists(folder / n) for n in names.values()):
             add(key, "present", not check_specs, "no files" + (" (required by --check-specs)" if check_specs else ""))
             continue
-        if json_path.is_file():
+        json_data = entry(key, "rtneural", names["rtneural"])
+        onnx_data = entry(key, "onnx", names["onnx"])
+        pt_data = entry(key, "checkpoint", names["checkpoint"])
+        obj = None
+        if json_data is not None:
             try:
-                rt = load_model(json_path, spec=spec if check_specs else None)
-                if rt.in_size != spec.in_size or rt.out_size != spec.out_size:
-                    raise ModelError(f"{json_path.name}: maps {rt.in_size}→{rt.out_size}, the pipeline needs "
-                                     f"{spec.in_size}→{spec.out_size}")
-                runtimes[key] = rt
+                obj = parse_model_json(json_data, name=spec.file_name)
+                rt = model_from_dict(obj, name=spec.file_name, spec=spec if check_specs else None,
+                                     sizes=(spec.in_size, spec.out_size))
+                rt.check_bounded(1.0)
                 detail = f"{len(rt.layers)} layers, {rt.param_count():,} numbers"
                 if check_specs and rt.param_count() != spec.rtneural_param_count():
-                    raise ModelError(f"{json_path.name}: {rt.param_count():,} numbers, expected "
+                    raise ModelError(f"{spec.file_name}: {rt.param_count():,} numbers, expected "
                                      f"{spec.rtneural_param_count():,}")
+                runtimes[key] = rt
                 add(key, "rtneural", True, detail)
             except ModelError as exc:
                 add(key, "rtneural", False, str(exc))
-        if pt_path.is_file():
+        if pt_data is not None:
             if not have_torch:
                 add(key, "checkpoint", True, "skipped: torch is not installed")
             else:
                 try:
                     from kelly.ml.torch_models import param_count
 
-                    model = _load_checkpoint(pt_path, key)
+                    model = load_checkpoint_bytes(pt_data, key, name=names["checkpoint"])
                     n = param_count(model)
                     if n != spec.params:
-                        raise ModelError(f"{pt_path.name}: {n:,} parameters, expected {spec.params:,}")
+                        raise ModelError(f"{names['checkpoint']}: {n:,} parameters, expected {spec.params:,}")
                     refs[key] = model
                     add(key, "checkpoint", True, f"{n:,} parameters (spec {spec.params:,})")
                 except ModelError as exc:
@@ -224,21 +335,29 @@ def validate_dir(folder: str | Path, *, check_specs: bool = False, steps: int = 
             try:
                 from kelly.ml.torch_models import model_from_state_dict
 
-                with open(json_path, "rb") as handle:
-                    refs[key] = model_from_state_dict(key, rtneural_to_spec_state_dict(spec, json.load(handle)))
-            except (ModelError, RuntimeError, KeyError, IndexError) as exc:
+                refs[key] = model_from_state_dict(key, rtneural_to_spec_state_dict(spec, obj))
+            except (ModelError, RuntimeError, KeyError, IndexError, TypeError, ValueError) as exc:
                 add(key, "parity", True, f"skipped: the JSON cannot be loaded into torch ({exc})")
         xs = parity_inputs(key, steps)
-        ref = _torch_outputs(refs[key], xs) if key in refs else None
         outputs: dict[str, np.ndarray] = {}
-        if key in runtimes:
-            runtimes[key].reset()
-            outputs["numpy"] = runtimes[key].run(xs)
-        if onnx_path.is_file():
-            try:
-                outputs["onnxruntime"] = _onnx_outputs(onnx_path, xs)
-            except Exception as exc:  # onnxruntime raises its own exception types
-                add(key, "onnx", False, f"{onnx_path.name}: cannot run: {exc}")
+        with np.errstate(all="ignore"):
+            ref = _torch_outputs(refs[key], xs) if key in refs else None
+            if key in runtimes:
+                runtimes[key].reset()
+                outputs["numpy"] = runtimes[key].run(xs)
+            if onnx_data is not None:
+                try:
+                    from kelly.ml.onnx_graphs import load_onnx_bytes
+
+                    stepper = load_onnx_bytes(onnx_data, key=key, name=names["onnx"])
+                    try:
+                        outputs["onnxruntime"] = _onnx_outputs(stepper, xs)
+                    except Exception as exc:  # onnxruntime raises its own exception types
+                        add(key, "onnx", False, f"{names['onnx']}: cannot run: {' '.join(str(exc).split())[:200]}")
+                except ModelError as exc:
+                    add(key, "onnx", False, str(exc))
+                except ImportError as exc:
+                    add(key, "onnx", True, f"skipped: onnx is not installed ({exc})")
         if ref is None and len(outputs) == 2:
             ref = outputs.pop("numpy")
             label = "numpy"
@@ -247,15 +366,19 @@ def validate_dir(folder: str | Path, *, check_specs: bool = False, steps: int = 
         for name, out in outputs.items():
             if ref is None:
                 continue
-            err = float(np.abs(out - ref).max()) if out.shape == ref.shape else float("inf")
-            add(key, "parity", err <= tol, f"{name} vs {label}: max |Δ| {err:.2e} over {steps} steps (tol {tol:g})")
-    pipe = folder / "pipeline.onnx"
-    if pipe.is_file():
+            err = _compare(out, ref)
+            detail = f"{name} vs {label}: max |Δ| {err:.2e} over {steps} steps (tol {tol:g})"
+            if err == float("inf"):
+                detail += " (outputs differ in shape or are not finite)"
+            add(key, "parity", err <= tol, detail)
+    pipe_data = entry("pipeline", "onnx", "pipeline.onnx")
+    if pipe_data is not None:
         if len(refs) == len(MODEL_KEYS):
-            checks.extend(_pipeline_parity(pipe, refs, steps, tol))
+            checks.extend(_pipeline_parity(pipe_data, refs, steps, tol))
         else:
             add("pipeline", "parity", True, "skipped: needs all five models as torch references")
-    elif check_specs and any((folder / f"{k}.onnx").is_file() for k in MODEL_KEYS):
+    elif check_specs and not os.path.lexists(folder / "pipeline.onnx") \
+            and any(os.path.lexists(folder / f"{k}.onnx") for k in MODEL_KEYS):
         add("pipeline", "present", False, "pipeline.onnx missing next to the per-model ONNX files")
     if check_specs:
         total = sum(SPECS[k].params for k in MODEL_KEYS)
@@ -263,24 +386,27 @@ def validate_dir(folder: str | Path, *, check_specs: bool = False, steps: int = 
     return checks
 
 
-def _pipeline_parity(path: Path, refs: dict[str, Any], steps: int, tol: float) -> list[Check]:
+def _pipeline_parity(data: bytes, refs: dict[str, Any], steps: int, tol: float) -> list[Check]:
     import torch
 
-    from kelly.ml.onnx_graphs import PIPELINE_OUTPUTS, OnnxStepper, session
+    from kelly.ml.onnx_graphs import PIPELINE_OUTPUTS, load_onnx_bytes
     from kelly.ml.torch_models import KellyPipeline
 
     try:
-        stepper = OnnxStepper(session(str(path)))
-    except Exception as exc:  # onnxruntime's own exception types
-        return [Check("pipeline", "onnx", False, f"{path.name}: cannot load: {exc}")]
+        stepper = load_onnx_bytes(data, key="pipeline", name="pipeline.onnx")
+    except ModelError as exc:
+        return [Check("pipeline", "onnx", False, str(exc))]
     pipe = KellyPipeline(refs)
     state = pipe.initial_state()
     err = 0.0
-    for x in parity_inputs("pipeline", steps):
-        with torch.no_grad():
-            outs, state = pipe(torch.from_numpy(x)[None], state)
-        got = stepper.step(x)
-        for name, t in zip(PIPELINE_OUTPUTS, outs):
-            err = max(err, float(np.abs(got[name] - t.numpy()).max()))
+    try:
+        for x in parity_inputs("pipeline", steps):
+            with torch.no_grad():
+                outs, state = pipe(torch.from_numpy(x)[None], state)
+            got = stepper.step(x)
+            for name, t in zip(PIPELINE_OUTPUTS, outs):
+                err = max(err, _compare(got[name], t.numpy()))
+    except Exception as exc:  # onnxruntime raises its own exception types
+        return [Check("pipeline", "onnx", False, f"pipeline.onnx: cannot run: {' '.join(str(exc).split())[:200]}")]
     return [Check("pipeline", "parity", err <= tol,
                   f"onnxruntime one-graph vs torch: max |Δ| {err:.2e} over {steps} steps (tol {tol:g})")]

@@ -143,6 +143,25 @@ def _finish(b: _Builder, name: str, inputs: list[tuple[str, list[int]]], outputs
     return model
 
 
+def model_io(spec: ModelSpec) -> tuple[list[tuple[str, list[int]]], list[tuple[str, list[int]]]]:
+    """The (name, shape) inputs and outputs of one network's graph: ``x``/``y`` and LSTM states."""
+    inputs = [("x", [1, spec.in_size])]
+    outputs = [("y", [1, spec.out_size])]
+    for k, hidden in enumerate(spec.lstm_sizes):
+        suffix = "" if k == 0 else str(k)
+        inputs += [(f"h_in{suffix}", [1, 1, hidden]), (f"c_in{suffix}", [1, 1, hidden])]
+        outputs += [(f"h_out{suffix}", [1, 1, hidden]), (f"c_out{suffix}", [1, 1, hidden])]
+    return inputs, outputs
+
+
+def pipeline_io() -> tuple[list[tuple[str, list[int]]], list[tuple[str, list[int]]]]:
+    """The (name, shape) inputs and outputs of ``pipeline.onnx``."""
+    inputs = [("mel", [1, 128])] + [(n, [1, 1, h]) for n, h in PIPELINE_STATE]
+    outputs = [("embedding", [1, 64]), ("notes", [1, 128]), ("chords", [1, 64]), ("groove", [1, 32]),
+               ("expression", [1, 16])] + [(f"{n}_out", [1, 1, h]) for n, h in PIPELINE_STATE]
+    return inputs, outputs
+
+
 def model_graph(spec: ModelSpec, state: Mapping[str, np.ndarray]):
     """ONNX ``ModelProto`` for one network from its torch-layout ``state_dict`` (numpy arrays).
 
@@ -150,15 +169,9 @@ def model_graph(spec: ModelSpec, state: Mapping[str, np.ndarray]):
     outputs ``y`` (1, out) and ``h_out``/``c_out``.
     """
     b = _Builder()
-    inputs = [("x", [1, spec.in_size])]
-    outputs = [("y", [1, spec.out_size])]
-    states_in, states_out = [], []
-    for k, hidden in enumerate(spec.lstm_sizes):
-        suffix = "" if k == 0 else str(k)
-        states_in.append((f"h_in{suffix}", f"c_in{suffix}"))
-        states_out.append((f"h_out{suffix}", f"c_out{suffix}"))
-        inputs += [(f"h_in{suffix}", [1, 1, hidden]), (f"c_in{suffix}", [1, 1, hidden])]
-        outputs += [(f"h_out{suffix}", [1, 1, hidden]), (f"c_out{suffix}", [1, 1, hidden])]
+    inputs, outputs = model_io(spec)
+    states_in = [(inputs[1 + 2 * k][0], inputs[2 + 2 * k][0]) for k in range(len(spec.lstm_sizes))]
+    states_out = [(outputs[1 + 2 * k][0], outputs[2 + 2 * k][0]) for k in range(len(spec.lstm_sizes))]
     _add_model(b, spec, state, "x", spec.key, states_in, states_out, "y")
     return _finish(b, spec.name, inputs, outputs)
 
@@ -180,9 +193,7 @@ def pipeline_graph(states: Mapping[str, Mapping[str, np.ndarray]]):
     _add_model(b, SPECS["harmonypredictor"], states["harmonypredictor"], context, "hp", [], [], "chords")
     dyn = b.node("Slice", [er, starts, end32, axis1])[0]
     _add_model(b, SPECS["dynamicsengine"], states["dynamicsengine"], dyn, "de", [], [], "expression")
-    inputs = [("mel", [1, 128])] + [(n, [1, 1, h]) for n, h in PIPELINE_STATE]
-    outputs = [("embedding", [1, 64]), ("notes", [1, 128]), ("chords", [1, 64]), ("groove", [1, 32]),
-               ("expression", [1, 16])] + [(f"{n}_out", [1, 1, h]) for n, h in PIPELINE_STATE]
+    inputs, outputs = pipeline_io()
     return _finish(b, "KellyPipeline", inputs, outputs)
 
 
@@ -259,3 +270,142 @@ class OnnxStepper:
             key = n.replace("_in", "_out") if n.startswith(("h_in", "c_in")) else f"{n}_out"
             self.state[n] = outs[key]
         return outs
+
+
+# ---------------------------------------------------------------------------------------
+# Reading ONNX files without trusting them (``kelly validate``)
+# ---------------------------------------------------------------------------------------
+
+#: The operators this exporter writes; a graph with any other is refused before it runs.
+ALLOWED_OPS = frozenset({"MatMul", "Add", "Tanh", "Relu", "Sigmoid", "Softmax", "Identity", "LSTM", "Unsqueeze",
+                         "Squeeze", "Slice", "Concat"})
+#: Largest tensor (elements) a checked graph may hold or compute; the largest the five
+#: networks use is the melody LSTM's recurrent weight, 1 × 1024 × 256.
+MAX_TENSOR_ELEMENTS = 4_000_000
+#: Most nodes in a checked graph (pipeline.onnx has 54).
+MAX_NODES = 10_000
+
+
+def _short(exc: BaseException, limit: int = 200) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def expected_io(key: str) -> tuple[list[tuple[str, list[int]]], list[tuple[str, list[int]]]]:
+    """Inputs and outputs a graph for ``key`` (a model key or ``"pipeline"``) must have."""
+    return pipeline_io() if key == "pipeline" else model_io(SPECS[key])
+
+
+def check_onnx_bytes(data: bytes, *, key: str, name: str = "model.onnx"):
+    """Parse and check an ONNX file for ``key`` before anything runs it (a fuzzing entry point).
+
+    Refuses external data, functions and subgraphs, operators this exporter does not
+    write, inputs and outputs that differ from the spec's, any tensor whose inferred
+    shape is unknown or larger than :data:`MAX_TENSOR_ELEMENTS`, and NaN or infinite
+    weights. Returns the ``onnx.ModelProto``.
+
+    Raises
+    ------
+    kelly.ml.runtime.ModelFileError
+        One line starting with ``name``.
+    """
+    import onnx
+    from onnx import AttributeProto, TensorProto, numpy_helper
+
+    from kelly.ml.runtime import MAX_MODEL_BYTES, ModelFileError
+
+    def refuse(why: str) -> ModelFileError:
+        return ModelFileError(f"{name}: {why}")
+
+    if len(data) > MAX_MODEL_BYTES:
+        raise refuse(f"more than {MAX_MODEL_BYTES // (1024 * 1024)} MB, too large for a model file")
+    try:
+        model = onnx.load_model_from_string(bytes(data))
+    except Exception as exc:  # protobuf's DecodeError and friends
+        raise refuse(f"not a valid ONNX model ({_short(exc)})") from None
+    graph = model.graph
+    if model.functions or any(op.domain not in ("", "ai.onnx") for op in model.opset_import):
+        raise refuse("uses custom functions or operator domains; only standard ONNX operators are accepted")
+    if len(graph.node) > MAX_NODES:
+        raise refuse(f"{len(graph.node):,} nodes, more than {MAX_NODES:,}")
+    if graph.sparse_initializer:
+        raise refuse("sparse initializers are not accepted")
+    plain_attrs = {AttributeProto.INT, AttributeProto.INTS, AttributeProto.FLOAT, AttributeProto.FLOATS,
+                   AttributeProto.STRING, AttributeProto.STRINGS}
+    for node in graph.node:
+        if node.domain not in ("", "ai.onnx") or node.op_type not in ALLOWED_OPS:
+            raise refuse(f"operator {node.op_type[:40]!r} is not one this exporter writes "
+                         f"({', '.join(sorted(ALLOWED_OPS))})")
+        for attr in node.attribute:
+            if attr.type not in plain_attrs:
+                raise refuse(f"node {node.name[:40]!r}: attribute {attr.name[:40]!r} holds a tensor or subgraph")
+    init_names = set()
+    for init in graph.initializer:
+        init_names.add(init.name)
+        if init.data_location == TensorProto.EXTERNAL or len(init.external_data):
+            raise refuse(f"weight {init.name[:40]!r} refers to external data; only self-contained files are read")
+        n = 1
+        for d in init.dims:
+            if d < 0:
+                raise refuse(f"weight {init.name[:40]!r} has a negative dimension")
+            n *= d
+            if n > MAX_TENSOR_ELEMENTS:
+                raise refuse(f"weight {init.name[:40]!r} declares more than {MAX_TENSOR_ELEMENTS:,} values")
+        if init.data_type not in (TensorProto.FLOAT, TensorProto.INT64):
+            raise refuse(f"weight {init.name[:40]!r} is not float32 or int64")
+    want_in, want_out = expected_io(key)
+
+    def dims(value_info) -> list | None:
+        t = value_info.type
+        if not t.HasField("tensor_type") or not t.tensor_type.HasField("shape"):
+            return None
+        return [d.dim_value if d.HasField("dim_value") else None for d in t.tensor_type.shape.dim]
+
+    got_in = [(v.name, dims(v)) for v in graph.input if v.name not in init_names]
+    got_out = [(v.name, dims(v)) for v in graph.output]
+    for label, got, want in (("inputs", got_in, want_in), ("outputs", got_out, want_out)):
+        if got != [(n, list(s)) for n, s in want]:
+            shown = ", ".join(f"{n[:20]} {s}" for n, s in got[:8])
+            raise refuse(f"graph {label} are [{shown}], expected "
+                         f"[{', '.join(f'{n} {s}' for n, s in want)}]")
+    try:
+        onnx.checker.check_model(model)
+        inferred = onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True)
+    except Exception as exc:  # onnx raises ValidationError, InferenceError and others
+        raise refuse(f"not a valid ONNX model ({_short(exc)})") from None
+    shapes = {v.name: dims(v) for v in list(inferred.graph.value_info) + list(inferred.graph.output)}
+    for node in graph.node:
+        for out in node.output:
+            if not out:
+                continue
+            shape = shapes.get(out)
+            if shape is None or any(d is None for d in shape):
+                raise refuse(f"cannot check the size of tensor {out[:40]!r} (its shape is not fixed)")
+            n = 1
+            for d in shape:
+                n *= d
+            if n > MAX_TENSOR_ELEMENTS:
+                raise refuse(f"tensor {out[:40]!r} would hold {n:,} values, more than {MAX_TENSOR_ELEMENTS:,}")
+    for init in graph.initializer:
+        if init.data_type == TensorProto.FLOAT:
+            try:
+                arr = numpy_helper.to_array(init)
+            except Exception as exc:
+                raise refuse(f"weight {init.name[:40]!r} cannot be read ({_short(exc)})") from None
+            if not np.isfinite(arr).all():
+                raise refuse(f"weight {init.name[:40]!r} contains NaN or infinite values")
+    return model
+
+
+def load_onnx_bytes(data: bytes, *, key: str, name: str = "model.onnx") -> "OnnxStepper":
+    """Check an ONNX file (:func:`check_onnx_bytes`) and open it in onnxruntime (a fuzzing entry point).
+
+    Returns an :class:`OnnxStepper` or raises :class:`~kelly.ml.runtime.ModelFileError`.
+    """
+    from kelly.ml.runtime import ModelFileError
+
+    check_onnx_bytes(data, key=key, name=name)
+    try:
+        return OnnxStepper(session(bytes(data)))
+    except Exception as exc:  # onnxruntime's own exception types
+        raise ModelFileError(f"{name}: onnxruntime cannot load it ({_short(exc)})") from None

@@ -9,11 +9,18 @@ This is the Python counterpart of the original plugin's ``MultiModelProcessor``:
   and the shipped ``kelly/assets/models``. The first folder that has the file wins. A
   file name may not contain path separators or ``..``, and the resolved path must stay
   inside its folder (a symlink pointing elsewhere is refused).
-* **Checking.** A file that is corrupt or does not match the model's specification
-  raises :class:`~kelly.errors.ModelError` naming the file and the layer
+* **Checking.** Only a regular file of bounded size is read, every declared size is
+  checked against the model's specification before anything is allocated, and weights
+  that could overflow float32 for in-range inputs are refused
+  (:meth:`~kelly.ml.runtime.Model.check_bounded`). A file that is corrupt or does not
+  match raises :class:`~kelly.errors.ModelError` naming the file and the layer
   (``melodytransformer.json: layer 2 (lstm): weights W has shape 64x1024, expected
-  256x1024``). With ``strict=False`` the error is recorded in :meth:`status` and the
-  model falls back instead, which suits a real-time host that must keep running.
+  256x1024``) when it was found in the folder the caller named (``models_dir``,
+  ``--models-dir``). A file found only on the implicit search path (``$KELLY_MODELS``,
+  the user data folder, the shipped models) never stops composing: its error is
+  recorded in :meth:`status` and :meth:`note` and that model falls back. ``strict=True``
+  raises for every file, ``strict=False`` falls back for every file (a real-time host
+  that must keep running).
 * **Fallbacks.** A missing or disabled model is replaced by the heuristic in
   :mod:`kelly.ml.fallbacks`, which returns musically meaningful outputs with the same
   shapes. :meth:`status` and :attr:`MusicHints.live` say which models are live.
@@ -38,12 +45,25 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from kelly.errors import InputError, ModelError
+from kelly.errors import InputError, KellyError, ModelError
 from kelly.ml import fallbacks, schema
 from kelly.ml.runtime import Model, _straight_line, load_model
 from kelly.ml.specs import MODEL_KEYS, SPECS, get_spec
 
 _SHIPPED = Path(__file__).resolve().parent.parent / "assets" / "models"
+
+#: Every input of the five networks lies in [-1, 1] (embedding, contexts, normalised mel):
+#: the checked entry points refuse larger values and each loaded model must stay far from
+#: float32 overflow for inputs in this range (:meth:`kelly.ml.runtime.Model.check_bounded`).
+INPUT_BOUND = 1.0
+
+
+def _expand(path: str | os.PathLike) -> Path:
+    """``path`` with ``~`` expanded when possible (an unknown ``~user`` stays as written)."""
+    try:
+        return Path(path).expanduser()
+    except RuntimeError:
+        return Path(path)
 
 
 def default_search_path(models_dir: str | os.PathLike | None = None,
@@ -52,18 +72,35 @@ def default_search_path(models_dir: str | os.PathLike | None = None,
     env = os.environ if environ is None else environ
     paths: list[Path] = []
     if models_dir is not None:
-        paths.append(Path(models_dir).expanduser())
+        paths.append(_expand(models_dir))
     for part in (env.get("KELLY_MODELS") or "").split(os.pathsep):
         if part.strip():
-            paths.append(Path(part.strip()).expanduser())
-    data_home = env.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    paths.append(Path(data_home).expanduser() / "kelly" / "models")
+            paths.append(_expand(part.strip()))
+    data_home = env.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    paths.append(_expand(data_home) / "kelly" / "models")
     paths.append(_SHIPPED)
     unique: list[Path] = []
     for p in paths:
         if p not in unique:
             unique.append(p)
     return unique
+
+
+def check_file_name(file_name: str) -> str:
+    """``file_name`` if it is a plain file name (no separators, NUL or ``..``).
+
+    Raises
+    ------
+    ModelError
+    """
+    if not isinstance(file_name, str) or not file_name or file_name in (".", ".."):
+        raise ModelError(f"invalid model file name {file_name!r}")
+    seps = {"/", "\\", os.sep} | ({os.altsep} if os.altsep else set())
+    if any(s in file_name for s in seps) or "\0" in file_name or ".." in file_name.split("."):
+        raise ModelError(f"model file name {file_name!r} must be a plain file name (no folders or '..')")
+    if file_name.startswith(".."):
+        raise ModelError(f"model file name {file_name!r} must be a plain file name (no folders or '..')")
+    return file_name
 
 
 def safe_model_path(folder: str | os.PathLike, file_name: str) -> Path:
@@ -75,19 +112,13 @@ def safe_model_path(folder: str | os.PathLike, file_name: str) -> Path:
         If the name is empty, contains a path separator, NUL or a ``..`` component, or
         resolves (through symlinks) to a place outside ``folder``.
     """
-    if not isinstance(file_name, str) or not file_name or file_name in (".", ".."):
-        raise ModelError(f"invalid model file name {file_name!r}")
-    seps = {"/", "\\", os.sep} | ({os.altsep} if os.altsep else set())
-    if any(s in file_name for s in seps) or "\0" in file_name or ".." in file_name.split("."):
-        raise ModelError(f"model file name {file_name!r} must be a plain file name (no folders or '..')")
-    if file_name.startswith(".."):
-        raise ModelError(f"model file name {file_name!r} must be a plain file name (no folders or '..')")
-    base = Path(folder).expanduser()
+    check_file_name(file_name)
+    base = _expand(folder)
     candidate = base / file_name
     try:
         resolved = candidate.resolve()
         root = base.resolve()
-    except (OSError, RuntimeError) as exc:
+    except (OSError, RuntimeError, ValueError) as exc:
         raise ModelError(f"cannot resolve model path {candidate}: {exc}") from None
     if resolved.parent != root:
         raise ModelError(f"model file {candidate} resolves to {resolved}, outside its folder {root}")
@@ -178,24 +209,27 @@ class MultiModelProcessor:
         Models to start disabled (all enabled by default).
     file_names : mapping of model key → file name, optional
         Non-default file names (plain names only).
-    strict : bool
-        If True (default) a corrupt or mismatched file raises ModelError; if False it is
-        reported by :meth:`status` and the model falls back.
+    strict : bool or None
+        None (default): a corrupt or mismatched file in ``models_dir`` raises
+        ModelError, one found elsewhere on the search path is reported by :meth:`status`
+        and :meth:`note` and its model falls back. True: every such file raises. False:
+        every such file falls back.
     load : bool
         Load at construction (default). With False, call :meth:`load` later.
     """
 
     def __init__(self, models_dir: str | os.PathLike | None = None, *, search_path=None,
                  enabled: Mapping[str, bool] | None = None, file_names: Mapping[str, str] | None = None,
-                 strict: bool = True, load: bool = True) -> None:
-        if models_dir is not None and search_path is None and not Path(models_dir).expanduser().is_dir():
+                 strict: bool | None = None, load: bool = True) -> None:
+        if models_dir is not None and search_path is None and not _expand(models_dir).is_dir():
             raise InputError(f"models folder {models_dir} does not exist")
         self.search_path = [Path(p) for p in search_path] if search_path is not None \
             else default_search_path(models_dir)
         self.strict = strict
+        self._explicit = _expand(models_dir) if models_dir is not None and search_path is None else None
         self._file_names = {key: SPECS[key].file_name for key in MODEL_KEYS}
         for key, name in (file_names or {}).items():
-            self._file_names[get_spec(key).key] = name
+            self._file_names[get_spec(key).key] = check_file_name(name)
         self._models: dict[str, Model | None] = {key: None for key in MODEL_KEYS}
         self._paths: dict[str, Path | None] = {key: None for key in MODEL_KEYS}
         self._errors: dict[str, str | None] = {key: None for key in MODEL_KEYS}
@@ -211,39 +245,57 @@ class MultiModelProcessor:
     # -- loading ----------------------------------------------------------------------
 
     def find_model_file(self, key: str) -> Path | None:
-        """The first existing file for model ``key`` along the search path, or None."""
+        """The first entry for model ``key`` along the search path, or None.
+
+        Any entry counts, even one that is not a regular file (loading it then fails and
+        says why) so that a broken file is reported rather than silently skipped.
+        """
         key = get_spec(key).key
         name = self._file_names[key]
         for folder in self.search_path:
             candidate = safe_model_path(folder, name)
-            if candidate.is_file():
+            if os.path.lexists(candidate):
                 return candidate
         return None
 
+    def _strict_for(self, folder: Path) -> bool:
+        if self.strict is not None:
+            return self.strict
+        return self._explicit is not None and folder == self._explicit
+
     def load(self) -> dict[str, Any]:
-        """(Re)load every model file found; returns :meth:`status`."""
+        """(Re)load every model file found; returns :meth:`status`.
+
+        Raises
+        ------
+        ModelError
+            For a bad file where the processor is strict (see the class docstring).
+        """
         for key in MODEL_KEYS:
             self._models[key] = None
             self._paths[key] = None
             self._errors[key] = None
-            try:
-                path = self.find_model_file(key)
-                if path is None:
-                    continue
-                self._paths[key] = path
-                self._models[key] = load_model(path, spec=SPECS[key])
-            except ModelError as exc:
-                if self.strict:
-                    raise
-                self._models[key] = None
-                self._errors[key] = str(exc)
+            name = self._file_names[key]
+            for folder in self.search_path:
+                try:
+                    candidate = safe_model_path(folder, name)
+                    if not os.path.lexists(candidate):
+                        continue
+                    self._paths[key] = candidate
+                    self._models[key] = _load_checked(candidate, key)
+                except KellyError as exc:
+                    if self._strict_for(folder):
+                        raise
+                    self._models[key] = None
+                    self._errors[key] = str(exc)
+                break
         self._rebind()
         return self.status()
 
     def load_model_file(self, key: str, path: str | os.PathLike) -> None:
         """Load one model from an explicit file (checked against its spec)."""
         key = get_spec(key).key
-        model = load_model(path, spec=SPECS[key])
+        model = _load_checked(path, key)
         self._models[key], self._paths[key], self._errors[key] = model, Path(path), None
         self._rebind()
 
@@ -327,6 +379,20 @@ class MultiModelProcessor:
             "search_path": [str(p) for p in self.search_path],
         }
 
+    def note(self) -> str:
+        """One sentence for people: which networks are live, and why any file found was not used."""
+        live = [k for k in MODEL_KEYS if self._live[k]]
+        if len(live) == len(MODEL_KEYS):
+            text = "all five networks live"
+        elif not live and not any(self._errors.values()):
+            text = "no model files found: running on the fallback heuristics"
+        elif not live:
+            text = "no network live: running on the fallback heuristics"
+        else:
+            text = f"live: {', '.join(live)}; the rest run on fallback heuristics"
+        problems = [f"{key} falls back because {err}" for key, err in self._errors.items() if err]
+        return "; ".join([text] + problems)
+
     # -- running ----------------------------------------------------------------------
 
     def run_model(self, key: str, x: np.ndarray) -> np.ndarray:
@@ -393,13 +459,23 @@ class MultiModelProcessor:
         return self.hints_for_embedding(schema.embed_emotion(state), mel)
 
 
+def _load_checked(path: str | os.PathLike, key: str) -> Model:
+    """Load one network: its spec must match and its weights must be safe on inputs in [-1, 1]."""
+    model = load_model(path, spec=SPECS[key])
+    model.check_bounded(INPUT_BOUND)
+    return model
+
+
 def _check_vector(x: Any, size: int, what: str) -> np.ndarray:
     try:
-        arr = np.asarray(x, dtype=np.float32)
-    except (TypeError, ValueError):
+        arr = np.asarray(x, dtype=np.float64)
+    except (TypeError, ValueError, OverflowError):
         raise InputError(f"{what} must be a vector of {size} numbers") from None
     if arr.shape != (size,):
         raise InputError(f"{what} must have shape ({size},), got {arr.shape}")
-    if not np.all(np.isfinite(arr)):
-        raise InputError(f"{what} contains NaN or infinite values")
-    return arr
+    if not (np.abs(arr) <= INPUT_BOUND).all():
+        if not np.all(np.isfinite(arr)):
+            raise InputError(f"{what} contains NaN or infinite values")
+        raise InputError(f"{what} values must lie in [-{INPUT_BOUND:g}, {INPUT_BOUND:g}], got one of "
+                         f"{float(np.abs(arr).max()):.3g}")
+    return arr.astype(np.float32)

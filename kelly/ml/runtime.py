@@ -50,6 +50,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
+from kelly import fileio
 from kelly.errors import FileFormatError, ModelError
 
 #: Layer types this runtime reads (RTNeural's dynamic parser also knows conv1d/conv2d
@@ -64,6 +65,27 @@ Step = Callable[[], Any]
 #: matrix-vector products here stream ~4.6 MB of weights per pipeline step, and with
 #: 64-byte (cache-line) aligned rows they measured ~6% faster than with 16-byte alignment.
 ALIGN = 64
+
+#: Largest model file (RTNeural JSON, ONNX or checkpoint) any loader reads. The biggest
+#: of the five networks (melodytransformer.json) is about 13.5 MB.
+MAX_MODEL_BYTES = 32 * 1024 * 1024
+#: Largest vector a model may declare (input size, any layer's output size).
+MAX_WIDTH = 16_384
+#: Most layers in one RTNeural JSON file.
+MAX_LAYERS = 256
+#: Most numbers one RTNeural JSON file may declare (the five networks hold 1.15 M in all).
+MAX_PARAMS = 4_000_000
+#: Longest integer literal accepted in a model file (larger values are not usable weights).
+MAX_INT_CHARS = 32
+#: The largest float32; a weight beyond it would become infinite.
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+#: :meth:`Model.check_bounded` refuses a model whose values could exceed this.
+BOUND_LIMIT = 1e30
+
+#: ``kelly runtime`` input limits: bytes, non-blank rows and characters per line.
+MAX_CSV_BYTES = 32 * 1024 * 1024
+MAX_CSV_ROWS = 1_000_000
+MAX_CSV_LINE = 1024 * 1024
 
 
 def aligned_empty(shape: int | tuple[int, ...], dtype=np.float32, align: int = ALIGN) -> np.ndarray:
@@ -102,6 +124,11 @@ class Layer:
         """Numbers stored in the JSON for this layer."""
         return 0
 
+    def bounds(self, input_bound: float) -> tuple[float, float]:
+        """``(peak, out)``: bounds on ``|v|`` for every value computed inside this layer and
+        for its output, given ``|x| <= input_bound`` (inf when unbounded)."""
+        return input_bound, input_bound
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.in_size}→{self.out_size})"
 
@@ -134,10 +161,15 @@ class Dense(Layer):
         """A bound on ``|y|`` given ``|x| <= input_bound`` (inf when the input is unbounded)."""
         if not math.isfinite(input_bound):
             return math.inf
-        col = np.abs(self.weight.astype(np.float64)).sum(axis=0) * input_bound
-        if self.bias is not None:
-            col = col + np.abs(self.bias.astype(np.float64))
-        return float(col.max())
+        with np.errstate(over="ignore", invalid="ignore"):  # huge weights: the bound is inf, quietly
+            col = np.abs(self.weight.astype(np.float64)).sum(axis=0) * input_bound
+            if self.bias is not None:
+                col = col + np.abs(self.bias.astype(np.float64))
+            return float(col.max())
+
+    def bounds(self, input_bound: float) -> tuple[float, float]:
+        out = self.output_bound(input_bound)
+        return out, out
 
     def step(self, src1: np.ndarray, dst: np.ndarray) -> Step:
         """The one call that computes this layer from ``[x, 1]`` into ``dst``."""
@@ -174,6 +206,14 @@ class LSTM(Layer):
 
     def param_count(self) -> int:
         return self.W.size + self.U.size + self.b.size
+
+    def bounds(self, input_bound: float) -> tuple[float, float]:
+        # Gate pre-activations from |x| <= input_bound and |h| <= 1; h = o·tanh(c) stays in [-1, 1].
+        if not math.isfinite(input_bound):
+            return math.inf, 1.0
+        pre = (np.abs(self.W.astype(np.float64)).sum(axis=0) * input_bound
+               + np.abs(self.U.astype(np.float64)).sum(axis=0) + np.abs(self.b.astype(np.float64)))
+        return float(pre.max()), 1.0
 
     @property
     def input_slot(self) -> np.ndarray:
@@ -254,6 +294,14 @@ class GRU(Layer):
     def param_count(self) -> int:
         return self.W.size + self.U.size + self.b.size
 
+    def bounds(self, input_bound: float) -> tuple[float, float]:
+        if not math.isfinite(input_bound):
+            return math.inf, 1.0
+        b = np.abs(self.b.astype(np.float64))
+        gx = np.abs(self.W.astype(np.float64)).sum(axis=0) * input_bound + b[0]
+        gh = np.abs(self.U.astype(np.float64)).sum(axis=0) + b[1]
+        return float((gx + gh).max()), 1.0
+
     @property
     def input_slot(self) -> np.ndarray:
         return self._x1[:-1]
@@ -298,6 +346,13 @@ class Activation(Layer):
         super().__init__(size, size, index)
         self.name = name
 
+    def bounds(self, input_bound: float) -> tuple[float, float]:
+        if self.name in ("tanh", "sigmoid", "softmax"):
+            return input_bound, 1.0
+        if self.name == "elu":
+            return input_bound, max(input_bound, 1.0)
+        return input_bound, input_bound
+
     def steps(self, x: np.ndarray, *, prescaled: bool = False, bound: float = math.inf) -> list[Step]:
         """In-place steps on ``x``.
 
@@ -319,9 +374,10 @@ class Activation(Layer):
                            partial(np.add, x, half, x)]
         if name == "softmax":
             ones = np.ones_like(x)
-            if bound < 80.0:
-                # |logits| < 80 is guaranteed by the weights, so exp cannot overflow and the
-                # usual max subtraction (a slow reduction) is unnecessary.
+            if bound + math.log(x.size) < 80.0:
+                # |logits| < 80 − ln(n) is guaranteed by the weights, so neither exp nor the
+                # sum of n exps can overflow float32 (e^88.7) and the usual max subtraction
+                # (a slow reduction) is unnecessary.
                 def softmax() -> None:
                     np.exp(x, x)
                     np.divide(x, np.dot(x, ones), x)
@@ -356,6 +412,11 @@ class BatchNorm(Layer):
     def param_count(self) -> int:
         return 4 * self.in_size
 
+    def bounds(self, input_bound: float) -> tuple[float, float]:
+        out = float(np.abs(self._scale.astype(np.float64)).max()) * input_bound \
+            + float(np.abs(self._shift.astype(np.float64)).max())
+        return out, out
+
     def steps(self, x: np.ndarray) -> list[Step]:
         return [partial(np.multiply, x, self._scale, x), partial(np.add, x, self._shift, x)]
 
@@ -371,6 +432,10 @@ class PReLU(Layer):
 
     def param_count(self) -> int:
         return self.alpha.size
+
+    def bounds(self, input_bound: float) -> tuple[float, float]:
+        out = max(1.0, float(np.abs(self.alpha.astype(np.float64)).max())) * input_bound
+        return out, out
 
     def steps(self, x: np.ndarray) -> list[Step]:
         neg, zeros = np.zeros_like(x), np.zeros_like(x)
@@ -602,25 +667,49 @@ class Model:
 
         ``spec`` is a :class:`kelly.ml.specs.ModelSpec`.
         """
-        if self.in_size != spec.in_size:
-            raise ModelError(f"{self.name}: input size is {self.in_size}, expected {spec.in_size} for {spec.name}")
-        sig = self.signature()
-        for pos, want in enumerate(spec.layers):
-            if pos >= len(sig):
-                raise ModelError(f"{self.name}: has {len(sig)} layers, expected {len(spec.layers)} for {spec.name} "
-                                 f"(missing {want.describe()})")
-            kind, n_in, n_out, act, idx = sig[pos]
-            where = f"{self.name}: layer {idx} ({kind})"
-            if kind != want.kind:
-                raise ModelError(f"{where}: expected a {want.kind} layer ({want.describe()})")
-            if n_out != want.out_size:
-                raise ModelError(f"{where}: output size {n_out}, expected {want.out_size}")
-            if act != want.activation:
-                raise ModelError(f"{where}: activation {act or 'none'!r}, expected {want.activation or 'none'!r}")
-        if len(sig) > len(spec.layers):
-            kind, _, _, _, idx = sig[len(spec.layers)]
-            raise ModelError(f"{self.name}: layer {idx} ({kind}): unexpected extra layer; {spec.name} has "
-                             f"{len(spec.layers)} layers")
+        _check_signature(self.signature(), self.in_size, spec, self.name)
+
+    def _layer_bounds(self, input_bound: float) -> list[tuple[float, Layer]]:
+        """Per layer, a bound on ``|v|`` for every value it computes (inf when unbounded or NaN)."""
+        b, out = float(input_bound), []
+        with np.errstate(over="ignore", invalid="ignore"):
+            for layer in self.layers:
+                inner, b = layer.bounds(b)
+                top = max(inner, b)
+                if top != top:  # NaN from inf·0
+                    top = b = math.inf
+                out.append((top, layer))
+        return out
+
+    def value_bound(self, input_bound: float = 1.0) -> tuple[float, Layer]:
+        """The largest ``|v|`` any value computed in a step can reach when ``|x| <= input_bound``.
+
+        An interval bound from the weights (sums of absolute values), valid for every
+        step whatever the recurrent state. Returns ``(bound, the first layer reaching it)``.
+        """
+        peak, where = float(input_bound), self.layers[0]
+        for top, layer in self._layer_bounds(input_bound):
+            if top > peak:
+                peak, where = top, layer
+        return peak, where
+
+    def check_bounded(self, input_bound: float = 1.0, limit: float = BOUND_LIMIT) -> None:
+        """Refuse weights that could overflow float32 for inputs with ``|x| <= input_bound``.
+
+        The processor calls this at load, so a step on in-range inputs can never produce
+        an infinite or NaN value (nor numpy's overflow warnings); the hot path stays
+        unchecked.
+
+        Raises
+        ------
+        ModelFileError
+            Naming the file and the first layer where the values could grow too large.
+        """
+        for top, layer in self._layer_bounds(input_bound):
+            if not top <= limit:
+                raise ModelFileError(f"{self.name}: layer {layer.index} ({layer.kind}): weights too large: values "
+                                     f"could reach {top:.3g} for inputs in [-{input_bound:g}, {input_bound:g}] "
+                                     f"(at most {limit:g} allowed; float32 overflows at {FLOAT32_MAX:.3g})")
 
     def recurrent_layers(self) -> list[Layer]:
         return [layer for layer in self.layers if layer.recurrent]
@@ -657,38 +746,255 @@ def _straight_line(steps: Sequence[Step]) -> Callable[[], None]:
     exec(compile(source, "<kelly.ml.runtime steps>", "exec"), dict(env), namespace)  # noqa: S102
     return namespace["run_steps"]
 
+# ---------------------------------------------------------------------------------------
+# Limits and safe reading
+# ---------------------------------------------------------------------------------------
+
+class ModelFileError(ModelError, FileFormatError):
+    """A model file that cannot be read or understood.
+
+    Both a :class:`~kelly.errors.ModelError` and a :class:`~kelly.errors.FileFormatError`;
+    the message starts with the file name.
+    """
+
+
+def _mb(n: int) -> str:
+    return f"{n / (1024 * 1024):.1f} MB" if n >= 1024 * 1024 else f"{n:,} bytes"
+
+
+def read_regular_file(path: str | os.PathLike, *, max_bytes: int, what: str = "model file",
+                      error: type[Exception] = ModelFileError) -> bytes:
+    """:func:`kelly.fileio.read_regular_file` raising ``error`` (ModelFileError by default)."""
+    try:
+        return fileio.read_regular_file(path, what=what, max_bytes=max_bytes, error=error)
+    except ValueError:  # an embedded NUL byte in the name
+        raise error(f"{path!r}: not a valid file name") from None
+
+
+def read_model_file(path: str | os.PathLike, *, max_bytes: int = MAX_MODEL_BYTES) -> bytes:
+    """The bytes of a model file (regular file, at most :data:`MAX_MODEL_BYTES`)."""
+    return read_regular_file(path, max_bytes=max_bytes, what="model file")
+
+
+class _Refused(Exception):
+    """Raised by the JSON parse hooks; becomes a ModelFileError naming the file."""
+
+
+def _parse_int(text: str) -> int:
+    if len(text) > MAX_INT_CHARS:
+        raise _Refused(f"an integer with {len(text.lstrip('-'))} digits is too large to be a size or a weight")
+    return int(text)
+
+
+def _parse_constant(text: str) -> Any:
+    raise _Refused(f"{text} is not allowed (every weight must be a finite number)")
+
+
+def parse_model_json(data: bytes | str, *, name: str = "model") -> Any:
+    """Parse the text of an RTNeural JSON file without trusting it.
+
+    NaN/Infinity literals and integers longer than :data:`MAX_INT_CHARS` are refused,
+    and too-deep nesting is reported instead of exhausting the stack.
+
+    Raises
+    ------
+    ModelFileError
+        ``"<name>: not valid JSON (line L, column C): …"`` and similar one-line messages.
+    """
+    if len(data) > MAX_MODEL_BYTES:
+        raise ModelFileError(f"{name}: more than {_mb(MAX_MODEL_BYTES)}, too large for a model file")
+    try:
+        return json.loads(data, parse_int=_parse_int, parse_constant=_parse_constant)
+    except _Refused as exc:
+        raise ModelFileError(f"{name}: not a usable model file: {exc}") from None
+    except RecursionError:
+        raise ModelFileError(f"{name}: not a usable model file: the JSON is nested too deeply") from None
+    except json.JSONDecodeError as exc:
+        raise ModelFileError(f"{name}: not valid JSON (line {exc.lineno}, column {exc.colno}): {exc.msg}") from None
+    except UnicodeDecodeError:
+        raise ModelFileError(f"{name}: not valid JSON (not UTF-8 text)") from None
+    except (ValueError, TypeError, MemoryError) as exc:
+        raise ModelFileError(f"{name}: not valid JSON ({type(exc).__name__})") from None
+
 
 # ---------------------------------------------------------------------------------------
 # JSON loading
 # ---------------------------------------------------------------------------------------
 
 
-def _array(value: Any, where: str, what: str) -> np.ndarray:
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _array(value: Any, shape: tuple[int, ...], where: str, what: str) -> np.ndarray:
+    """``value`` as a float64 array of exactly ``shape``, checked before numpy sees it.
+
+    Lengths are compared with the declared shape level by level first (a nested list of
+    the wrong size is reported without converting it), then every number must be a
+    finite value that float32 can hold.
+    """
+    want = "x".join(map(str, shape))
+
+    def wrong(got: str) -> ModelFileError:
+        return ModelFileError(f"{where}: weights {what} has shape {got}, expected {want}")
+
+    if not isinstance(value, list):
+        raise ModelFileError(f"{where}: weights {what} is not a rectangular array of numbers")
+    if len(value) != shape[0]:
+        first = value[0] if value and len(shape) > 1 and isinstance(value[0], list) else None
+        raise wrong(f"{len(value)}x{len(first)}" if first is not None else str(len(value)))
+    if len(shape) == 2:
+        cols = shape[1]
+        for i, row in enumerate(value, start=1):
+            if not isinstance(row, list):
+                raise ModelFileError(f"{where}: weights {what} is not a rectangular array of numbers")
+            if len(row) != cols:
+                raise wrong(f"{len(value)}x{len(row)}" if i == 1 else f"{len(value)}x{cols} with {len(row)} in row {i}")
     try:
-        arr = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise ModelError(f"{where}: weights {what} is not a rectangular array of numbers") from None
-    if not np.all(np.isfinite(arr)):
-        raise ModelError(f"{where}: weights {what} contains NaN or infinite values")
+        arr = np.array(value)
+        if arr.dtype.kind == "O" and all(_is_int(v) or isinstance(v, float) for v in arr.flat):
+            arr = arr.astype(np.float64)
+    except (TypeError, ValueError, OverflowError, MemoryError):
+        raise ModelFileError(f"{where}: weights {what} is not a rectangular array of numbers") from None
+    if arr.dtype.kind not in "fiub":
+        raise ModelFileError(f"{where}: weights {what} is not a rectangular array of numbers")
+    if arr.shape != shape:
+        raise wrong("x".join(map(str, arr.shape)) or "scalar")
+    arr = arr.astype(np.float64, copy=False)
+    with np.errstate(invalid="ignore"):
+        ok = bool((np.abs(arr) <= FLOAT32_MAX).all())
+    if not ok:
+        raise ModelFileError(f"{where}: weights {what} contains NaN, infinite or out-of-range values "
+                             f"(float32 holds at most ±{FLOAT32_MAX:.4g})")
     return arr
 
 
-def _expect_shape(arr: np.ndarray, shape: tuple[int, ...], where: str, what: str) -> None:
-    if arr.shape != shape:
-        got = "x".join(map(str, arr.shape)) or "scalar"
-        raise ModelError(f"{where}: weights {what} has shape {got}, expected {'x'.join(map(str, shape))}")
+def _size(value: Any, where: str, field: str) -> int:
+    """The last entry of a shape list: a positive integer no larger than :data:`MAX_WIDTH`."""
+    if not isinstance(value, list) or not value or not _is_int(value[-1]) or value[-1] <= 0:
+        shown = repr(value)
+        shown = shown if len(shown) <= 60 else shown[:57] + "..."
+        if field == "in_shape":
+            raise ModelFileError(f"{where}: 'in_shape' must be a list ending with the input size, got {shown}")
+        raise ModelFileError(f"{where}: 'shape' must be a list ending with a positive integer, got {shown}")
+    size = value[-1]
+    if size > MAX_WIDTH:
+        what = "input size" if field == "in_shape" else "output size"
+        raise ModelFileError(f"{where}: {what} {size:,} is larger than this runtime allows ({MAX_WIDTH:,})")
+    return size
 
 
-def _out_size(layer: dict, where: str) -> int:
-    shape = layer.get("shape")
-    if not isinstance(shape, list) or not shape or not isinstance(shape[-1], int) or isinstance(shape[-1], bool) \
-            or shape[-1] <= 0:
-        raise ModelError(f"{where}: 'shape' must be a list ending with a positive integer, got {shape!r}")
-    return shape[-1]
+def _plan(obj: Any, name: str) -> tuple[int, list[tuple[int, str, int, int, str, dict]]]:
+    """First pass over parsed JSON: types, sizes and activations, no weights touched.
+
+    Returns ``(in_size, [(pos, kind, n_in, n_out, activation, raw), ...])`` after
+    checking every declared size against :data:`MAX_WIDTH`, the layer count against
+    :data:`MAX_LAYERS` and the numbers the file declares against :data:`MAX_PARAMS`.
+    """
+    if not isinstance(obj, dict):
+        raise ModelFileError(f"{name}: expected a JSON object with 'in_shape' and 'layers'")
+    n = _size(obj.get("in_shape"), name, "in_shape")
+    in_size = n
+    raw_layers = obj.get("layers")
+    if not isinstance(raw_layers, list) or not raw_layers:
+        raise ModelFileError(f"{name}: 'layers' must be a non-empty list")
+    if len(raw_layers) > MAX_LAYERS:
+        raise ModelFileError(f"{name}: {len(raw_layers):,} layers, more than this runtime allows ({MAX_LAYERS})")
+    plan = []
+    declared = 0
+    for pos, raw in enumerate(raw_layers, start=1):
+        if not isinstance(raw, dict):
+            raise ModelFileError(f"{name}: layer {pos}: expected an object")
+        kind = raw.get("type")
+        if not isinstance(kind, str) or kind not in LAYER_TYPES:
+            shown = repr(kind) if not isinstance(kind, str) or len(kind) <= 40 else repr(kind[:40] + "...")
+            raise ModelFileError(f"{name}: layer {pos}: unsupported type {shown}; supported: "
+                                 f"{', '.join(LAYER_TYPES)}")
+        where = f"{name}: layer {pos} ({kind})"
+        if not isinstance(raw.get("weights"), list):
+            raise ModelFileError(f"{where}: 'weights' must be a list ([] for an activation layer)")
+        act = raw.get("activation", "")
+        if act is None:
+            act = ""
+        if kind in ("lstm", "gru"):
+            act = ""  # RTNeural ignores it for recurrent layers
+        elif not isinstance(act, str) or act not in ACTIVATION_NAMES:
+            shown = repr(act) if len(repr(act)) <= 40 else repr(act)[:37] + "..."
+            raise ModelFileError(f"{where}: unknown activation {shown}; supported: "
+                                 f"{', '.join(a for a in ACTIVATION_NAMES if a)}")
+        out = _size(raw.get("shape"), where, "shape")
+        if kind in ("dense", "time-distributed-dense"):
+            declared += n * out + out
+        elif kind == "lstm":
+            declared += 4 * out * (n + out + 1)
+        elif kind == "gru":
+            declared += 3 * out * (n + out + 2)
+        else:
+            if out != n:
+                raise ModelFileError(f"{where}: output size {out} must equal its input size {n}")
+            declared += 4 * n
+        if declared > MAX_PARAMS:
+            raise ModelFileError(f"{where}: the layers declared so far need {declared:,} numbers, more than "
+                                 f"this runtime allows ({MAX_PARAMS:,})")
+        plan.append((pos, kind, n, out, act, raw))
+        n = out
+    return in_size, plan
 
 
-def model_from_dict(obj: Any, *, name: str = "model", spec: Any = None, dtype=np.float32) -> Model:
+def _plan_signature(plan) -> list[tuple[str, int, int, str, int]]:
+    """The canonical layer list of :meth:`Model.signature`, from the declared plan."""
+    sig: list[tuple[str, int, int, str, int]] = []
+    for pos, kind, n_in, n_out, act, _ in plan:
+        act = "" if act == "linear" else act
+        if kind == "activation":
+            if sig and sig[-1][0] == "dense" and not sig[-1][3]:
+                k, a, b, _, idx = sig[-1]
+                sig[-1] = (k, a, b, act, idx)
+            else:
+                sig.append(("activation", n_in, n_out, act, pos))
+        else:
+            sig.append(("dense" if kind == "time-distributed-dense" else kind, n_in, n_out,
+                        act if kind in ("dense", "time-distributed-dense") else "", pos))
+    return sig
+
+
+def _check_signature(sig, in_size: int, spec: Any, name: str, *, allow_missing: bool = False) -> None:
+    """Raise :class:`ModelFileError` naming the layer if ``sig`` does not match ``spec``.
+
+    With ``allow_missing`` a signature shorter than the spec passes (the layers it has
+    must match): used before the weights are read, so that a weight error in a
+    truncated file is reported first, as before.
+    """
+    if in_size != spec.in_size:
+        raise ModelFileError(f"{name}: input size is {in_size}, expected {spec.in_size} for {spec.name}")
+    for pos, want in enumerate(spec.layers):
+        if pos >= len(sig):
+            if allow_missing:
+                return
+            raise ModelFileError(f"{name}: has {len(sig)} layers, expected {len(spec.layers)} for {spec.name} "
+                                 f"(missing {want.describe()})")
+        kind, n_in, n_out, act, idx = sig[pos]
+        where = f"{name}: layer {idx} ({kind})"
+        if kind != want.kind:
+            raise ModelFileError(f"{where}: expected a {want.kind} layer ({want.describe()})")
+        if n_out != want.out_size:
+            raise ModelFileError(f"{where}: output size {n_out}, expected {want.out_size}")
+        if act != want.activation:
+            raise ModelFileError(f"{where}: activation {act or 'none'!r}, expected {want.activation or 'none'!r}")
+    if len(sig) > len(spec.layers):
+        kind, _, _, _, idx = sig[len(spec.layers)]
+        raise ModelFileError(f"{name}: layer {idx} ({kind}): unexpected extra layer; {spec.name} has "
+                             f"{len(spec.layers)} layers")
+
+
+def model_from_dict(obj: Any, *, name: str = "model", spec: Any = None, sizes: tuple[int, int] | None = None,
+                    dtype=np.float32) -> Model:
     """Build a :class:`Model` from parsed RTNeural JSON.
+
+    Every declared size is checked (against ``spec`` or ``sizes`` when given, and against
+    :data:`MAX_WIDTH`, :data:`MAX_LAYERS`, :data:`MAX_PARAMS`) before any weight is
+    converted or any buffer allocated, and every weight list must have exactly the
+    declared shape before numpy sees it.
 
     Parameters
     ----------
@@ -698,155 +1004,250 @@ def model_from_dict(obj: Any, *, name: str = "model", spec: Any = None, dtype=np
         Prefix of every error message (the file name).
     spec : kelly.ml.specs.ModelSpec, optional
         When given, the architecture must match it exactly.
+    sizes : (int, int), optional
+        Required input and output sizes (when the architecture is free but must fit).
 
     Raises
     ------
-    ModelError
+    ModelFileError
         With ``name``, the 1-based layer number and type, and what is wrong.
     """
-    if not isinstance(obj, dict):
-        raise ModelError(f"{name}: expected a JSON object with 'in_shape' and 'layers'")
-    in_shape = obj.get("in_shape")
-    if not isinstance(in_shape, list) or not in_shape or not isinstance(in_shape[-1], int) \
-            or isinstance(in_shape[-1], bool) or in_shape[-1] <= 0:
-        raise ModelError(f"{name}: 'in_shape' must be a list ending with the input size, got {in_shape!r}")
-    raw_layers = obj.get("layers")
-    if not isinstance(raw_layers, list) or not raw_layers:
-        raise ModelError(f"{name}: 'layers' must be a non-empty list")
-    n = in_shape[-1]
+    in_size, plan = _plan(obj, name)
+    if spec is not None:
+        _check_signature(_plan_signature(plan), in_size, spec, name, allow_missing=True)
+    if sizes is not None and (in_size, plan[-1][3]) != tuple(sizes):
+        raise ModelFileError(f"{name}: maps {in_size}→{plan[-1][3]}, expected {sizes[0]}→{sizes[1]}")
     layers: list[Layer] = []
-    for pos, raw in enumerate(raw_layers, start=1):
-        if not isinstance(raw, dict):
-            raise ModelError(f"{name}: layer {pos}: expected an object")
-        kind = raw.get("type")
+    for pos, kind, n, out, act, raw in plan:
         where = f"{name}: layer {pos} ({kind})"
-        if kind not in LAYER_TYPES:
-            raise ModelError(f"{name}: layer {pos}: unsupported type {kind!r}; supported: {', '.join(LAYER_TYPES)}")
-        if "weights" not in raw or not isinstance(raw["weights"], list):
-            raise ModelError(f"{where}: 'weights' must be a list ([] for an activation layer)")
         weights = raw["weights"]
-        act = raw.get("activation", "")
-        if act is None:
-            act = ""
-        if kind in ("lstm", "gru"):
-            act = ""  # RTNeural ignores it for recurrent layers
-        elif not isinstance(act, str) or act not in ACTIVATION_NAMES:
-            raise ModelError(f"{where}: unknown activation {act!r}; supported: "
-                             f"{', '.join(a for a in ACTIVATION_NAMES if a)}")
-        out = _out_size(raw, where)
         if kind in ("dense", "time-distributed-dense"):
             if len(weights) not in (1, 2):
-                raise ModelError(f"{where}: expected weights [W, b] or [W], got {len(weights)} arrays")
-            W = _array(weights[0], where, "W")
-            _expect_shape(W, (n, out), where, "W")
-            b = None
-            if len(weights) == 2:
-                b = _array(weights[1], where, "b")
-                _expect_shape(b, (out,), where, "b")
+                raise ModelFileError(f"{where}: expected weights [W, b] or [W], got {len(weights)} arrays")
+            W = _array(weights[0], (n, out), where, "W")
+            b = _array(weights[1], (out,), where, "b") if len(weights) == 2 else None
             layers.append(Dense(W, b, pos, dtype))
             if act:
                 layers.append(Activation(act, out, pos))
         elif kind in ("lstm", "gru"):
             gates = 4 if kind == "lstm" else 3
             if len(weights) != 3:
-                raise ModelError(f"{where}: expected weights [W, U, b], got {len(weights)} arrays")
-            W = _array(weights[0], where, "W")
-            _expect_shape(W, (n, gates * out), where, "W")
-            U = _array(weights[1], where, "U")
-            _expect_shape(U, (out, gates * out), where, "U")
-            b = _array(weights[2], where, "b")
+                raise ModelFileError(f"{where}: expected weights [W, U, b], got {len(weights)} arrays")
+            W = _array(weights[0], (n, gates * out), where, "W")
+            U = _array(weights[1], (out, gates * out), where, "U")
             if kind == "lstm":
-                _expect_shape(b, (gates * out,), where, "b")
-                layers.append(LSTM(W, U, b, pos, dtype))
+                layers.append(LSTM(W, U, _array(weights[2], (gates * out,), where, "b"), pos, dtype))
             else:
-                _expect_shape(b, (2, gates * out), where, "b")
-                layers.append(GRU(W, U, b, pos, dtype))
+                layers.append(GRU(W, U, _array(weights[2], (2, gates * out), where, "b"), pos, dtype))
         elif kind == "activation":
-            if out != n:
-                raise ModelError(f"{where}: output size {out} must equal its input size {n}")
             if not act:
-                raise ModelError(f"{where}: an activation layer needs a non-empty 'activation'")
+                raise ModelFileError(f"{where}: an activation layer needs a non-empty 'activation'")
             layers.append(Activation(act, n, pos))
         elif kind == "batchnorm":
-            if out != n:
-                raise ModelError(f"{where}: output size {out} must equal its input size {n}")
-            arrays = [_array(w, where, label) for w, label in zip(weights, ("gamma", "beta", "mean", "var")
-                                                                   if len(weights) == 4 else ("mean", "var"))]
-            if len(arrays) not in (2, 4):
-                raise ModelError(f"{where}: expected weights [gamma, beta, mean, var] or [mean, var]")
-            for arr, label in zip(arrays, ("gamma", "beta", "mean", "var") if len(arrays) == 4 else ("mean", "var")):
-                _expect_shape(arr, (n,), where, label)
+            if len(weights) not in (2, 4):
+                raise ModelFileError(f"{where}: expected weights [gamma, beta, mean, var] or [mean, var]")
+            labels = ("gamma", "beta", "mean", "var") if len(weights) == 4 else ("mean", "var")
+            arrays = [_array(w, (n,), where, label) for w, label in zip(weights, labels)]
             if len(arrays) == 2:
                 arrays = [np.ones(n), np.zeros(n)] + arrays
             eps = raw.get("epsilon", 1e-3)
-            if not isinstance(eps, (int, float)) or eps < 0:
-                raise ModelError(f"{where}: 'epsilon' must be a non-negative number")
+            if not (_is_int(eps) or isinstance(eps, float)) or not 0 <= eps <= FLOAT32_MAX:
+                raise ModelFileError(f"{where}: 'epsilon' must be a non-negative number")
+            if not bool((arrays[3] + eps > 0).all()):
+                raise ModelFileError(f"{where}: var + epsilon must be positive")
+            with np.errstate(all="ignore"):
+                scale = arrays[0] / np.sqrt(arrays[3] + eps)
+                shift = arrays[1] - arrays[2] * scale
+                fits = bool((np.abs(scale) <= FLOAT32_MAX).all() and (np.abs(shift) <= FLOAT32_MAX).all())
+            if not fits:
+                raise ModelFileError(f"{where}: the normalisation overflows float32 (var + epsilon too small)")
             layers.append(BatchNorm(*arrays, eps, pos, dtype))
         elif kind == "prelu":
-            if out != n or len(weights) < 1:
-                raise ModelError(f"{where}: expected weights [alpha] and output size equal to input size {n}")
-            alpha = _array(weights[0], where, "alpha").reshape(-1)
-            if alpha.size not in (1, n):
-                raise ModelError(f"{where}: weights alpha has {alpha.size} values, expected 1 or {n}")
+            alpha_raw = weights[0] if weights else None
+            if isinstance(alpha_raw, list) and len(alpha_raw) == 1 and isinstance(alpha_raw[0], list):
+                alpha_raw = alpha_raw[0]
+            if not isinstance(alpha_raw, list):
+                raise ModelFileError(f"{where}: expected weights [alpha] and output size equal to input size {n}")
+            if len(alpha_raw) not in (1, n):
+                raise ModelFileError(f"{where}: weights alpha has {len(alpha_raw)} values, expected 1 or {n}")
+            alpha = _array(alpha_raw, (len(alpha_raw),), where, "alpha")
             layers.append(PReLU(alpha, n, pos, dtype))
-        n = out
-    model = Model(in_shape[-1], layers, name=name, dtype=dtype)
+    model = Model(in_size, layers, name=name, dtype=dtype)
     if spec is not None:
         model.check_spec(spec)
     return model
 
 
-def load_model(path: str | os.PathLike, *, spec: Any = None, dtype=np.float32) -> Model:
+def load_rtneural_bytes(data: bytes | str, *, name: str = "model.json", spec: Any = None,
+                        sizes: tuple[int, int] | None = None, dtype=np.float32) -> Model:
+    """Build a :class:`Model` from the bytes of an RTNeural JSON file (the fuzzing entry point).
+
+    Either returns a working model or raises :class:`ModelFileError` (a
+    :class:`~kelly.errors.KellyError`) with a one-line message starting with ``name``.
+    """
+    return model_from_dict(parse_model_json(data, name=name), name=name, spec=spec, sizes=sizes, dtype=dtype)
+
+
+def load_model(path: str | os.PathLike, *, spec: Any = None, sizes: tuple[int, int] | None = None,
+               dtype=np.float32) -> Model:
     """Load an RTNeural JSON file.
+
+    Only a regular file of at most :data:`MAX_MODEL_BYTES` is read (see
+    :func:`read_regular_file`); its content goes through :func:`load_rtneural_bytes`.
 
     Raises
     ------
-    ModelError
-        If the file is missing, is not JSON, or does not describe a valid model (or does
-        not match ``spec``); the message names the file and the layer.
+    ModelFileError
+        If the file is missing, is not a regular file, is too large, is not JSON, or does
+        not describe a valid model (or does not match ``spec``/``sizes``); the message
+        names the file and the layer.
     """
     path = Path(path)
-    try:
-        with open(path, "rb") as handle:
-            obj = json.load(handle)
-    except FileNotFoundError:
-        raise ModelError(f"{path}: model file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ModelError(f"{path.name}: cannot read model file: {exc}") from None
-    except json.JSONDecodeError as exc:
-        raise ModelError(f"{path.name}: not valid JSON (line {exc.lineno}, column {exc.colno}): {exc.msg}") from None
-    return model_from_dict(obj, name=path.name, spec=spec, dtype=dtype)
+    data = read_model_file(path)
+    return load_rtneural_bytes(data, name=path.name, spec=spec, sizes=sizes, dtype=dtype)
 
 
-def read_csv_rows(lines: Iterable[str], width: int, *, source: str = "input") -> np.ndarray:
+# ---------------------------------------------------------------------------------------
+# ``kelly runtime``: CSV in, CSV out
+# ---------------------------------------------------------------------------------------
+
+
+def _shown(text: str, limit: int = 40) -> str:
+    return repr(text) if len(text) <= limit else repr(text[:limit]) + "..."
+
+
+def _bounded_lines(stream: Any, source: str) -> Iterable[str]:
+    """Lines of a text stream, refusing one longer than :data:`MAX_CSV_LINE` or a total over
+    :data:`MAX_CSV_BYTES` characters (so ``/dev/zero`` on standard input fails fast)."""
+    total = 0
+    lineno = 0
+    while True:
+        try:
+            line = stream.readline(MAX_CSV_LINE + 1)
+        except UnicodeDecodeError:
+            raise FileFormatError(f"{source} line {lineno + 1}: not UTF-8 text") from None
+        except OSError as exc:
+            raise FileFormatError(f"cannot read {source}: {exc.strerror or exc}") from None
+        if not line:
+            return
+        lineno += 1
+        total += len(line)
+        if len(line) > MAX_CSV_LINE:
+            raise FileFormatError(f"{source} line {lineno}: longer than {MAX_CSV_LINE:,} characters")
+        if total > MAX_CSV_BYTES:
+            raise FileFormatError(f"{source}: more than {_mb(MAX_CSV_BYTES)} of input (line {lineno})")
+        yield line
+
+
+def read_csv_rows(lines: Iterable[str], width: int, *, source: str = "input", with_lines: bool = False):
     """Parse comma-separated input rows for ``kelly runtime``: one time step per line.
 
-    Blank lines and lines starting with ``#`` are skipped.
+    Blank lines and lines starting with ``#`` are skipped. ``lines`` is an iterable of
+    strings or a text stream (read with bounded ``readline`` calls). At most
+    :data:`MAX_CSV_ROWS` rows of :data:`MAX_CSV_LINE` characters each.
+
+    Returns
+    -------
+    np.ndarray [shape=(rows, width), dtype=float64]
+        With ``with_lines=True``, ``(rows, line_numbers)``.
 
     Raises
     ------
     FileFormatError
-        Naming the line for a wrong number of values, a non-number, NaN or infinity.
+        Naming the line for a wrong number of values, a non-number, NaN, infinity, a
+        value beyond float32's range, a line too long, or too many rows.
     """
-    rows: list[list[float]] = []
-    for lineno, line in enumerate(lines, start=1):
-        text = line.strip()
-        if not text or text.startswith("#"):
-            continue
-        parts = [p.strip() for p in text.split(",")]
-        if len(parts) != width:
-            raise FileFormatError(f"{source} line {lineno}: expected {width} comma-separated values, got {len(parts)}")
-        row = []
-        for col, part in enumerate(parts, start=1):
-            try:
-                value = float(part)
-            except ValueError:
-                raise FileFormatError(f"{source} line {lineno}, value {col}: {part!r} is not a number") from None
-            if not math.isfinite(value):
-                raise FileFormatError(f"{source} line {lineno}, value {col}: {part!r} is not a finite number")
-            row.append(value)
-        rows.append(row)
-    return np.array(rows, dtype=np.float64).reshape(len(rows), width)
+    from array import array
+
+    width = int(width)
+    if hasattr(lines, "readline"):
+        lines = _bounded_lines(lines, source)
+    values = array("d")
+    numbers: list[int] = []
+    try:
+        for lineno, line in enumerate(lines, start=1):
+            if len(line) > MAX_CSV_LINE:
+                raise FileFormatError(f"{source} line {lineno}: longer than {MAX_CSV_LINE:,} characters")
+            text = line.strip()
+            if not text or text.startswith("#"):
+                continue
+            if len(numbers) >= MAX_CSV_ROWS:
+                raise FileFormatError(f"{source} line {lineno}: more than {MAX_CSV_ROWS:,} rows")
+            parts = text.split(",", width)
+            if len(parts) != width:
+                got = text.count(",") + 1
+                raise FileFormatError(f"{source} line {lineno}: expected {width} comma-separated values, got {got}")
+            for col, part in enumerate(parts, start=1):
+                part = part.strip()
+                try:
+                    value = float(part)
+                except ValueError:
+                    raise FileFormatError(f"{source} line {lineno}, value {col}: {_shown(part)} is not a number") \
+                        from None
+                if not math.isfinite(value):
+                    raise FileFormatError(f"{source} line {lineno}, value {col}: {_shown(part)} is not a finite "
+                                          "number")
+                if abs(value) > FLOAT32_MAX:
+                    raise FileFormatError(f"{source} line {lineno}, value {col}: {_shown(part)} is too large "
+                                          f"(at most ±{FLOAT32_MAX:.4g})")
+                values.append(value)
+            numbers.append(lineno)
+    except UnicodeDecodeError:
+        raise FileFormatError(f"{source}: not UTF-8 text") from None
+    rows = np.frombuffer(values, dtype=np.float64).reshape(len(numbers), width).copy() if numbers \
+        else np.zeros((0, width), dtype=np.float64)
+    return (rows, numbers) if with_lines else rows
+
+
+def read_csv_file(path: str | os.PathLike, width: int, *, with_lines: bool = False):
+    """:func:`read_csv_rows` for a file: a regular file of at most :data:`MAX_CSV_BYTES`.
+
+    A FIFO, device or folder is refused at once (nothing waits or reads forever).
+
+    Raises
+    ------
+    FileFormatError
+        Naming the file (and the line for a bad value).
+    InputError
+        If the file does not exist.
+    """
+    from kelly.errors import InputError
+
+    p = Path(path)
+    if not p.exists() and not p.is_symlink():
+        raise InputError(f"input file {p} not found")
+    data = read_regular_file(p, max_bytes=MAX_CSV_BYTES, what="CSV input file", error=FileFormatError)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[:exc.start].count(b"\n") + 1
+        raise FileFormatError(f"{p} line {line}: not UTF-8 text") from None
+    return read_csv_rows(text.splitlines(), width, source=str(p), with_lines=with_lines)
+
+
+def run_rows(model: Model, rows: np.ndarray, out: Any, *, lines: Sequence[int] | None = None,
+             source: str = "input") -> int:
+    """Run ``model`` from a reset state over ``rows``, writing one :func:`format_row` line each.
+
+    numpy's overflow and invalid-value warnings are silenced for the run and every output
+    is checked instead: a non-finite output stops with an error naming the input line.
+
+    Raises
+    ------
+    ModelError
+        ``"<source> line N: the model's output is not finite (…)"``.
+    """
+    model.reset()
+    write = out.write
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        for k, row in enumerate(rows):
+            y = model.forward(row)
+            if not np.isfinite(y).all():
+                where = f"line {lines[k]}" if lines is not None else f"row {k + 1}"
+                raise ModelError(f"{source} {where}: {model.name}'s output is not finite (it overflowed float32; "
+                                 "check the input values and the model's weights)")
+            write(format_row(y) + "\n")
+    return len(rows)
 
 
 def format_row(values: np.ndarray) -> str:

@@ -35,6 +35,11 @@ How each part works, and why:
   from the sixteenth grid in milliseconds, and velocity statistics (ghost notes below
   40, accents above 100), as in the original groove extractor (original-system §7).
 * **Valence and arousal** — see :func:`estimate_affect` for the formula.
+* **Limits** — cost follows the notes, not the timeline: a piece is at most
+  :data:`kelly.song.MAX_BARS` bars (the reader's cap; :func:`analyze_song` checks it
+  too), chords use at most :data:`MAX_CHORD_SEGMENTS` windows and at most
+  :data:`MAX_LISTED_TEMPO_CHANGES` tempo changes are listed. Anything the reader repaired
+  in the file, and any widened window, is listed in ``Analysis.warnings``.
 """
 
 from __future__ import annotations
@@ -46,7 +51,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from kelly.errors import InputError
-from kelly.song import DRUM_CHANNEL, Note, Song, read_midi
+from kelly.song import DRUM_CHANNEL, MAX_BARS, Note, Song, read_midi
 from kelly.theory.chords import QUALITIES, Chord
 from kelly.theory.pitch import parse_note, spell
 from kelly.theory.progression import spell_root
@@ -84,6 +89,12 @@ _QUALITY_PRIOR = {"maj": 0.0, "min": 0.0, "7": -0.02, "maj7": -0.04, "min7": -0.
 
 GHOST_VELOCITY = 40
 ACCENT_VELOCITY = 100
+#: Most chord-analysis windows in one piece. A longer piece (more than 25,000 bars of 4/4
+#: at one window a beat, beyond what the reader accepts; or 8,333 bars of 12/8) is
+#: analysed with windows of several beats, and the analysis says so in ``warnings``.
+MAX_CHORD_SEGMENTS = 100_000
+#: Most tempo changes listed in the result (all of them count for durations and means).
+MAX_LISTED_TEMPO_CHANGES = 10_000
 
 
 # ---------------------------------------------------------------------------- results
@@ -146,6 +157,7 @@ class Analysis:
     affect: dict
     tracks: list[dict] = field(default_factory=list)
     ppq: int = 480
+    warnings: list[str] = field(default_factory=list)  # values the reader repaired, windows widened …
 
     @property
     def borrowed(self) -> list[ChordSpan]:
@@ -154,8 +166,8 @@ class Analysis:
     def to_dict(self) -> dict:
         """A JSON-ready dictionary (``kelly analyze --json``)."""
         ppq = self.ppq
-        bar_ticks = ppq * 4 * self.time_signature[0] // self.time_signature[1]
-        beat_ticks = ppq * 4 // self.time_signature[1]
+        bar_ticks = max(1, ppq * 4 * self.time_signature[0] // self.time_signature[1])
+        beat_ticks = max(1, ppq * 4 // self.time_signature[1])
 
         def where(tick: int) -> dict:
             return {"tick": int(tick), "bar": int(tick // bar_ticks) + 1,
@@ -184,6 +196,7 @@ class Analysis:
                                   for s in self.sections]},
             "groove": self.groove,
             "affect": self.affect,
+            "warnings": list(self.warnings),
         }
 
 
@@ -400,22 +413,80 @@ def match_chord(weights, bass_pc: int | None = None, key: Key | None = None) -> 
 
 
 def _segment_weights(notes: list[Note], starts: np.ndarray, length: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per-segment pitch-class overlap (ticks) and lowest sounding pitch (−1 where silent)."""
+    """Per-segment pitch-class overlap (ticks) and lowest sounding pitch (−1 where silent).
+
+    A note counts towards a segment's lowest pitch when it sounds there for at least a
+    quarter of the segment (or for its whole length, if shorter). Computed from the notes'
+    first and last segments with difference arrays, so the cost is O(notes + segments·12)
+    however long the notes are (a note held over the whole piece used to cost a Python
+    step per segment).
+    """
     n_seg = len(starts)
     weights = np.zeros((n_seg, 12))
-    lowest = np.full(n_seg, 999)
-    for n in notes:
-        first = max(0, n.start // length)
-        last = min(n_seg - 1, (n.end - 1) // length)
-        for s in range(first, last + 1):
-            a = max(n.start, int(starts[s]))
-            b = min(n.end, int(starts[s]) + length)
-            if b > a:
-                weights[s, n.pitch % 12] += b - a
-                if b - a >= min(length // 4, n.duration) and n.pitch < lowest[s]:
-                    lowest[s] = n.pitch
-    lowest[lowest == 999] = -1
+    lowest = np.full(n_seg, -1, dtype=np.int64)
+    if n_seg == 0 or not notes:
+        return weights, lowest
+    s = np.fromiter((n.start for n in notes), dtype=np.int64, count=len(notes))
+    dur = np.fromiter((n.duration for n in notes), dtype=np.int64, count=len(notes))
+    pitch = np.fromiter((n.pitch for n in notes), dtype=np.int64, count=len(notes))
+    e = s + dur
+    pc = pitch % 12
+    first = np.maximum(0, s // length)
+    last = np.minimum(n_seg - 1, (e - 1) // length)
+    sounding = last >= first
+    single = sounding & (first == last)
+    multi = sounding & (last > first)
+    ov_first = np.minimum(e, (first + 1) * length) - np.maximum(s, first * length)
+    ov_last = np.minimum(e, (last + 1) * length) - np.maximum(s, last * length)
+    # the first (or only) segment, the last segment, and every segment in between (length each)
+    m = sounding & (ov_first > 0)
+    np.add.at(weights, (first[m], pc[m]), ov_first[m])
+    np.add.at(weights, (last[multi], pc[multi]), ov_last[multi])
+    inner = multi & (last > first + 1)
+    diff = np.zeros((n_seg + 1, 12))
+    np.add.at(diff, (first[inner] + 1, pc[inner]), 1.0)
+    np.add.at(diff, (last[inner], pc[inner]), -1.0)
+    weights += np.cumsum(diff[:n_seg], axis=0) * length
+
+    # segments where each note is loud enough in time to be the bass: [lo, hi]
+    need = np.minimum(length // 4, dur)
+    q_first = (ov_first > 0) & (ov_first >= need)
+    q_last = (ov_last > 0) & (ov_last >= need)
+    lo = np.where(q_first, first, first + 1)
+    hi = np.where(single, np.where(q_first, first, first - 1), np.where(q_last, last, last - 1))
+    ok = sounding & (lo <= hi)
+    if ok.any():
+        lo, hi, pitch = lo[ok], hi[ok], pitch[ok]
+        unset = np.ones(n_seg, dtype=bool)
+        for p in np.unique(pitch):  # lowest first: a segment takes the first pitch that covers it
+            sel = pitch == p
+            cover = np.zeros(n_seg + 1, dtype=np.int64)
+            np.add.at(cover, lo[sel], 1)
+            np.add.at(cover, hi[sel] + 1, -1)
+            covered = np.cumsum(cover[:n_seg]) > 0
+            lowest[covered & unset] = p
+            unset &= ~covered
+            if not unset.any():
+                break
     return weights, lowest
+
+
+def _segment_length(song: Song, segment: str, end: int) -> tuple[int, int]:
+    """Analysis window in ticks for ``segment``, and how many windows were merged into one.
+
+    The factor is 1 unless the piece would need more than :data:`MAX_CHORD_SEGMENTS`
+    windows; then windows of ``factor`` segments keep the cost bounded.
+    """
+    num, den = song.time_signature
+    beat = song.ppq * 4 // den
+    bar = beat * num
+    lengths = {"beat": beat, "half_bar": bar // 2 if num % 2 == 0 else bar, "bar": bar}
+    if segment not in lengths:
+        raise InputError(f"unknown segment {segment!r}; choose beat, half_bar or bar")
+    length = max(1, lengths[segment])
+    n_seg = -(-max(0, end) // length)
+    factor = max(1, -(-n_seg // MAX_CHORD_SEGMENTS))
+    return length * factor, factor
 
 
 def detect_chords(song: Song, key: Key, *, segment: str = "beat") -> list[ChordSpan]:
@@ -425,28 +496,34 @@ def detect_chords(song: Song, key: Key, *, segment: str = "beat") -> list[ChordS
     ----------
     segment : {"beat", "half_bar", "bar"}
         Analysis window. A beat suits chorales and fast harmonic rhythm; half a bar or a
-        bar suits pop, where melody notes would otherwise be read as chord changes.
+        bar suits pop, where melody notes would otherwise be read as chord changes. A piece
+        that would need more than :data:`MAX_CHORD_SEGMENTS` windows is read in windows of
+        several segments (:func:`analyze_song` says so in its warnings).
+
+    The cost is bounded by the notes and by :data:`MAX_CHORD_SEGMENTS`, never by the
+    length of the timeline alone: segment weights come from difference arrays, and each
+    distinct segment is matched against the chord templates once.
     """
     notes = [n for t in song.tracks if t.channel != DRUM_CHANNEL for n in t.notes]
     if not notes:
         return []
-    num, den = song.time_signature
-    beat = song.ppq * 4 // den
-    bar = beat * num
-    lengths = {"beat": beat, "half_bar": bar // 2 if num % 2 == 0 else bar, "bar": bar}
-    if segment not in lengths:
-        raise InputError(f"unknown segment {segment!r}; choose beat, half_bar or bar")
-    length = max(1, lengths[segment])
     end = max(n.end for n in notes)
+    length, _ = _segment_length(song, segment, end)
     starts = np.arange(0, end, length)
     weights, lowest = _segment_weights(notes, starts, length)
 
-    labels: list[tuple[int, str, float] | None] = []
-    for s in range(len(starts)):
-        if weights[s].sum() <= 0:
-            labels.append(None)
-            continue
-        labels.append(match_chord(weights[s], int(lowest[s]) % 12 if lowest[s] >= 0 else None, key))
+    # each distinct segment (weights and bass) is matched once: a held chord or a long
+    # silence costs one match, so the matching is bounded by the notes, not the timeline
+    bass = np.where(lowest >= 0, lowest % 12, -1)
+    labels: list[tuple[int, str, float] | None] = [None] * len(starts)
+    if len(starts):
+        rows, inverse = np.unique(np.column_stack([weights, bass]), axis=0, return_inverse=True)
+        inverse = np.asarray(inverse).reshape(-1)
+        found: list[tuple[int, str, float] | None] = []
+        for row in rows:
+            w = row[:12]
+            found.append(None if w.sum() <= 0 else match_chord(w, int(row[12]) if row[12] >= 0 else None, key))
+        labels = [found[i] for i in inverse]
 
     # smoothing: a single-segment chord between two equal chords, which that chord
     # explains nearly as well, is a passing sonority, not a change of harmony
@@ -519,16 +596,14 @@ def ticks_to_seconds(song: Song, ticks) -> np.ndarray:
     """Seconds at each tick, following the tempo map."""
     tmap = _tempo_map(song)
     ticks = np.asarray(ticks, dtype=float)
-    out = np.zeros_like(ticks)
-    elapsed = 0.0
-    for i, (tick, bpm) in enumerate(tmap):
-        nxt = tmap[i + 1][0] if i + 1 < len(tmap) else math.inf
-        sec_per_tick = 60.0 / (bpm * song.ppq)
-        inside = (ticks >= tick) & (ticks < nxt)
-        out[inside] = elapsed + (ticks[inside] - tick) * sec_per_tick
-        if nxt < math.inf:
-            elapsed += (nxt - tick) * sec_per_tick
-    return out
+    change = np.array([t for t, _ in tmap], dtype=float)
+    sec_per_tick = 60.0 / (np.array([b for _, b in tmap], dtype=float) * song.ppq)
+    elapsed = np.zeros(len(tmap))
+    np.cumsum(np.diff(change) * sec_per_tick[:-1], out=elapsed[1:])  # seconds at each tempo change
+    idx = np.searchsorted(change, ticks, side="right") - 1
+    safe = np.maximum(idx, 0)
+    out = elapsed[safe] + (ticks - change[safe]) * sec_per_tick[safe]
+    return np.where(idx >= 0, out, 0.0)
 
 
 def _bpm_at(song: Song, ticks: np.ndarray) -> np.ndarray:
@@ -590,21 +665,21 @@ def _bar_features(song: Song, n_bars: int) -> np.ndarray:
     """Per-bar [note onsets, mean velocity, active parts, mean pitch] (shape (n_bars, 4))."""
     bar = song.bar_ticks
     feats = np.zeros((n_bars, 4))
-    vel_sum = np.zeros(n_bars)
-    pitch_sum = np.zeros(n_bars)
-    pitch_n = np.zeros(n_bars)
-    active = np.zeros((n_bars, max(1, len(song.tracks))), dtype=bool)
-    for ti, track in enumerate(song.tracks):
-        for n in track.notes:
-            b = min(n_bars - 1, n.start // bar)
-            feats[b, 0] += 1
-            vel_sum[b] += n.velocity
-            active[b, ti] = True
-            if track.channel != DRUM_CHANNEL:
-                pitch_sum[b] += n.pitch
-                pitch_n[b] += 1
+    sizes = [len(t.notes) for t in song.tracks]
+    total = sum(sizes)
+    starts = np.fromiter((n.start for t in song.tracks for n in t.notes), dtype=np.int64, count=total)
+    vels = np.fromiter((n.velocity for t in song.tracks for n in t.notes), dtype=float, count=total)
+    pitches = np.fromiter((n.pitch for t in song.tracks for n in t.notes), dtype=float, count=total)
+    track_of = np.repeat(np.arange(len(song.tracks), dtype=np.int64), sizes)
+    pitched = np.repeat(np.array([t.channel != DRUM_CHANNEL for t in song.tracks], dtype=bool), sizes)
+    b = np.clip(starts // bar, 0, n_bars - 1)
+    feats[:, 0] = np.bincount(b, minlength=n_bars)
+    vel_sum = np.bincount(b, weights=vels, minlength=n_bars)
+    pitch_sum = np.bincount(b[pitched], weights=pitches[pitched], minlength=n_bars)
+    pitch_n = np.bincount(b[pitched], minlength=n_bars).astype(float)
+    pairs = np.unique(b * max(1, len(song.tracks)) + track_of)  # (bar, track) pairs with a note
+    feats[:, 2] = np.bincount(pairs // max(1, len(song.tracks)), minlength=n_bars)
     feats[:, 1] = np.divide(vel_sum, feats[:, 0], out=np.zeros(n_bars), where=feats[:, 0] > 0)
-    feats[:, 2] = active.sum(axis=1)
     mean_pitch = pitch_sum.sum() / max(1, pitch_n.sum())
     feats[:, 3] = np.divide(pitch_sum, pitch_n, out=np.full(n_bars, mean_pitch), where=pitch_n > 0)
     return feats
@@ -735,16 +810,29 @@ def analyze_song(song: Song, *, profile: str = DEFAULT_PROFILE, segment: str = "
         raise InputError(f"{song.title or 'the file'} has no notes to analyse")
     if not pitched:
         raise InputError(f"{song.title or 'the file'} has only drum notes; there is no key or harmony to analyse")
-    key = estimate_key(pitch_class_histogram(pitched, song.ppq), profile)
-    chords = detect_chords(song, key.key, segment=segment)
-
-    tmap = _tempo_map(song)
     end = song.end_tick()
     bar_ticks = song.bar_ticks
-    beat_ticks = song.ppq * 4 // song.time_signature[1]
+    if -(-end // bar_ticks) > MAX_BARS:
+        raise InputError(f"{song.title or 'the piece'} is {-(-end // bar_ticks):,} bars long; "
+                         f"Kelly analyses at most {MAX_BARS:,} bars")
+    warnings = list(song.warnings)
+    key = estimate_key(pitch_class_histogram(pitched, song.ppq), profile)
+    chords = detect_chords(song, key.key, segment=segment)
+    pitched_end = max(n.end for n in pitched)
+    window, factor = _segment_length(song, segment, pitched_end)
+    if factor > 1:
+        warnings.append(f"the piece is long: chords were read in windows of {factor} {segment.replace('_', ' ')}s "
+                        f"({window} ticks) instead of one")
+
+    tmap = _tempo_map(song)
+    beat_ticks = max(1, song.ppq * 4 // song.time_signature[1])
     changes = [{"tick": int(t), "bar": int(t // bar_ticks) + 1,
                 "beat": round((t % bar_ticks) / beat_ticks + 1, 3), "bpm": round(b, 3)}
-               for t, b in tmap if t < max(end, 1)]
+               for t, b in tmap[:MAX_LISTED_TEMPO_CHANGES + 1] if t < max(end, 1)]
+    if len(changes) > MAX_LISTED_TEMPO_CHANGES:
+        changes = changes[:MAX_LISTED_TEMPO_CHANGES]
+        warnings.append(f"{sum(1 for t, _ in tmap if t < max(end, 1)):,} tempo changes; "
+                        f"the first {MAX_LISTED_TEMPO_CHANGES:,} are listed")
     duration = float(ticks_to_seconds(song, [end])[0]) if end else 0.0
     # time-weighted mean tempo: beats per minute over the whole piece
     mean_bpm = (end / song.ppq) / (duration / 60.0) if duration > 0 else tmap[0][1]
@@ -762,7 +850,7 @@ def analyze_song(song: Song, *, profile: str = DEFAULT_PROFILE, segment: str = "
                     mean_tempo_bpm=mean_bpm, time_signature=song.time_signature,
                     bars=max(1, -(-end // bar_ticks)), duration_s=duration, note_count=len(all_notes),
                     chords=chords, sections=sections, sections_from_markers=from_markers,
-                    groove=groove, affect=affect, tracks=tracks, ppq=song.ppq)
+                    groove=groove, affect=affect, tracks=tracks, ppq=song.ppq, warnings=warnings)
 
 
 def analyze_file(path: str | os.PathLike, **options) -> Analysis:
@@ -794,7 +882,7 @@ def summary_lines(result: Analysis, *, max_chords: int = 32) -> list[str]:
         lines.append("Chords: " + " ".join(c.chord.name for c in shown) + (" …" if len(a.chords) > max_chords else ""))
         lines.append("Roman:  " + " ".join(c.roman for c in shown) + (" …" if len(a.chords) > max_chords else ""))
     if a.borrowed:
-        bar_ticks = a.ppq * 4 * a.time_signature[0] // a.time_signature[1]
+        bar_ticks = max(1, a.ppq * 4 * a.time_signature[0] // a.time_signature[1])
         lines.append("Borrowed: " + ", ".join(f"{c.chord.name} ({c.roman}, from {c.source}) at bar "
                                               f"{c.start // bar_ticks + 1}" for c in a.borrowed[:8]))
     lines.append("Sections" + (" (markers)" if a.sections_from_markers else "") + ": " + ", ".join(
@@ -808,6 +896,7 @@ def summary_lines(result: Analysis, *, max_chords: int = 32) -> list[str]:
         lines.append(f"Velocity: mean {v['mean']:.1f}, std {v['std']:.1f}, range {v['min']}–{v['max']}, "
                      f"{v['ghost_count']} ghost, {v['accent_count']} accents")
     lines.append(f"Feeling: valence {a.affect['valence']:+.2f}, arousal {a.affect['arousal']:.2f}")
+    lines.extend(f"Warning: {w}" for w in a.warnings)
     return lines
 
 

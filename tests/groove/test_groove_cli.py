@@ -31,7 +31,7 @@ def test_apply_then_extract(cli, midi, tmp_path, capsys):
     again = tmp_path / "again.mid"
     assert cli(["groove", "apply", str(midi), "--template", str(groove), "-o", str(again)]) == 0
     assert read_midi(again).note_count() == read_midi(midi).note_count()
-    assert cli(["groove", "apply", str(midi), "--template", "lofi", "-i", "0.3", "-o", str(again)]) == 0
+    assert cli(["groove", "apply", str(midi), "--template", "lofi", "-i", "0.3", "-o", str(again), "--force"]) == 0
     capsys.readouterr()
     assert cli(["groove", "extract", str(out)]) == 0  # no -o: JSON on stdout
     assert json.loads(capsys.readouterr().out)["name"] == "jazz"
@@ -45,7 +45,7 @@ def test_humanize_is_seeded(cli, tmp_path):
         assert cli(["groove", "humanize", str(src), "--preset", "lofi_depression", "--seed", seed, "-o", str(path)]) == 0
     assert a.read_bytes() == b.read_bytes() != c.read_bytes()
     assert cli(["groove", "humanize", str(src), "--style", "tight", "--complexity", "0.2", "--vulnerability", "0.9",
-                "--no-ghost-notes", "--drums-only", "--seed", "1", "-o", str(a)]) == 0
+                "--no-ghost-notes", "--drums-only", "--seed", "1", "-o", str(a), "--force"]) == 0
 
 
 def test_listings(cli, capsys):

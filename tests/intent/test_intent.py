@@ -165,7 +165,7 @@ def test_process_refuses_invalid_intent_unless_forced(tmp_path, capsys):
 
 def _process(tmp_path, capsys, doc, name="song", bars=8):
     path = _write(tmp_path, doc, f"{name}.json")
-    out = tmp_path / f"{name}.mid"
+    out = tmp_path / "out" / f"{name}.mid"  # not beside the intent: out.json would be the intent file itself
     assert main(["intent", "process", str(path), "-o", str(out), "--bars", str(bars), "--seed", "2"]) == 0
     capsys.readouterr()
     return out, json.loads(out.with_suffix(".json").read_text())

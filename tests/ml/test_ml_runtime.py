@@ -167,7 +167,7 @@ def test_spec_mismatch_messages():
 
 
 def test_load_model_file_errors(tmp_path):
-    with pytest.raises(ModelError, match="not found"):
+    with pytest.raises(ModelError, match="no such file"):
         load_model(tmp_path / "missing.json")
     bad = tmp_path / "groovepredictor.json"
     bad.write_text('{"in_shape": [null, 64], "layers": [')

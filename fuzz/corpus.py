@@ -1,0 +1,83 @@
+"""Seed corpora for the fuzz targets: valid files Kelly writes itself plus known-bad ones.
+
+Everything is generated here (or taken from ``tests/fixtures``), so the fuzzers start
+from realistic structure without any downloaded data.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+_TEXTS = ["I feel grief, but I'm starting to hope", "I have never felt worse", "She's furious with me",
+          "on cloud nine \U0001F389", "I can't say I'm not worried", "people say I should be grateful",
+          "I used to love music, now it feels like a chore", "NOT HAPPY!!!", "\U0001F62D\U0001F62D why"]
+
+
+def _seeds(name: str) -> dict[str, bytes]:
+    if name == "text":
+        seeds = {f"t{i}": t.encode("utf-8") for i, t in enumerate(_TEXTS)}
+        fixture = ROOT / "tests" / "fixtures" / "feel_eval.jsonl"
+        if fixture.exists():
+            for i, line in enumerate(fixture.read_text(encoding="utf-8").splitlines()[::25]):
+                seeds[f"e{i}"] = json.loads(line)["text"].encode("utf-8")
+        return seeds
+    if name in ("midi", "midi_chain"):
+        from kelly.emotion.text import read_text
+        from kelly.generator import ComposeOptions, compose
+
+        seeds = {}
+        for i, t in enumerate(["I feel grief", "I am so angry", "calm and content"]):
+            seeds[f"song{i}"] = compose(read_text(t), ComposeOptions(bars=2, seed=i)).song.to_bytes()
+        bad = ROOT / "tests" / "fixtures" / "midi_bad"
+        if bad.is_dir():
+            for p in sorted(bad.iterdir()):
+                if p.is_file() and p.stat().st_size < 4096:
+                    seeds[p.name] = p.read_bytes()
+        return seeds
+    if name == "intent":
+        from kelly.intent.schema import template
+
+        doc = template("Fuzz")
+        return {"template": json.dumps(doc).encode(), "empty": b"{}", "list": b"[1, 2]",
+                "deep": b"[" * 200 + b"]" * 200, "bigint": b'{"a": ' + b"9" * 5000 + b"}"}
+    if name == "groove_template":
+        from kelly.groove.templates import get_template, template_names
+
+        return {n: json.dumps(get_template(n).to_dict()).encode() for n in template_names()[:4]}
+    if name == "rtneural":
+        fixtures = ROOT / "tests" / "fixtures" / "rtneural"
+        return {p.stem: p.read_bytes() for p in sorted(fixtures.glob("*.json"))}
+    if name == "onnx":
+        import tempfile
+
+        from kelly.ml.export import export_models
+
+        with tempfile.TemporaryDirectory() as tmp:
+            export_models(tmp, ("onnx",), seed=0)
+            return {p.name: p.read_bytes() for p in sorted(Path(tmp).glob("dynamicsengine*.onnx"))}
+    if name == "csv":
+        row = ",".join(f"{(k % 7) / 7:.3f}" for k in range(32))
+        return {"rows": (row + "\n" + row + "\n").encode(), "comment": b"# steps\n" + row.encode() + b"\n",
+                "short": b"1,2,3\n", "nan": (",".join(["nan"] * 32) + "\n").encode()}
+    if name == "lexicon":
+        import numpy as np
+
+        from kelly.emotion.lexicon import encode_table
+
+        import gzip
+
+        blob = encode_table({"format": "kelly-lexicon", "version": 1}, ["calm", "fall apart"],
+                            np.array([[0.3, 0.2, 0.6], [-0.7, 0.6, 0.2]]), np.array([1, 0]))
+        return {"small": blob, "small-raw": gzip.decompress(blob)}
+    raise KeyError(name)
+
+
+def write_corpus(name: str, folder: Path) -> Path:
+    """Write the seeds of ``name`` into ``folder`` (created; existing seeds replaced)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for stem, data in _seeds(name).items():
+        (folder / stem).write_bytes(data)
+    return folder
