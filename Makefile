@@ -30,7 +30,7 @@ bench: setup
 
 # Coverage-guided fuzzing of every reader (100,000 inputs per target); findings go to fuzz/_findings/.
 fuzz: setup
-	$(PY) -m fuzz.run --runs $${FUZZ_RUNS:-100000}
+	$(PY) -m fuzz.run --runs $${FUZZ_RUNS:-100000} --results fuzz/results.md
 	$(PY) tests/kill_pair.py --trials 50 --bars 512 --seed 0 --verify
 
 # Rebuild kelly/emotion/data/lexicon.bin.gz from its sources (byte-identical for the same inputs).
