@@ -52,8 +52,15 @@ class ComposeOptions:
 
 @dataclass
 class Composition:
+    """What a composer returns: the performed song, the explanation, and the score.
+
+    ``score`` is the same music before the groove pass (quantized, no swing or
+    humanization): the version to notate (MusicXML) and to analyse harmonically.
+    """
+
     song: Song
     explanation: dict
+    score: Song | None = None
 
 
 def _rng(seed: int, engine: str) -> np.random.Generator:
@@ -255,6 +262,9 @@ def compose(emotions: EmotionState | list[EmotionState], opts: ComposeOptions = 
                 key_signature=key_sig, title=f"Kelly - {first.label}", ppq=PPQ,
                 markers=[(s.start_bar * plan.bar_ticks, s.name) for s in plan.sections] if len(plan.sections) > 1
                 else [])
+    score = Song(tracks=[t.with_notes(sorted(t.notes)) for t in song.tracks], tempos=list(song.tempos),
+                 time_signature=song.time_signature, key_signature=song.key_signature, title=song.title,
+                 ppq=song.ppq, markers=list(song.markers))
     if hints is not None:
         why["groove_hints"] = apply_groove(song, plan, hints, _rng(opts.seed, "groove"))
     song, why["groove"] = _groove_pass(song, plan, opts.seed)
@@ -262,7 +272,7 @@ def compose(emotions: EmotionState | list[EmotionState], opts: ComposeOptions = 
         t.notes = sorted(n for n in t.notes if n.start < plan.total_ticks + plan.bar_ticks)
 
     explanation = _explain(plan, template, song, romans, events, tension_curve, breaks, why, opts, path, models)
-    return Composition(song, explanation)
+    return Composition(song, explanation, score)
 
 
 def _explain(plan: Plan, template, song, romans, events, tension_curve, breaks, why, opts, path, models) -> dict:

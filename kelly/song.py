@@ -27,6 +27,7 @@ import os
 import struct
 from collections import deque
 from dataclasses import dataclass, field, replace
+from enum import Enum
 
 import mido
 
@@ -57,14 +58,57 @@ class Note:
         return f"Note(start={self.start}, pitch={self.pitch}, duration={self.duration}, velocity={self.velocity})"
 
 
+class Role(str, Enum):
+    """What a part does in the arrangement; engines and measurements look parts up by role, not by name."""
+
+    MELODY = "melody"
+    HARMONY = "harmony"
+    BASS = "bass"
+    PAD = "pad"
+    STRINGS = "strings"
+    COUNTER = "counter"
+    DRUMS = "drums"
+    PERCUSSION = "percussion"
+    FX = "fx"
+
+
+#: The role of a track from its name, for files read back (Kelly's own track names, then common DAW names).
+_ROLE_WORDS = (("counter", Role.COUNTER), ("melody", Role.MELODY), ("lead", Role.MELODY), ("vocal", Role.MELODY),
+               ("chord", Role.HARMONY), ("keys", Role.HARMONY), ("piano", Role.HARMONY), ("bass", Role.BASS),
+               ("pad", Role.PAD), ("string", Role.STRINGS), ("drum", Role.DRUMS), ("kit", Role.DRUMS),
+               ("perc", Role.PERCUSSION), ("transition", Role.FX), ("fx", Role.FX), ("polychord", Role.HARMONY))
+
+
+def role_from_name(name: str, channel: int = 0) -> Role | None:
+    """Best guess of a track's role from its name (drums on channel 10 without a telling name are drums)."""
+    low = name.lower()
+    for word, role in _ROLE_WORDS:
+        if word in low:
+            return role
+    return Role.DRUMS if channel == DRUM_CHANNEL else None
+
+
 @dataclass
 class Track:
-    """A part: a name, a General MIDI program (0–127), a channel and its notes."""
+    """A part: a name, a General MIDI program (0–127), a channel, its notes and its role.
+
+    ``role`` defaults to a guess from the name (so files read back keep their roles); the
+    engines set it explicitly.
+    """
 
     name: str
     program: int = 0
     channel: int = 0
     notes: list[Note] = field(default_factory=list)
+    role: Role | None = None
+
+    def __post_init__(self) -> None:
+        if self.role is None:
+            self.role = role_from_name(self.name, self.channel)
+
+    def with_notes(self, notes: list[Note]) -> "Track":
+        """The same part (name, program, channel, role) with other notes."""
+        return Track(self.name, self.program, self.channel, notes, self.role)
 
     @property
     def is_drum(self) -> bool:
@@ -95,6 +139,10 @@ class Song:
 
     def track(self, name: str) -> Track | None:
         return next((t for t in self.tracks if t.name == name), None)
+
+    def by_role(self, role: Role) -> list[Track]:
+        """Every track playing ``role``, in file order."""
+        return [t for t in self.tracks if t.role == role]
 
     def note_count(self) -> int:
         return sum(len(t.notes) for t in self.tracks)

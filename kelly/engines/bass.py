@@ -12,7 +12,7 @@ import numpy as np
 
 from kelly.engines.common import SIXTEENTH, nearest_pc, note
 from kelly.engines.context import Plan
-from kelly.song import Note, Track
+from kelly.song import Note, Role, Track
 
 PATTERNS = {
     "grief": ("breathing", "pedal", "root"),
@@ -78,5 +78,5 @@ def generate(plan: Plan, rng: np.random.Generator) -> tuple[Track, dict]:
                 start = bar * plan.bar_ticks + step * SIXTEENTH
                 dur = int(length * SIXTEENTH * (0.9 if length > 2 else 0.8))
                 notes.append(note(start, pitch, dur, velocity))
-    return Track("Bass", PROGRAM.get(plan.profile, 33), 2, notes), {"patterns": used}
+    return Track("Bass", PROGRAM.get(plan.profile, 33), 2, notes, Role.BASS), {"patterns": used}
 

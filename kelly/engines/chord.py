@@ -185,7 +185,7 @@ KEYS_PROGRAM = {"grief": 0, "sadness": 0, "nostalgia": 4, "peace": 0, "love": 4,
 
 def comp_track(plan: Plan, rng: np.random.Generator) -> tuple[object, dict]:
     """The keys part: block chords whose rhythm follows arousal (held, halves, quarters, eighths)."""
-    from kelly.song import Track
+    from kelly.song import Role, Track
     from kelly.engines.common import note
 
     arousal = plan.emotion.arousal
@@ -214,4 +214,4 @@ def comp_track(plan: Plan, rng: np.random.Generator) -> tuple[object, dict]:
             for p in event.voicing:
                 notes.append(note(event.start + offset, p, min(length, event.duration - offset), velocity))
     notes.sort()
-    return Track("Chords", KEYS_PROGRAM.get(plan.profile, 0), 1, notes), {"style": style}
+    return Track("Chords", KEYS_PROGRAM.get(plan.profile, 0), 1, notes, Role.HARMONY), {"style": style}

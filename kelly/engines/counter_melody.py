@@ -11,7 +11,7 @@ import numpy as np
 
 from kelly.engines.common import note, scale_pitches
 from kelly.engines.context import Plan
-from kelly.song import Note, Track
+from kelly.song import Note, Role, Track
 
 #: motion, scale steps below, density, GM program
 PROFILES = {
@@ -46,4 +46,4 @@ def generate(plan: Plan, melody: Track, rng: np.random.Generator) -> tuple[Track
             pitch = prev_out if prev_out < mel.pitch - 2 else below[max(0, len(below) - steps_below)]
         notes.append(note(mel.start, pitch, mel.duration, params.velocity))
         prev_mel, prev_out = mel.pitch, pitch
-    return Track("Counter-melody", program, 5, notes), {"motion": motion, "program": program}
+    return Track("Counter-melody", program, 5, notes, Role.COUNTER), {"motion": motion, "program": program}

@@ -12,7 +12,7 @@ import numpy as np
 from kelly.engines.common import SIXTEENTH, note
 from kelly.engines.context import Plan
 from kelly.engines.rhythm import PATTERNS, pattern_for
-from kelly.song import DRUM_CHANNEL, Note, Track
+from kelly.song import DRUM_CHANNEL, Note, Role, Track
 
 KICK, SIDE_STICK, SNARE, CLOSED_HAT, OPEN_HAT, CRASH, RIDE = 36, 37, 38, 42, 46, 49, 51
 
@@ -42,4 +42,4 @@ def generate(plan: Plan, rng: np.random.Generator) -> tuple[Track, dict]:
             if energy >= 0.8 and pat.open_hat[s] and rng.random() < pat.open_hat[s]:
                 notes.append(note(t, OPEN_HAT, 200, vel - 15))
     notes.sort()
-    return Track("Drums", 0, DRUM_CHANNEL, notes), {"pattern": name}
+    return Track("Drums", 0, DRUM_CHANNEL, notes, Role.DRUMS), {"pattern": name}

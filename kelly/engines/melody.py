@@ -16,7 +16,7 @@ import numpy as np
 
 from kelly.engines.common import SIXTEENTH, choose, nearest_pc, note, scale_pitches
 from kelly.engines.context import Plan
-from kelly.song import Note, Track
+from kelly.song import Note, Role, Track
 
 #: contours, notes per bar (lo, hi), rest probability, legato, GM program, leap size (semitones)
 PROFILES = {
@@ -157,4 +157,4 @@ def generate(plan: Plan, rng: np.random.Generator) -> tuple[Track, dict]:
                 duration = int(span * (legato if not is_last else 0.95))
                 notes.append(note(start, pitch, max(SIXTEENTH // 2, duration), params.velocity))
                 prev_pitch = pitch
-    return Track("Melody", program, 0, notes), {"contours": chosen_contours, "program": program}
+    return Track("Melody", program, 0, notes, Role.MELODY), {"contours": chosen_contours, "program": program}

@@ -11,7 +11,7 @@ import numpy as np
 
 from kelly.engines.common import note
 from kelly.engines.context import Plan
-from kelly.song import Note, Track
+from kelly.song import Note, Role, Track
 
 #: GM program, movement, ninth probability
 PROFILES = {
@@ -53,4 +53,4 @@ def generate(plan: Plan, rng: np.random.Generator) -> tuple[Track, dict]:
                 new_held[p] = len(notes) - 1
         held = new_held
     notes.sort()
-    return Track("Pad", program, 3, notes), {"program": program, "movement": movement}
+    return Track("Pad", program, 3, notes, Role.PAD), {"program": program, "movement": movement}

@@ -13,7 +13,7 @@ import numpy as np
 
 from kelly.engines.common import SIXTEENTH, note
 from kelly.engines.context import Plan
-from kelly.song import DRUM_CHANNEL, Note, Track
+from kelly.song import DRUM_CHANNEL, Note, Role, Track
 
 
 @dataclass(frozen=True)
@@ -66,4 +66,4 @@ def percussion(plan: Plan, rng: np.random.Generator) -> tuple[Track, dict]:
             notes.append(note(base + s * SIXTEENTH, 70, 60, vel - 30 + accent + rng.integers(-4, 5)))
         for s in (4, 12):
             notes.append(note(base + s * SIXTEENTH, 39 if plan.emotion.valence > 0.3 else 54, 60, vel - 12))
-    return Track("Percussion", 0, DRUM_CHANNEL, notes), {"shaker": "16ths" if sixteenths else "8ths"}
+    return Track("Percussion", 0, DRUM_CHANNEL, notes, Role.PERCUSSION), {"shaker": "16ths" if sixteenths else "8ths"}

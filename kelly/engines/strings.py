@@ -11,7 +11,7 @@ import numpy as np
 
 from kelly.engines.common import note
 from kelly.engines.context import Plan
-from kelly.song import Note, Track
+from kelly.song import Note, Role, Track
 
 
 def generate(plan: Plan, rng: np.random.Generator) -> tuple[Track, dict]:
@@ -36,4 +36,4 @@ def generate(plan: Plan, rng: np.random.Generator) -> tuple[Track, dict]:
                     notes.append(note(event.start + k * 240, p, 200, velocity))
             notes.append(note(event.start, tones[0], event.duration - 30, velocity))
     notes.sort()
-    return Track("Strings", program, 4, notes), {"style": style, "program": program}
+    return Track("Strings", program, 4, notes, Role.STRINGS), {"style": style, "program": program}

@@ -12,7 +12,7 @@ import numpy as np
 
 from kelly.engines.common import note
 from kelly.engines.context import Plan
-from kelly.song import Note, Track
+from kelly.song import Note, Role, Track
 
 CRASH = 49
 
@@ -45,4 +45,4 @@ def generate(plan: Plan, drums: Track | None, rng: np.random.Generator) -> tuple
     if drums is not None:
         drums.notes.sort()
     notes.sort()
-    return Track("Transitions", 95, 6, notes), {"transitions": seams}
+    return Track("Transitions", 95, 6, notes, Role.FX), {"transitions": seams}

@@ -58,7 +58,7 @@ def apply_template(song: Song, template: GrooveTemplate, intensity: float = 1.0,
     out: list[Track] = []
     for index, track in enumerate(song.tracks):
         if index not in chosen or not track.notes or intensity == 0.0:
-            out.append(Track(track.name, track.program, track.channel, sorted(track.notes)))
+            out.append(track.with_notes(sorted(track.notes)))
             continue
         starts = np.array([n.start for n in track.notes], dtype=np.int64)
         vels = np.array([n.velocity for n in track.notes], dtype=float)
@@ -68,5 +68,5 @@ def apply_template(song: Song, template: GrooveTemplate, intensity: float = 1.0,
         new_starts = np.maximum(0, np.rint(target)).astype(np.int64)
         new_vels = np.clip(np.rint(vels * (1.0 - intensity) + curve[slot] * intensity), 1, 127).astype(np.int64)
         notes = [n.moved(start=int(s), velocity=int(v)) for n, s, v in zip(track.notes, new_starts, new_vels)]
-        out.append(Track(track.name, track.program, track.channel, _tidy(notes)))
+        out.append(track.with_notes(_tidy(notes)))
     return copy_song(song, out)

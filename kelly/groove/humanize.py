@@ -130,7 +130,7 @@ def humanize(song: Song, settings: HumanizeSettings, rng=None, *, tracks=None) -
                 notes = _humanize_drums(notes, settings, rng, song.ppq)
             else:
                 notes = _humanize_parts(notes, settings, rng, song.ppq)
-        out.append(Track(track.name, track.program, track.channel, _tidy(notes)))
+        out.append(track.with_notes(_tidy(notes)))
     return copy_song(song, out)
 
 

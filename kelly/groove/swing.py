@@ -186,7 +186,7 @@ def _within(track: Track, limit: int) -> Track:
             start = min(n.start, limit - 1)
             n = n.moved(start=start, duration=limit - start)
         notes.append(n)
-    return Track(track.name, track.program, track.channel, _tidy(notes))
+    return track.with_notes(_tidy(notes))
 
 
 def swing(song: Song, amount: float, *, tracks=None) -> Song:
@@ -214,7 +214,7 @@ def swing(song: Song, amount: float, *, tracks=None) -> Song:
     out: list[Track] = []
     for index, track in enumerate(song.tracks):
         if index not in chosen or not track.notes or amount == 0.0:
-            out.append(Track(track.name, track.program, track.channel, list(track.notes)))
+            out.append(track.with_notes(list(track.notes)))
             continue
         starts = np.array([n.start for n in track.notes], dtype=float)
         ends = np.array([n.end for n in track.notes], dtype=float)
@@ -224,7 +224,7 @@ def swing(song: Song, amount: float, *, tracks=None) -> Song:
             n.moved(start=int(s), duration=int(max(1, e - s)))
             for n, s, e in zip(track.notes, new_starts, new_ends)
         ]
-        out.append(Track(track.name, track.program, track.channel, _tidy(notes)))
+        out.append(track.with_notes(_tidy(notes)))
     return copy_song(song, out)
 
 

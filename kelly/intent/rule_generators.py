@@ -21,7 +21,7 @@ from typing import Callable
 import numpy as np
 
 from kelly.engines.context import Plan
-from kelly.song import Track
+from kelly.song import Role, Track
 
 GENERATORS: dict[str, tuple[str, Callable]] = {}
 
@@ -163,7 +163,7 @@ def polytonality(tracks, plan, rng, s):
     if not src or not src.notes:
         return
     shift = 6 if s > 0.7 else 2
-    tracks.append(Track("Polychord", 48, 8, [n.moved(pitch=min(108, n.pitch + 12 + shift)) for n in src.notes]))
+    tracks.append(Track("Polychord", 48, 8, [n.moved(pitch=min(108, n.pitch + 12 + shift)) for n in src.notes], Role.HARMONY))
 
 
 # ----------------------------------------------------------------------------- melody
