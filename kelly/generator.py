@@ -21,10 +21,10 @@ import numpy as np
 
 from kelly import __version__
 from kelly.emotion.state import EmotionState
-from kelly.engines import (arrangement, bass, chord, counter_melody, drums, dynamics, fill, melody, pad, rhythm,
+from kelly.engines import (arrange, arrangement, bass, chord, counter_melody, drums, dynamics, fill, melody, pad, rhythm,
                            strings, transition, variation)
 from kelly.engines.context import Plan, Section
-from kelly.engines.ml_hints import apply_expression, apply_groove, reweight_progression
+from kelly.engines.ml_hints import apply_expression, apply_groove
 from kelly.engines.profiles import profile_for
 from kelly.errors import InputError
 from kelly.intent.rule_generators import GENERATORS, production_note
@@ -34,6 +34,10 @@ from kelly.song import PPQ, Song, Track
 from kelly.theory.scales import Key
 
 MAX_BARS = 512
+#: Rule breaks whose point is a clash with the melody, or the accompaniment in its register: the
+#: arrangement fit leaves those as asked.
+DELIBERATE_CLASHES = ("HARMONY_Polytonality", "MELODY_ExcessiveRepetition", "TEXTURE_FrequencyMasking")
+DELIBERATE_MASKING = ("TEXTURE_FrequencyMasking", "ARRANGEMENT_BuriedVocals")
 ENGINE_IDS = {name: k for k, name in enumerate(
     ("arrangement", "chord", "melody", "bass", "counter_melody", "pad", "strings", "rhythm", "drums", "fill",
      "transition", "variation", "rules", "dynamics", "groove", "tension"))}
@@ -209,10 +213,13 @@ def compose(emotions: EmotionState | list[EmotionState], opts: ComposeOptions = 
     # 1. chords
     rng = _rng(opts.seed, "chord")
     romans, prog_info = chord.plan_progression(plan, rng)
-    if hints is not None:
-        romans = reweight_progression(romans, plan, hints, rng)
+    planned = list(romans)
     romans = _apply_rules("progression", romans, plan, opts.seed)
-    events, tension_curve = chord.build_chords(plan, romans, _rng(opts.seed, "tension"))
+    deliberate = {k for k, (a, b) in enumerate(zip(planned, romans)) if a != b}
+    events, tension_curve = chord.build_chords(plan, romans, _rng(opts.seed, "tension"), deliberate=deliberate,
+                                               cadences=prog_info.pop("cadences"),
+                                               jazz_bars=prog_info.pop("jazz_bars"),
+                                               ceiling=lambda bar: melody.accompaniment_ceiling(plan, bar))
     plan = replace(plan, chords=tuple(events))
 
     # 2. parts
@@ -248,8 +255,11 @@ def compose(emotions: EmotionState | list[EmotionState], opts: ComposeOptions = 
     if "variations" in layers:
         why["variations"] = variation.apply(plan, mel, _rng(opts.seed, "variation"))
 
-    # 3. rule breaks on the parts, dynamics, velocity rules
+    # 3. rule breaks on the parts, then the accompaniment voiced under the melody, dynamics, velocity rules
     _apply_rules("parts", tracks, plan, opts.seed)
+    why["fit_under_melody"] = arrange.fit_under_melody(
+        tracks, plan, keep_clashes=any(plan.rule(r) > 0 for r in DELIBERATE_CLASHES),
+        keep_register=any(plan.rule(r) > 0 for r in DELIBERATE_MASKING))
     why["dynamics"] = dynamics.apply(plan, tracks)
     if hints is not None:
         why["expression"] = apply_expression(tracks, plan, hints)
@@ -270,6 +280,8 @@ def compose(emotions: EmotionState | list[EmotionState], opts: ComposeOptions = 
     song, why["groove"] = _groove_pass(song, plan, opts.seed)
     for t in song.tracks:
         t.notes = sorted(n for n in t.notes if n.start < plan.total_ticks + plan.bar_ticks)
+        arrange.keep_in_range(t)
+        arrange.clean_track(t)
 
     explanation = _explain(plan, template, song, romans, events, tension_curve, breaks, why, opts, path, models)
     return Composition(song, explanation, score)
@@ -287,7 +299,8 @@ def _explain(plan: Plan, template, song, romans, events, tension_curve, breaks, 
             "emotion": (s.emotion or plan.emotion).label, "tempo_bpm": p.tempo, "key": p.key.name,
             "mode": p.mode, "base_velocity": p.velocity, "density": round(p.density, 3),
             "register_octave": p.register_octave,
-            "progression": [events[b].roman for b in range(s.start_bar, s.end_bar)],
+            "progression": [e.roman for e in events
+                            if s.start_bar * plan.bar_ticks <= e.start < s.end_bar * plan.bar_ticks],
         })
     return {
         "kelly_version": __version__,

@@ -32,6 +32,36 @@ def base_velocity(dominance: float) -> int:
     return int(60.0 + 67.0 * d + 1e-9)
 
 
+def loudness(arousal: float, intensity: float, dominance: float) -> float:
+    """How loud the feeling is, in [0, 1]: 0.6·arousal + 0.25·intensity + 0.2·(dominance − 0.5).
+
+    Deliberate change (issue 8): the original's velocity followed dominance alone, so
+    tender and calm feelings (high dominance in the thesaurus) came out louder than
+    anxious ones. Loudness follows arousal and intensity; dominance is an offset of at
+    most ±0.1. :func:`velocity_for` feeds it to the seed's formula.
+    """
+    a, i, d = (min(1.0, max(0.0, x)) for x in (arousal, intensity, dominance))
+    return min(1.0, max(0.0, 0.6 * a + 0.25 * i + 0.2 * (d - 0.5)))
+
+
+def velocity_for(arousal: float, intensity: float, dominance: float) -> int:
+    """Base velocity = 60 + 67·loudness (the seed's formula, :func:`base_velocity`, centred on loudness)."""
+    return base_velocity(loudness(arousal, intensity, dominance))
+
+
+def melody_centre(valence: float, arousal: float) -> int:
+    """Centre pitch of the melody: 69 + 6·valence + 4·(arousal − 0.5), clamped to 60..78.
+
+    The seed's register octave (:func:`register_octave`) is 4 for every valence below
+    +1, so the melody's register never moved with the feeling. The centre rises by a
+    whole tone per 0.33 of valence and a little with arousal: dark feelings sit around
+    E4, bright ones around A5.
+    """
+    v = min(1.0, max(-1.0, valence))
+    a = min(1.0, max(0.0, arousal))
+    return int(min(78, max(60, round(69 + 6 * v + 4 * (a - 0.5)))))
+
+
 def simple_mode(valence: float) -> str:
     """"major" if valence > 0 else "minor" (0 counts as minor). Source: calculateMode (§3.1)."""
     return "major" if valence > 0 else "minor"
@@ -190,6 +220,7 @@ class MusicalParameters:
     velocity_variation: float  # fraction
     timing_bias: float  # beats, negative = behind the beat
     reasons: dict = field(default_factory=dict, compare=False)
+    register_centre: int = 69  # the melody's centre pitch (see melody_centre)
 
     def to_dict(self) -> dict:
         return {
@@ -199,6 +230,7 @@ class MusicalParameters:
             "detailed_mode": self.detailed_mode,
             "key": self.key.name,
             "register_octave": self.register_octave,
+            "melody_centre": self.register_centre,
             "density": round(self.density, 4),
             "dissonance": round(self.dissonance, 4),
             "dynamics_range": round(self.dynamics_range, 4),
@@ -230,7 +262,9 @@ def map_emotion(state: EmotionState, *, key: str | None = None, humanize: float 
     mode = composition_mode(v, a)
     reasons = {
         "tempo_bpm": f"60 + 120 x arousal {a:.2f} (EmotionMusicMapper, truncated)",
-        "base_velocity": f"60 + 67 x dominance {d:.2f} (EmotionMusicMapper, truncated)",
+        "base_velocity": f"60 + 67 x loudness {loudness(a, state.intensity, d):.2f}, loudness = 0.6 x arousal "
+                         f"{a:.2f} + 0.25 x intensity {state.intensity:.2f} + 0.2 x (dominance {d:.2f} - 0.5) "
+                         "(EmotionMusicMapper's formula, centred on loudness rather than dominance alone)",
         "mode": f"valence {v:+.2f} {'> 0: major' if v > 0 else '<= 0: minor'} (calculateMode)",
         "detailed_mode": f"valence {v:+.2f}, arousal {a:.2f} -> {detailed_mode(v, a)} (calculateDetailedMode)"
         + ("" if mode == detailed_mode(v, a) else f"; composed in {mode} to keep the major third of positive valence"),
@@ -251,6 +285,7 @@ def map_emotion(state: EmotionState, *, key: str | None = None, humanize: float 
     scale = 1.0 if humanize is None else 2.0 * min(1.0, max(0.0, humanize))
     reasons.update({
         "register_octave": "4 + int((valence + 1) / 2), clamped 3..6 (emotion_thesaurus register)",
+        "melody_centre": f"69 + 6 x valence {v:+.2f} + 4 x (arousal {a:.2f} - 0.5), clamped 60..78",
         "density": "0.3 + 0.5 x arousal (EmotionMapper)",
         "dissonance": f"quadrant {quadrant(v, a)} base + |v| x 0.3 x intensity for negative valence (EmotionMapper)",
         "dynamics_range": f"0.3 + 0.7 x intensity {i:.2f}; velocities {vmin}..{vmax} (EmotionMapper)",
@@ -261,7 +296,7 @@ def map_emotion(state: EmotionState, *, key: str | None = None, humanize: float 
     })
     return MusicalParameters(
         tempo=tempo_bpm(a),
-        velocity=base_velocity(d),
+        velocity=velocity_for(a, i, d),
         mode="minor" if chosen.is_minor else "major",
         detailed_mode=detailed_mode(v, a),
         key=chosen,
@@ -278,4 +313,5 @@ def map_emotion(state: EmotionState, *, key: str | None = None, humanize: float 
         velocity_variation=vvar * scale,
         timing_bias=emotion_timing_bias(state),
         reasons=reasons,
+        register_centre=melody_centre(v, a),
     )

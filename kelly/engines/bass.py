@@ -67,7 +67,7 @@ def generate(plan: Plan, rng: np.random.Generator) -> tuple[Track, dict]:
             key_here = plan.params_at_bar(bar).key
             root = nearest_pc(key_here.tonic_pc if pedal else event.chord.bass_pc, 40)
             fifth = root + 7 if root + 7 <= 52 else root - 5
-            nxt = plan.chords[min(len(plan.chords) - 1, bar + 1)] if bar + 1 < len(plan.chords) else event
+            nxt = plan.chord_at((bar + 1) * plan.bar_ticks) if bar + 1 < plan.bars else event
             next_root = nearest_pc(nxt.chord.bass_pc, root)
             approach = next_root - 1 if next_root > root else next_root + 1
             velocity = plan.params_at_bar(bar).velocity

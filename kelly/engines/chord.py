@@ -16,6 +16,7 @@ import numpy as np
 from kelly.engines.context import ChordEvent, Plan
 from kelly.engines.tension import CURVE_FOR_PROFILE, colour_chord, curve
 from kelly.theory.chords import Chord
+from kelly.theory.modal import CADENCE_CHORD, fit_to_mode, world_for
 from kelly.theory.roman import roman_to_chord
 from kelly.theory.voice_leading import voice_chord
 
@@ -28,6 +29,7 @@ class Family:
     valence: tuple[float, float]
     arousal: tuple[float, float]
     sevenths: bool
+    mode: str | None = None  # a modal family belongs to one mode and is preferred there
 
 
 FAMILIES: tuple[Family, ...] = (
@@ -45,8 +47,16 @@ FAMILIES: tuple[Family, ...] = (
     Family("I-bIII-IV", "rock", ("I", "bIII", "IV", "I"), (-0.3, 0.5), (0.7, 1.0), False),
     Family("12-bar-blues", "blues", ("I", "I", "I", "I", "IV", "IV", "I", "I", "V", "IV", "I", "V"),
            (-0.3, 0.7), (0.4, 0.9), True),
-    Family("dorian-vamp", "modal", ("i", "IV", "i", "IV"), (-0.2, 0.6), (0.3, 0.7), False),
-    Family("mixolydian-vamp", "modal", ("I", "bVII", "I", "bVII"), (0.1, 0.7), (0.4, 0.8), False),
+    Family("dorian-vamp", "modal", ("i", "IV", "i", "IV"), (-0.5, 0.6), (0.3, 1.0), False, "dorian"),
+    Family("dorian-climb", "modal", ("i", "IV", "bVII", "i"), (-0.5, 0.6), (0.3, 1.0), False, "dorian"),
+    Family("mixolydian-vamp", "modal", ("I", "bVII", "I", "bVII"), (0.0, 1.0), (0.0, 1.0), False, "mixolydian"),
+    Family("mixolydian-turn", "modal", ("I", "bVII", "IV", "I"), (0.0, 1.0), (0.0, 1.0), False, "mixolydian"),
+    # Modes the mapping chooses for the brightest and the darkest high-arousal feelings get
+    # families that carry their colour: lydian's major II (the raised fourth), phrygian's bII.
+    Family("lydian-lift", "modal", ("I", "II", "vi", "II"), (0.3, 1.0), (0.5, 1.0), False, "lydian"),
+    Family("lydian-float", "modal", ("I", "II", "iii", "V"), (0.3, 1.0), (0.5, 1.0), False, "lydian"),
+    Family("phrygian-vamp", "modal", ("i", "bII", "bVII", "i"), (-1.0, -0.2), (0.5, 1.0), False, "phrygian"),
+    Family("phrygian-drive", "modal", ("i", "bII", "i", "bvii"), (-1.0, -0.2), (0.5, 1.0), False, "phrygian"),
     # The original listed these two with the same numerals as the families above (its
     # "degrees" were semitone offsets, §6.4). We give them what their names promise: the
     # lament bass (i – v6 – iv6 – V, the bass falling 1–b7–b6–5) and a minor cycle that
@@ -63,28 +73,54 @@ LEGACY: dict[str, tuple[str, ...]] = {
 }
 
 
-def _mode_fits(family: Family, minor: bool) -> bool:
-    """Whether a family's tonic quality matches the key (so the music stays in its mode)."""
-    return ("i" in family.romans) == minor
+def _mode_fits(family: Family, key) -> bool:
+    """Whether a family belongs in ``key``'s mode.
+
+    Its tonic quality must match the key; a modal family only plays in its own mode; and
+    no numeral may turn into a diminished chord once fitted to the mode (``IV`` in
+    lydian is ♯iv°: that family is not for lydian).
+    """
+    minor = key.is_minor
+    if ("i" in family.romans) != minor:
+        return False
+    if family.mode is not None:
+        return family.mode == key.mode
+    for numeral in set(family.romans):
+        chord = fit_to_mode(roman_to_chord(numeral, key).chord, key)
+        if chord.quality in ("dim", "hdim7", "dim7"):
+            return False
+    return True
 
 
-def choose_family(valence: float, arousal: float, minor: bool, rng: np.random.Generator,
+def choose_family(valence: float, arousal: float, key, rng: np.random.Generator,
                   exclude: tuple[str, ...] = ()) -> tuple[Family | None, float]:
-    """Best-scoring family for (valence, arousal), or ``None`` when none fits (use LEGACY)."""
+    """Best-scoring family for (valence, arousal) in ``key``'s mode, or ``None`` when none fits (use LEGACY).
+
+    ``key`` may be a :class:`~kelly.theory.scales.Key` or, as before, a bool (minor).
+    A modal family in its own mode scores +0.6, which puts modal pieces on progressions
+    that carry their mode's colour.
+    """
+    if isinstance(key, bool):
+        from kelly.theory.scales import Key
+
+        key = Key("C", "aeolian" if key else "ionian")
+    minor = key.is_minor
     best, best_score = None, -999.0
     for fam in FAMILIES:
         noise = rng.uniform(-0.1, 0.1)
-        if fam.name in exclude or not _mode_fits(fam, minor):
+        if fam.name in exclude or not _mode_fits(fam, key):
             continue
         (v0, v1), (a0, a1) = fam.valence, fam.arousal
-        if not (v0 <= valence <= v1 and a0 <= arousal <= a1):
-            continue
+        if not (v0 <= valence <= v1 and a0 <= arousal <= a1) and fam.mode is None:
+            continue  # a modal family plays wherever its mode is chosen (a --key can ask for any mode)
         vc, ac = (v0 + v1) / 2, (a0 + a1) / 2
         score = 1 - (abs(valence - vc) / (v1 - v0) + abs(arousal - ac) / (a1 - a0)) / 2 + noise
         if minor and fam.category in ("minor", "blues", "modal"):
             score += 0.3
         if not minor and fam.category in ("universal", "jazz"):
             score += 0.3
+        if fam.mode is not None and fam.mode == key.mode:
+            score += 0.6
         if score > best_score:
             best, best_score = fam, score
     return best, best_score
@@ -103,21 +139,82 @@ def _seventh(chord: Chord) -> Chord:
     return Chord(chord.root, quality, chord.bass)
 
 
+def _phrase_lengths(bars: int) -> list[int]:
+    """A section's phrases: fours; a remainder of one or two bars lengthens the last phrase, three is a phrase."""
+    if bars <= 4:
+        return [bars]
+    out = [4] * (bars // 4)
+    rest = bars % 4
+    if rest == 1 or rest == 2 and len(out) >= 1:
+        out[-1] += rest  # a five- or six-bar phrase rather than a fragment
+    elif rest:
+        out.append(rest)
+    return out
+
+
+def _cadence_numerals(key) -> tuple[str, str]:
+    """(pre-final, final) numerals of the cadence that keeps ``key``'s mode (see :data:`CADENCE_CHORD`)."""
+    return CADENCE_CHORD.get(key.mode, "V"), ("i" if key.is_minor else "I")
+
+
+def _section_romans(section, cycle: tuple[str, ...], sevenths: bool, plan: Plan) -> tuple[list[str], list]:
+    """One section's numerals, bar by bar, with half and authentic cadences at its phrase ends.
+
+    Phrases are four bars (:func:`_phrase_lengths`). The first phrase of each pair ends
+    on the mode's cadence chord (a half cadence: the music pauses on the dominant, or
+    on the chord that carries a modal piece's colour); the second, and the section's
+    last phrase, close with that chord and the tonic (an authentic cadence). Families
+    longer than four bars (the twelve-bar blues) carry their own turnaround and keep it.
+    """
+    romans = [cycle[k % len(cycle)] for k in range(section.bars)]
+    cadences: list = [None] * section.bars
+    if len(cycle) <= 4:
+        k0 = 0
+        lengths = _phrase_lengths(section.bars)
+        for j, n in enumerate(lengths):
+            key = plan.params_at_bar(section.start_bar + k0 + n - 1).key
+            pre, tonic = _cadence_numerals(key)
+            authentic = j % 2 == 1 or j == len(lengths) - 1
+            if n >= 3 and authentic or n == 2 and authentic and section.end_bar == plan.bars:
+                romans[k0 + n - 2], romans[k0 + n - 1] = pre, tonic
+                cadences[k0 + n - 1] = "authentic"
+            elif n >= 3:
+                romans[k0 + n - 1] = pre
+                cadences[k0 + n - 1] = "half"
+            k0 += n
+    return [("7:" if sevenths else "") + r for r in romans], cadences
+
+
 def plan_progression(plan: Plan, rng: np.random.Generator) -> tuple[list[str], dict]:
     """Roman numerals, one per bar, for the whole piece, plus an explanation.
 
     Each section picks a family for its own emotion (journeys change emotion per section);
     a chorus that follows a verse with the same emotion takes the second-best family so the
-    chorus contrasts. The last bar returns to the tonic (a cadence) unless a rule break
-    says otherwise (handled by the rule-break generators).
+    chorus contrasts. A section that comes back (the second verse, every chorus) restates
+    its first statement's numerals exactly, so the listener recognises it. Phrases end in
+    half and authentic cadences in the bar's mode (:func:`_section_romans`); the piece
+    ends on the tonic unless a rule break says otherwise (the rule-break generators).
+    The bar-by-bar cadence marks are in ``explanation["cadences"]``.
     """
     romans: list[str] = []
-    explanation = {"families": []}
+    cadences: list = []
+    explanation: dict = {"families": []}
     used: dict[str, str] = {}
+    statements: dict[str, tuple[list[str], list, list[bool]]] = {}
+    jazz: list[bool] = []
     for section in plan.sections:
         emo = section.emotion or plan.emotion
         params = section.params or plan.params
-        minor = params.key.is_minor
+        key = params.key
+        if section.emotion is None and section.name in statements and \
+                len(statements[section.name][0]) == section.bars:
+            sec_romans, sec_cad, _ = statements[section.name]
+            explanation["families"].append({"section": section.name, "start_bar": section.start_bar,
+                                            "family": used[section.name], "restates": True})
+            romans.extend(sec_romans)
+            cadences.extend(sec_cad)
+            jazz.extend(statements[section.name][2])
+            continue
         exclude: tuple[str, ...] = ()
         if section.name == "chorus" and "verse" in used:
             exclude = (used["verse"],)
@@ -126,55 +223,123 @@ def plan_progression(plan: Plan, rng: np.random.Generator) -> tuple[list[str], d
             fam = next((f for f in FAMILIES if f.name == fam_name), None)
             cycle = fam.romans if fam else LEGACY.get(fam_name, LEGACY["grief"])
         else:
-            fam, _ = choose_family(emo.valence, emo.arousal, minor, rng, exclude)
+            fam, _ = choose_family(emo.valence, emo.arousal, key, rng, exclude)
             if fam is None and exclude:
-                fam, _ = choose_family(emo.valence, emo.arousal, minor, rng)
+                fam, _ = choose_family(emo.valence, emo.arousal, key, rng)
             if fam is None:
-                fam_name, cycle = _legacy(emo.valence, emo.arousal, minor)
+                fam_name, cycle = _legacy(emo.valence, emo.arousal, key.is_minor)
             else:
                 fam_name, cycle = fam.name, fam.romans
             used.setdefault(section.name, fam_name)
-        sevenths = bool(fam and fam.sevenths) or emo.intensity > 0.6
+        sevenths = bool(fam and fam.sevenths) or emo.intensity > 0.8 or plan.complexity >= 0.75
+        if plan.complexity < 0.3:
+            sevenths = False
+        sec_romans, sec_cad = _section_romans(section, cycle, sevenths, plan)
+        if plan.hints is not None:
+            from kelly.engines.ml_hints import reweight_progression
+
+            sec_romans = reweight_progression(sec_romans, plan, plan.hints, rng, offset=section.start_bar,
+                                              fixed=[c is not None or (k + 1 < len(sec_cad) and sec_cad[k + 1])
+                                                     for k, c in enumerate(sec_cad)])
+        statements.setdefault(section.name, (sec_romans, sec_cad, [bool(fam and fam.category == "jazz")] *
+                                             section.bars))
         explanation["families"].append({"section": section.name, "start_bar": section.start_bar,
                                         "family": fam_name, "romans": list(cycle), "sevenths": sevenths})
-        for k in range(section.bars):
-            romans.append(("7:" if sevenths else "") + cycle[k % len(cycle)])
+        romans.extend(sec_romans)
+        cadences.extend(sec_cad)
+        jazz.extend([bool(fam and fam.category == "jazz")] * section.bars)
     if romans:
-        last = romans[-1].split(":")[-1]
         # the last bar's own key: a journey ends in its last emotion's mode, not its first
-        tonic = "i" if plan.params_at_bar(len(romans) - 1).key.is_minor else "I"
-        if last != tonic:
-            romans[-1] = (romans[-1].split(":")[0] + ":" if ":" in romans[-1] else "") + tonic
-        if len(romans) >= 4 and romans[-2].split(":")[-1] not in ("V", "V7", "bVII"):
-            # an authentic cadence: the dominant (with the minor key's raised leading tone) before home
-            romans[-2] = (romans[-2].split(":")[0] + ":" if ":" in romans[-2] else "") + "V"
-        explanation["cadence"] = f"V - {tonic}: the piece comes home at the end"
+        pre, tonic = _cadence_numerals(plan.params_at_bar(len(romans) - 1).key)
+        prefix = romans[-1].split(":")[0] + ":" if ":" in romans[-1] else ""
+        romans[-1] = prefix + tonic
+        if len(romans) >= 2:
+            romans[-2] = (romans[-2].split(":")[0] + ":" if ":" in romans[-2] else "") + pre
+        cadences[-1] = "authentic"
+        if len(romans) >= 2 and cadences[-2] == "half":
+            cadences[-2] = None
+    explanation["cadences"] = cadences
+    explanation["jazz_bars"] = jazz
     return romans, explanation
 
 
-def build_chords(plan: Plan, romans: list[str], rng: np.random.Generator) -> tuple[list[ChordEvent], list[float]]:
-    """Resolve numerals in each bar's key, colour them by the tension curve and voice-lead them."""
+def _fit(numeral: str, key, *, deliberate: bool) -> tuple[Chord, str | None]:
+    """The chord a numeral names in ``key``: the mode's own quality unless the chord is borrowed on purpose."""
+    chord = roman_to_chord(numeral, key).chord
+    if not deliberate:
+        chord = fit_to_mode(chord, key)
+    return chord, None
+
+
+def _predominant(key) -> str:
+    """The chord before a cadence chord in a split bar: ii (major modes) or iv (minor modes), fitted to the mode."""
+    return "iv" if key.is_minor else "ii"
+
+
+def build_chords(plan: Plan, romans: list[str], rng: np.random.Generator, *,
+                 deliberate: set[int] = frozenset(), cadences: list | None = None,
+                 ceiling=None, jazz_bars: list[bool] | None = None) -> tuple[list[ChordEvent], list[float]]:
+    """Resolve numerals in each bar's key and mode, colour them by the tension curve, voice-lead them.
+
+    ``deliberate`` holds the bars whose numerals a rule break chose (a borrowing the
+    listener should hear, kept as written); every other chord takes its quality from the
+    bar's mode (:func:`kelly.theory.modal.fit_to_mode`). The minor dominant of an
+    aeolian cadence is kept (harmonic minor's leading tone). Each event carries the
+    harmonic world of its moment (:func:`kelly.theory.modal.world_for`). With
+    complexity above 0.6 the bar before an authentic cadence splits into a predominant
+    and the cadence chord (faster harmonic rhythm); above 0.8 half cadences split too.
+    ``ceiling(bar)`` gives the highest pitch a voicing may reach (below the melody).
+    """
+    cadences = cadences or [None] * len(romans)
     tension = curve(CURVE_FOR_PROFILE.get(plan.profile, "wave"), plan.bars,
                     min(1.0, plan.params.dissonance + 0.4 * plan.emotion.intensity))
     free = plan.rule("HARMONY_ParallelMotion") > 0 or plan.params.dissonance > 0.7
-    low = 48 if plan.emotion.valence > -0.5 else 45
+    colour_p = 0.0 if plan.complexity < 0.3 else min(1.0, 0.25 + 0.85 * plan.complexity)
     events: list[ChordEvent] = []
     previous = None
+    colours: dict[tuple, Chord] = {}
+    jazz_bars = jazz_bars or [False] * len(romans)
     for bar, text in enumerate(romans):
         key = plan.params_at_bar(bar).key
-        seventh = text.startswith("7:")
         numeral = text.split(":")[-1]
-        chord = roman_to_chord(numeral, key).chord
+        # the tonic stays a triad outside jazz: a mixolydian I7 or lydian Imaj7 pulls the ear to another key
+        seventh = text.startswith("7:") and (numeral not in ("I", "i") or jazz_bars[bar])
+        keep = bar in deliberate or (numeral == "V" and key.mode == "aeolian")
+        chord, _ = _fit(numeral, key, deliberate=keep)
         if seventh and chord.quality in ("maj", "min", "dim") and not numeral.partition("/")[0].endswith("5"):
             # V and its relatives become dominant sevenths; others take the diatonic seventh
             chord = Chord(chord.root, "7", chord.bass) if numeral in ("V", "bVII") and chord.quality == "maj" \
                 else _seventh(chord)
-        if bar < len(romans) - 1:
-            chord = colour_chord(chord, float(tension[bar]), plan.params.dissonance, rng)
-        voicing = voice_chord(chord, previous, low=low, high=low + 28, free=free)
-        previous = voicing
-        events.append(ChordEvent(bar * plan.bar_ticks, plan.bar_ticks, numeral, chord, voicing, key,
-                                 float(tension[bar])))
+            if not keep:
+                chord = fit_to_mode(chord, key)
+        if bar < len(romans) - 1 and cadences[bar] is None and rng.random() < colour_p:
+            # the same numeral in the same key takes the same colour, so restated sections sound the same
+            ck = (numeral, seventh, key, plan.section_at_bar(bar).name)
+            if ck not in colours:
+                colours[ck] = colour_chord(chord, float(tension[bar]), plan.params.dissonance, rng)
+            coloured = colours[ck]
+            chord = coloured if keep else fit_to_mode(coloured, key)
+        top = ceiling(bar) if ceiling else 76
+        low = max(40, min(48 if plan.emotion.valence > -0.5 else 45, top - 16))
+        start = bar * plan.bar_ticks
+        split = (cadences[bar + 1] if bar + 1 < len(cadences) else None) if bar + 1 < len(romans) else None
+        halves = []
+        if cadences[bar] is None and (split == "authentic" and plan.complexity > 0.6
+                                      or split == "half" and plan.complexity > 0.8):
+            pre_chord = fit_to_mode(roman_to_chord(_predominant(key), key).chord, key)
+            if pre_chord.root_pc != chord.root_pc:
+                halves = [(_predominant(key), pre_chord, plan.bar_ticks // 2), (numeral, chord, plan.bar_ticks // 2)]
+        if not halves:
+            halves = [(numeral, chord, plan.bar_ticks)]
+        offset = 0
+        for num, ch, dur in halves:
+            voicing = voice_chord(ch, previous, low=low, high=max(low + 12, top), free=free)
+            previous = voicing
+            scale, borrowed = world_for(key, ch)
+            events.append(ChordEvent(start + offset, dur, num, ch, voicing, key, float(tension[bar]),
+                                     scale=scale, borrowed_from=borrowed,
+                                     cadence=cadences[bar] if offset + dur == plan.bar_ticks else None))
+            offset += dur
     return events, [float(t) for t in tension]
 
 

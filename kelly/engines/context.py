@@ -29,7 +29,13 @@ class Section:
 
 @dataclass(frozen=True)
 class ChordEvent:
-    """One chord in time: where it starts, how long, what it is and how it is voiced."""
+    """One chord in time: where it starts, how long, what it is and how it is voiced.
+
+    ``scale`` is the harmonic world of the moment (pitch classes every part uses while
+    the chord sounds: the key's scale, bent by a borrowed chord; see
+    :mod:`kelly.theory.modal`), and ``borrowed_from`` the parallel mode a borrowed chord
+    comes from (``None`` for a chord of the key's own mode).
+    """
 
     start: int
     duration: int
@@ -38,10 +44,18 @@ class ChordEvent:
     voicing: tuple[int, ...]
     key: Key
     tension: float = 0.0
+    scale: tuple[int, ...] = ()
+    borrowed_from: str | None = None
+    cadence: str | None = None  # "half" or "authentic" on the chord that closes a phrase
 
     @property
     def end(self) -> int:
         return self.start + self.duration
+
+    @property
+    def tones(self) -> frozenset[int]:
+        """Pitch classes the chord sounds (its bass included)."""
+        return frozenset(self.chord.pitch_classes()) | {self.chord.bass_pc}
 
 
 @dataclass(frozen=True)
@@ -85,10 +99,25 @@ class Plan:
         return self.section_at_bar(bar).emotion or self.emotion
 
     def chord_at(self, tick: int) -> ChordEvent:
-        for event in self.chords:
-            if event.start <= tick < event.end:
-                return event
-        return self.chords[-1]
+        """The chord sounding at ``tick`` (binary search: chords are in time order and contiguous)."""
+        import bisect
+
+        starts = self._chord_starts()
+        k = bisect.bisect_right(starts, tick) - 1
+        if 0 <= k < len(self.chords) and tick < self.chords[k].end:
+            return self.chords[k]
+        return self.chords[-1] if tick >= 0 else self.chords[0]
+
+    def chords_in(self, start: int, end: int) -> list[ChordEvent]:
+        """Every chord that sounds somewhere in ``[start, end)``."""
+        return [e for e in self.chords if e.start < end and e.end > start]
+
+    def _chord_starts(self) -> list[int]:
+        cache = self.__dict__.get("_starts_cache")
+        if cache is None or cache[0] is not self.chords:
+            cache = (self.chords, [e.start for e in self.chords])
+            object.__setattr__(self, "_starts_cache", cache)
+        return cache[1]
 
     def rule(self, rule_id: str) -> float:
         """Severity of an active rule break (0 when inactive)."""

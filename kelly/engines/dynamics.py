@@ -38,11 +38,38 @@ def phrase_shape(shape: str, x: float) -> float:
     }[shape]
 
 
+#: Above this velocity the dynamics bend (a soft knee) so loud music keeps its shape instead of saturating.
+KNEE = 108
+#: The ceiling outside the climax, and at the climax (the bar where the tension curve peaks, in the loudest section).
+CEILING, CLIMAX_CEILING = 118, 124
+
+
+def _soft_limit(v: float, ceiling: int) -> float:
+    if v > KNEE:
+        v = KNEE + (v - KNEE) * 0.4
+    return min(ceiling, v)
+
+
+def climax_bar(plan: Plan) -> int:
+    """The bar the piece builds to: the highest tension in the most energetic section (latest on ties)."""
+    best = max(s.energy for s in plan.sections)
+    bars = [b for s in plan.sections if s.energy == best for b in range(s.start_bar, s.end_bar)]
+    tension = {e.start // plan.bar_ticks: e.tension for e in plan.chords}
+    return max(bars, key=lambda b: (tension.get(b, 0.0), b)) if bars else plan.bars - 1
+
+
 def apply(plan: Plan, tracks: list[Track]) -> dict:
-    """Set velocities on every track in place; returns the shape used and the overall range."""
+    """Set velocities on every track in place; returns the shape used and the overall range.
+
+    Loudness comes from the bar's base velocity (the seed's formula on loudness, see
+    :func:`kelly.mapping.loudness`); the part's offset puts the melody in front; section
+    energy, the phrase shape and metric accents move it; above velocity 108 a soft knee
+    bends everything down so nothing outside the climax bar passes 118 (124 at the climax).
+    """
     shape = SHAPES.get(plan.profile, "swell")
     lo_all, hi_all = 127, 1
     phrase_ticks = 4 * plan.bar_ticks
+    peak = climax_bar(plan)
     for track in tracks:
         offset = PART_OFFSET.get(track.name, 0)
         out = []
@@ -50,20 +77,21 @@ def apply(plan: Plan, tracks: list[Track]) -> dict:
             bar = min(plan.bars - 1, n.start // plan.bar_ticks)
             params = plan.params_at_bar(bar)
             section = plan.section_at_bar(bar)
-            energy = (section.energy - 0.6) * 20 if len(plan.sections) > 1 else 0.0
+            energy = (section.energy - 0.6) * 16 if len(plan.sections) > 1 else 0.0
             x = (n.start % phrase_ticks) / phrase_ticks
             beat_pos = n.start % plan.ppq
             accent = 4 if n.start % plan.bar_ticks == 0 else (2 if beat_pos == 0 else 0)
+            ceiling = CLIMAX_CEILING if bar == peak else CEILING
             if track.is_drum:
                 # drums carry their own accents and ghost notes; keep their relative levels
                 rel = n.velocity - params.velocity
                 target = params.velocity + rel + energy * 0.7 + phrase_shape(shape, x) * 0.5
-                v = min(127, max(1, target))
+                v = _soft_limit(max(1, target), ceiling)
             else:
                 target = params.velocity + offset + energy + phrase_shape(shape, x) + accent
-                v = min(params.velocity_max, max(params.velocity_min, target))
+                v = _soft_limit(min(params.velocity_max, max(params.velocity_min, target)), ceiling)
             v = int(round(v))
             lo_all, hi_all = min(lo_all, v), max(hi_all, v)
             out.append(n.moved(velocity=max(1, min(127, v))))
         track.notes = out
-    return {"shape": shape, "velocity_range": [lo_all, hi_all] if hi_all >= lo_all else []}
+    return {"shape": shape, "climax_bar": peak + 1}

@@ -11,10 +11,11 @@ probabilities weight the choice among the scale's pitches (never outside the key
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
-from kelly.engines.common import SIXTEENTH, choose, nearest_pc, note, scale_pitches
+from kelly.engines.common import EIGHTH, SIXTEENTH, choose, note
 from kelly.engines.context import Plan
 from kelly.song import Note, Role, Track
 
@@ -69,10 +70,19 @@ def motif_rhythm(n_notes: int, rng: np.random.Generator, *, grid: int = 2) -> li
 
 
 def register_centre(plan: Plan, bar: int = 0) -> int:
-    params = plan.params_at_bar(bar)
-    emo = plan.emotion_at_bar(bar)
-    centre = 12 * (params.register_octave + 1) + 5 + int(round(4 * (emo.arousal - 0.5)))
-    return max(57, min(79, centre))
+    """The melody's centre pitch in ``bar``: rises with valence and arousal (:func:`kelly.mapping.melody_centre`)."""
+    return plan.params_at_bar(bar).register_centre
+
+
+def melody_range(plan: Plan, bar: int = 0) -> tuple[int, int]:
+    """(lowest, highest) pitch the melody uses in ``bar``: a tenth around the centre, more above than below."""
+    c = register_centre(plan, bar)
+    return c - 5, c + 9
+
+
+def accompaniment_ceiling(plan: Plan, bar: int) -> int:
+    """The highest pitch a chord voicing may reach in ``bar``: a fourth under the melody's centre."""
+    return register_centre(plan, bar) - 5
 
 
 def _hint_weights(plan: Plan, pitches: list[int]) -> np.ndarray:
@@ -88,73 +98,265 @@ def _hint_weights(plan: Plan, pitches: list[int]) -> np.ndarray:
     return 0.5 + w / (w.max() + 1e-9)
 
 
+@dataclass(frozen=True)
+class Motif:
+    """A one-bar cell: onsets (16th steps) and the scale steps between successive notes."""
+
+    onsets: tuple[int, ...]
+    moves: tuple[int, ...]  # len(onsets) - 1 scale steps (+ up, − down)
+
+
+def make_motif(n_notes: int, rng: np.random.Generator, *, grid: int, leap: int) -> Motif:
+    """A singable cell: mostly steps, at most one leap (a fourth to a sixth), always answered by a step back."""
+    onsets = tuple(motif_rhythm(n_notes, rng, grid=grid))
+    moves: list[int] = []
+    k = 0
+    while len(moves) < len(onsets) - 1:
+        if leap >= 5 and k == 0 and len(onsets) >= 3 and rng.random() < 0.45:
+            size = int(rng.integers(3, 5 if leap < 8 else 6))  # scale steps: a fourth .. a sixth
+            sign = 1 if rng.random() < 0.6 else -1
+            moves += [sign * size, -sign]  # the leap, then a step back against it
+            k += 1
+            continue
+        moves.append(int(rng.choice([-2, -1, -1, 0, 1, 1, 2])))
+        k += 1
+    return Motif(onsets, tuple(moves[:len(onsets) - 1]))
+
+
+def develop(motif: Motif, how: str, rng: np.random.Generator, *, grid: int) -> Motif:
+    """A development of ``motif``: ``inversion`` (moves upside down), ``rhythm`` (one onset moved or split),
+    ``fragment`` (its first half, then a held note) or the motif itself (``repeat``/``sequence``)."""
+    if how == "inversion":
+        return Motif(motif.onsets, tuple(-m for m in motif.moves))
+    if how == "fragment" and len(motif.onsets) >= 3:
+        keep = max(2, len(motif.onsets) // 2)
+        return Motif(motif.onsets[:keep], motif.moves[:keep - 1])
+    if how == "rhythm" and len(motif.onsets) >= 2:
+        onsets = list(motif.onsets)
+        gaps = [(onsets[k + 1] if k + 1 < len(onsets) else 16) - onsets[k] for k in range(len(onsets))]
+        k = int(np.argmax(gaps))
+        if gaps[k] >= 2 * grid:
+            # split the longest note into two: the cell keeps its shape with one more step in it
+            onsets.insert(k + 1, onsets[k] + gaps[k] // 2 // grid * grid)
+            moves = list(motif.moves)
+            moves.insert(k, 1 if (moves[k - 1] if k > 0 and moves else 1) >= 0 else -1)
+            return Motif(tuple(onsets), tuple(moves[:len(onsets) - 1]))
+    return motif
+
+
+#: What each bar of an eight-bar period does with the section's motif (the cadence bars are
+#: whatever the harmony closes on): state, sequence, develop, …, restate bars one and two, develop.
+PERIOD = ("motif", "sequence", "develop", "develop", "restate", "restate", "develop2", "develop2")
+
+
+def _step(pitch: int, move: int, scale: list[int]) -> int:
+    """Move ``move`` scale steps from ``pitch`` (a pitch off the scale snaps to the nearest scale tone first)."""
+    if not scale:
+        return pitch
+    idx = min(range(len(scale)), key=lambda k: (abs(scale[k] - pitch), scale[k]))
+    idx = min(len(scale) - 1, max(0, idx + move))
+    return scale[idx]
+
+
+def _scale_in(pcs, lo: int, hi: int) -> list[int]:
+    pcs = set(pcs)
+    return [p for p in range(max(0, lo), min(127, hi) + 1) if p % 12 in pcs]
+
+
+def _fit_note(pitch: int, direction: int, start: int, end: int, plan: Plan, strong: bool,
+              lo: int, hi: int) -> int:
+    """Make ``pitch`` belong to the moment: in the world scale, a chord tone on strong beats, never an avoid note."""
+    event = plan.chord_at(start)
+    tones = set(event.tones)
+    avoid: set[int] = set()
+    for e in plan.chords_in(start, end):
+        avoid |= {(t + 1) % 12 for t in e.tones}
+    scale = _scale_in(event.scale or plan.params_at_bar(start // plan.bar_ticks).key.scale_pcs(), lo - 4, hi + 4)
+    while pitch > hi + 2:
+        pitch -= 12
+    while pitch < lo - 2:
+        pitch += 12
+    good = [p for p in scale if p % 12 not in avoid and (not strong or p % 12 in tones)]
+    if not good:
+        good = [p for p in scale if p % 12 not in avoid] or scale
+    if pitch in good:
+        return pitch
+    # the nearest good pitch, preferring the direction the line was moving
+    return min(good, key=lambda p: (abs(p - pitch), 0 if (p - pitch) * direction >= 0 else 1, p))
+
+
+def _realize(motif: Motif, bar: int, target: float, prev: int | None, plan: Plan, rng: np.random.Generator,
+             legato: float, *, cadence: str | None = None, final: bool = False) -> list[Note]:
+    """Sound ``motif`` in ``bar``: the first note a chord tone near ``target``, the rest by scale steps."""
+    lo, hi = melody_range(plan, bar)
+    params = plan.params_at_bar(bar)
+    base = bar * plan.bar_ticks
+    onsets = list(motif.onsets)
+    moves = list(motif.moves)
+    if cadence:
+        # a cadence bar: the cell's opening, then a long closing note from beat three (or earlier)
+        head = [s for s in onsets if s < 8][:2] or [0]
+        onsets = head + ([8] if head[-1] < 8 else [])
+        moves = moves[:len(onsets) - 1] + [0] * max(0, len(onsets) - 1 - len(moves))
+    event = plan.chord_at(base)
+    chord_pitches = [p for p in range(lo, hi + 1) if p % 12 in event.tones and p % 12 not in
+                     {(t + 1) % 12 for t in event.tones}]
+    weights = []
+    hint_w = _hint_weights(plan, chord_pitches)
+    tonic_pc = params.key.tonic_pc
+    for p, hw in zip(chord_pitches, hint_w):
+        w = math.exp(-abs(p - target) / 2.5) * hw * (1.3 if p % 12 == tonic_pc else 1.0)
+        if prev is not None:
+            w *= math.exp(-max(0, abs(p - prev) - 5) / 2.0)
+        weights.append(w)
+    pitch = int(choose(rng, chord_pitches, weights)) if chord_pitches else int(round(target))
+    notes: list[Note] = []
+    for k, step in enumerate(onsets):
+        start = base + step * SIXTEENTH
+        nxt = (onsets[k + 1] if k + 1 < len(onsets) else 16) * SIXTEENTH
+        end = base + nxt
+        last = k == len(onsets) - 1
+        if k > 0:
+            scale = _scale_in(plan.chord_at(start).scale or params.key.scale_pcs(), lo - 4, hi + 4)
+            pitch = _step(pitch, moves[k - 1], scale)
+        direction = 1 if k > 0 and moves[k - 1] > 0 else -1
+        strong = step in (0, 8)
+        pitch = _fit_note(pitch, direction, start, end, plan, strong, lo, hi)
+        if last and cadence:
+            goal = plan.chord_at(start)
+            avoid = {(t + 1) % 12 for t in goal.tones}
+            if cadence == "authentic" or final:
+                home = {tonic_pc}
+            else:  # a half cadence rests on the chord's third or fifth, not on the tonic
+                home = set(goal.tones) - {tonic_pc} or set(goal.tones)
+            home = (home - avoid) or (set(goal.tones) - avoid) or home  # over Imaj7 the tonic would rub the 7th
+            options = [p for p in range(lo - 2, hi + 3) if p % 12 in home]
+            if options:
+                pitch = min(options, key=lambda p: (abs(p - pitch), p))
+        dur = int((nxt - step * SIXTEENTH) * (0.95 if last and cadence else legato))
+        notes.append(note(start, pitch, max(SIXTEENTH // 2, dur), params.velocity))
+    return notes
+
+
+def _ornament(notes: list[Note], plan: Plan, rng: np.random.Generator, p: float) -> list[Note]:
+    """Passing tones: where two notes a third apart leave room, the scale tone between them (complexity > 0.6)."""
+    out: list[Note] = []
+    for k, n in enumerate(notes):
+        out.append(n)
+        if k + 1 >= len(notes) or rng.random() >= p:
+            continue
+        m = notes[k + 1]
+        gap = m.start - n.start
+        if gap < 2 * EIGHTH or abs(m.pitch - n.pitch) not in (3, 4) or n.start // plan.bar_ticks != \
+                m.start // plan.bar_ticks:
+            continue
+        mid_t = m.start - SIXTEENTH * (2 if gap >= 3 * EIGHTH else 1)
+        event = plan.chord_at(mid_t)
+        avoid = {(t + 1) % 12 for t in event.tones}
+        between = [q for q in range(min(n.pitch, m.pitch) + 1, max(n.pitch, m.pitch))
+                   if q % 12 in set(event.scale) and q % 12 not in avoid]
+        if between:
+            out[-1] = n.moved(duration=max(SIXTEENTH // 2, min(n.duration, mid_t - n.start)))
+            out.append(note(mid_t, between[0], m.start - mid_t - 10, n.velocity))
+    return out
+
+
 def generate(plan: Plan, rng: np.random.Generator) -> tuple[Track, dict]:
-    """Write the melody; returns the track and what was chosen."""
+    """Write the melody; returns the track and what was chosen.
+
+    Each section states a one-bar motif and develops it over eight-bar periods
+    (:data:`PERIOD`): a sequence (the motif a step higher or lower), an inversion or a
+    rhythmic variation, the cadence the harmony closes on (a half cadence rests on the
+    chord's third or fifth, an authentic one on the tonic), then bars one and two come
+    back (note for note when the chords are the same) before a last development. A
+    section that returns (a second verse, every chorus) restates its first statement.
+    Every note is fitted to the chord of its moment (:func:`_fit_note`).
+    """
     contours, (lo_n, hi_n), rest_p, legato, program, leap = PROFILES.get(plan.profile, PROFILES["neutral"])
     notes: list[Note] = []
-    bar_ticks = plan.bar_ticks
-    chosen_contours = []
-    density = plan.params.density
-    motif: list[int] | None = None
-    prev_pitch: int | None = None
-    for phrase_start in range(0, plan.bars, 4):
-        phrase_bars = min(4, plan.bars - phrase_start)
+    chosen_contours: list[str] = []
+    statements: dict[str, tuple[int, list[Note]]] = {}
+    restated_sections: list[str] = []
+    prev: int | None = None
+    for section in plan.sections:
+        if section.name in statements and section.emotion is None:
+            first_start, first_notes = statements[section.name]
+            first_bars = next(s.bars for s in plan.sections if s.name == section.name)
+            same = first_bars == section.bars and all(
+                plan.chords_in(b * plan.bar_ticks, (b + 1) * plan.bar_ticks) and
+                [e.chord for e in plan.chords_in((first_start + k) * plan.bar_ticks, (first_start + k + 1) *
+                                                 plan.bar_ticks)] ==
+                [e.chord for e in plan.chords_in(b * plan.bar_ticks, (b + 1) * plan.bar_ticks)]
+                for k, b in enumerate(range(section.start_bar, section.end_bar)))
+            if same:
+                shift = (section.start_bar - first_start) * plan.bar_ticks
+                copied = [n.moved(start=n.start + shift) for n in first_notes
+                          if plan.layer_on("melody", (n.start + shift) // plan.bar_ticks)]
+                notes.extend(copied)
+                restated_sections.append(section.name)
+                prev = copied[-1].pitch if copied else prev
+                continue
+        section_notes: list[Note] = []
         shape = contours[int(rng.integers(len(contours)))]
         chosen_contours.append(shape)
-        section = plan.section_at_bar(phrase_start)
         energy = section.energy if len(plan.sections) > 1 else 0.6
+        density = plan.params_at_bar(section.start_bar).density
         n_per_bar = int(round(lo_n + (hi_n - lo_n) * min(1.0, density * (0.6 + 0.6 * energy))))
+        if plan.complexity < 0.3:
+            n_per_bar = max(2, n_per_bar - 1)
         grid = 1 if n_per_bar > 8 else 2
-        if motif is None or phrase_start % 8 == 0:
-            motif = motif_rhythm(n_per_bar, rng, grid=grid)
-        for b in range(phrase_bars):
-            bar = phrase_start + b
+        motif = make_motif(n_per_bar, rng, grid=grid, leap=leap)
+        seq_shift = int(rng.choice([-2, -1, 1, 2]))
+        dev = ("inversion", "rhythm", "fragment")[int(rng.integers(3))]
+        dev2 = ("rhythm", "inversion", "repeat")[int(rng.integers(3))]
+        period_bars: dict[int, tuple[list[Note], float]] = {}
+        anchor: float | None = None
+        for k in range(section.bars):
+            bar = section.start_bar + k
             if not plan.layer_on("melody", bar):
-                prev_pitch = None
+                prev = None
                 continue
-            params = plan.params_at_bar(bar)
             centre = register_centre(plan, bar)
-            pitches = scale_pitches(params.key, centre - 10, centre + 10)
-            hint_w = _hint_weights(plan, pitches)
-            last_bar_of_phrase = b == phrase_bars - 1
-            onsets = motif if b % 2 == 0 else motif_rhythm(n_per_bar, rng, grid=grid)
-            if last_bar_of_phrase:
-                onsets = [s for s in onsets if s <= 8][:3] or [0]
-            for k, step in enumerate(onsets):
-                start = bar * bar_ticks + step * SIXTEENTH
-                nxt = onsets[k + 1] * SIXTEENTH if k + 1 < len(onsets) else 16 * SIXTEENTH
-                span = nxt - step * SIXTEENTH
-                is_last = last_bar_of_phrase and k == len(onsets) - 1
-                if not is_last and k > 0 and rng.random() < rest_p:
-                    continue
-                event = plan.chord_at(start)
-                chord_pcs = set(event.chord.pitch_classes())
-                tonic_pc = params.key.tonic_pc
-                home = {tonic_pc: 1.6, (tonic_pc + params.key.intervals[2]) % 12: 1.3,
-                        (tonic_pc + 7) % 12: 1.25}
-                x = (b * 16 + step) / (phrase_bars * 16)
-                target = centre + contour_value(shape, x) * 8
-                strong = step in (0, 8) or is_last
-                w = []
-                for p, hw in zip(pitches, hint_w):
-                    # tonal gravity: the tonic triad's degrees pull a little harder, so the
-                    # key (and a minor key's minor third) is heard, not just implied
-                    weight = math.exp(-abs(p - target) / 3.0) * hw * home.get(p % 12, 1.0)
-                    if p % 12 in chord_pcs:
-                        weight *= 4.0 if strong else 1.6
-                    elif strong:
-                        weight *= 0.3
-                    if prev_pitch is not None:
-                        interval = abs(p - prev_pitch)
-                        weight *= math.exp(-max(0, interval - leap) / 2.0) * (0.6 if interval == 0 else 1.0)
-                    w.append(weight)
-                pitch = int(choose(rng, pitches, w))
-                if is_last:
-                    # phrase ends on a chord tone; the final phrase on the tonic
-                    home = params.key.tonic_pc if bar == plan.bars - 1 else event.chord.root_pc
-                    pitch = nearest_pc(home, prev_pitch if prev_pitch is not None else centre)
-                    span = bar_ticks - step * SIXTEENTH
-                duration = int(span * (legato if not is_last else 0.95))
-                notes.append(note(start, pitch, max(SIXTEENTH // 2, duration), params.velocity))
-                prev_pitch = pitch
-    return Track("Melody", program, 0, notes, Role.MELODY), {"contours": chosen_contours, "program": program}
+            x = (k % 8) / 8.0
+            target = centre + 2 + contour_value(shape, x) * 5
+            role = PERIOD[k % 8]
+            closing = plan.chord_at((bar + 1) * plan.bar_ticks - 1)
+            cadence = closing.cadence
+            final = bar == plan.bars - 1
+            if role == "restate" and (k - 4) in period_bars and not cadence:
+                src_notes, src_anchor = period_bars[k - 4]
+                same_chords = [e.chord for e in plan.chords_in(bar * plan.bar_ticks, (bar + 1) * plan.bar_ticks)] \
+                    == [e.chord for e in plan.chords_in((bar - 4) * plan.bar_ticks, (bar - 3) * plan.bar_ticks)]
+                if same_chords:
+                    bar_notes = [n.moved(start=n.start + 4 * plan.bar_ticks) for n in src_notes]
+                else:
+                    cell = motif if (k - 4) % 8 == 0 else develop(motif, "sequence", rng, grid=grid)
+                    bar_notes = _realize(cell, bar, src_anchor, prev, plan, rng, legato)
+                period_bars[k] = (bar_notes, src_anchor)
+            else:
+                if role == "motif" or anchor is None:
+                    cell, goal = motif, target
+                elif role == "sequence":
+                    cell, goal = motif, anchor + 2 * seq_shift
+                elif role == "develop":
+                    cell, goal = develop(motif, dev, rng, grid=grid), target
+                else:
+                    cell, goal = develop(motif, dev2, rng, grid=grid), target
+                bar_notes = _realize(cell, bar, goal, prev, plan, rng, legato, cadence=cadence, final=final)
+                if bar_notes and not cadence and rest_p > 0:
+                    # breathing: an inner note may fall silent (never the first or the last)
+                    bar_notes = [n for j, n in enumerate(bar_notes)
+                                 if j in (0, len(bar_notes) - 1) or rng.random() >= rest_p * 0.6]
+                if bar_notes:
+                    anchor = bar_notes[0].pitch
+                period_bars[k] = (bar_notes, anchor if anchor is not None else target)
+            if plan.complexity > 0.6 and not cadence:
+                bar_notes = _ornament(bar_notes, plan, rng, (plan.complexity - 0.6) * 1.5)
+            section_notes.extend(bar_notes)
+            if bar_notes:
+                prev = bar_notes[-1].pitch
+        statements.setdefault(section.name, (section.start_bar, section_notes))
+        notes.extend(section_notes)
+    notes.sort()
+    info = {"contours": chosen_contours, "program": program, "restated_sections": restated_sections}
+    return Track("Melody", program, 0, notes, Role.MELODY), info

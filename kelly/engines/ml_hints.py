@@ -38,13 +38,20 @@ def _class_of(roman: str, plan: Plan, bar: int) -> int:
     return chord_class_index(rel, quality)
 
 
-def reweight_progression(romans: list[str], plan: Plan, hints, rng: np.random.Generator) -> list[str]:
-    """Let the harmony network swap inner chords for other diatonic chords it prefers."""
+def reweight_progression(romans: list[str], plan: Plan, hints, rng: np.random.Generator, *, offset: int = 0,
+                         fixed: list[bool] | None = None) -> list[str]:
+    """Let the harmony network swap inner chords for other diatonic chords it prefers.
+
+    ``romans`` may be one section's numerals starting at bar ``offset``; bars marked in
+    ``fixed`` (cadences and the bars that prepare them) and phrase starts stay the rule
+    engine's.
+    """
     probs = np.asarray(hints.chord_probs, dtype=float)
     out = list(romans)
-    for bar, text in enumerate(romans):
-        if bar % 4 == 0 or bar >= len(romans) - 2:
-            continue  # phrase starts and the cadence belong to the rule engine
+    for k, text in enumerate(romans):
+        bar = offset + k
+        if k % 4 == 0 or bar >= plan.bars - 2 or (fixed is not None and fixed[k]):
+            continue  # phrase starts and the cadences belong to the rule engine
         prefix, _, current = text.rpartition(":")
         prefix = prefix + ":" if prefix else ""
         key = plan.params_at_bar(bar).key
@@ -53,7 +60,7 @@ def reweight_progression(romans: list[str], plan: Plan, hints, rng: np.random.Ge
         weights = np.array([probs[_class_of(r, plan, bar)] for r in candidates]) + 1e-6
         weights[0] *= 10.0  # the engine's own chord keeps a strong prior: the network colours, not replaces
         choice = candidates[int(rng.choice(len(candidates), p=weights / weights.sum()))]
-        out[bar] = prefix + choice
+        out[k] = prefix + choice
     return out
 
 

@@ -1,8 +1,9 @@
-"""PadEngine: a sustained harmonic bed, an octave above the chord voicing.
+"""PadEngine: a sustained harmonic bed in the chords' register, under the melody.
 
 Profiles (§6.5) set the GM pad sound and how it moves: "breathing" pads re-strike each
 bar with a gap, "sustained" pads tie across a chord that does not change. Extensions
-(the added ninth) appear with probability by profile.
+(the added ninth, on major chords only, where it cannot rub against a minor third)
+appear with probability by profile, more often with complexity.
 """
 
 from __future__ import annotations
@@ -31,9 +32,12 @@ def generate(plan: Plan, rng: np.random.Generator) -> tuple[Track, dict]:
         if not plan.layer_on("pad", bar):
             held = {}
             continue
-        voicing = [p + 12 if p < 55 else p for p in event.voicing]
-        if rng.random() < ninth_p:
-            voicing.append(voicing[0] + 14 if voicing[0] + 14 <= 88 else voicing[0] + 2)
+        # the pad doubles the chord voicing an octave up only where that stays under the melody
+        ceiling = event.voicing[-1] + 3
+        voicing = [p + 12 if p + 12 <= ceiling and p < 52 else p for p in event.voicing]
+        if rng.random() < ninth_p * (0.5 + plan.complexity) and event.chord.quality in ("maj", "maj7", "7", "sus2"):
+            ninth = voicing[0] + 14 if voicing[0] + 14 <= ceiling else voicing[0] + 2
+            voicing.append(ninth)
         velocity = plan.params_at_bar(bar).velocity
         if movement == "pulse":
             for beat in (0, 2):

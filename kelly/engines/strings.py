@@ -2,7 +2,7 @@
 
 Low arousal: long sustained chords that swell (the dynamics engine shapes the swell).
 High arousal: repeated eighths (spiccato-like ostinato) on the upper chord tones. The
-top voice is kept between the pad and the melody so the strings never mask the lead.
+top voice is the chord voicing's, under the melody, so the strings never mask the lead.
 """
 
 from __future__ import annotations
@@ -24,8 +24,10 @@ def generate(plan: Plan, rng: np.random.Generator) -> tuple[Track, dict]:
         if not plan.layer_on("strings", bar):
             continue
         velocity = plan.params_at_bar(bar).velocity
-        tones = sorted({p + 12 for p in event.voicing[1:]} | {event.voicing[0]})
-        tones = [p for p in tones if 43 <= p <= 84] or list(event.voicing)
+        # the section spreads the voicing: its lowest tone an octave down (cellos), the rest as voiced
+        tones = sorted({event.voicing[0] - 12 if event.voicing[0] - 12 >= 36 else event.voicing[0]}
+                       | set(event.voicing[1:]))
+        tones = [p for p in tones if 36 <= p <= 84] or list(event.voicing)
         if style == "sustain":
             for p in tones:
                 notes.append(note(event.start, p, event.duration - 30, velocity))

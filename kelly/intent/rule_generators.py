@@ -341,16 +341,31 @@ def single_element_focus(tracks, plan, rng, s):
 
 @generator("TEXTURE_DenseWall", "parts")
 def dense_wall(tracks, plan, rng, s):
-    """The chords are doubled an octave up and down for the whole piece: one undifferentiated mass."""
+    """The chords hammer every eighth with the root doubled an octave (and, above severity 0.5, two) below:
+    one undifferentiated mass under the melody.
+
+    The wall grows downwards, so the melody stays on top and a voicing never passes five
+    distinct pitches (the instrument's range permitting).
+    """
+    from kelly.theory.instruments import playable_range
+
     chords = _track(tracks, "Chords")
-    if not chords:
+    if not chords or not chords.notes:
         return
-    extra = []
+    lo, _ = playable_range(chords.program)
+    eighth = plan.ppq // 2
+    by_start: dict[int, list] = {}
     for n in chords.notes:
-        for shift in (-12, 12):
-            if 24 <= n.pitch + shift <= 100:
-                extra.append(n.moved(pitch=n.pitch + shift))
-    chords.notes = sorted(chords.notes + extra)
+        by_start.setdefault(n.start, []).append(n)
+    out = []
+    for start, group in sorted(by_start.items()):
+        root = min(group, key=lambda n: n.pitch)
+        low = [root.pitch - 12] + ([root.pitch - 24] if s > 0.5 else [])
+        pitches = sorted({n.pitch for n in group} | {p for p in low if p >= lo})
+        length = max(n.duration for n in group)
+        for t in range(start, start + max(length, eighth), eighth):
+            out.extend(root.moved(start=t, pitch=p, duration=max(30, eighth - 20)) for p in pitches)
+    chords.notes = sorted(out)
 
 
 @generator("TEXTURE_FrequencyMasking", "parts")
@@ -401,7 +416,8 @@ def extreme_dynamic_range(tracks, plan, rng, s):
             x = 0.5 if hi == lo else (sec.energy - lo) / (hi - lo)
             factor = 0.45 + (1.35 - 0.45) * x if len(plan.sections) > 1 else (0.45 if n.start < plan.total_ticks / 2
                                                                                 else 1.35)
-            out.append(n.moved(velocity=int(min(127, max(1, n.velocity * (1 + (factor - 1) * s))))))
+            # the scream stops short of saturation: 124 is the loudest any part is written (see dynamics)
+            out.append(n.moved(velocity=int(min(124, max(1, n.velocity * (1 + (factor - 1) * s))))))
         t.notes = out
 
 

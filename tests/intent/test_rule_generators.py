@@ -261,7 +261,8 @@ def m_abrupt(p: Piece) -> bool:
 
 def m_extended_intro(p: Piece) -> bool:
     end = (BARS // 3) * BAR
-    early = {t.name for t in p.song.tracks for n in t.notes if n.start < end - 60}
+    # an eighth before the verse a humanizer's ghost pickup may lead in; before that only pad and chords
+    early = {t.name for t in p.song.tracks for n in t.notes if n.start < end - 240}
     return bool(early) and early <= {"Pad", "Chords"}
 
 
@@ -292,8 +293,10 @@ def _span(p: Piece, name: str) -> int:
 
 
 def m_dense(p: Piece) -> bool:
+    # the wall grows downwards (the melody stays on top): a lower floor and far more notes
     base = Piece(_EMO["TEXTURE_DenseWall"], None)
-    return (_span(p, "Chords") >= _span(base, "Chords") + 20
+    low = min(n.pitch for n in p.notes("Chords"))
+    return (low <= min(n.pitch for n in base.notes("Chords")) - 12 and _span(p, "Chords") >= _span(base, "Chords") + 12
             and len(p.notes("Chords")) >= 2.5 * len(base.notes("Chords")))
 
 
