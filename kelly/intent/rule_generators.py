@@ -169,19 +169,47 @@ def polytonality(tracks, plan, rng, s):
 # ----------------------------------------------------------------------------- melody
 @generator("MELODY_AngularIntervals", "parts")
 def angular_intervals(tracks, plan, rng, s):
-    """Push melody notes an octave away from their neighbour so leaps of a sixth or more appear."""
+    """Wide, awkward leaps that colour the line without wrecking it.
+
+    About one note in eight at severity 1 (proportionally fewer below) leaps away from the
+    note before it, by a sixth to an octave (the size grows with severity, never more than
+    an octave), to a tone of the chord of that moment; the next note steps back against the
+    leap by a second, and the line then carries on. At most a quarter of the intervals are
+    leaps (the excursion's leap and its return).
+    """
     mel = _track(tracks, "Melody")
-    if not mel or len(mel.notes) < 2:
+    if not mel or len(mel.notes) < 4:
         return
-    out = [mel.notes[0]]
-    for k, n in enumerate(mel.notes[1:], 1):
-        prev = out[-1].pitch
-        if k % 2 == 1 and rng.random() < 0.35 + 0.5 * s and abs(n.pitch - prev) < 8:
-            shifted = n.pitch + 12 if n.pitch <= prev else n.pitch - 12
-            if 40 <= shifted <= 96:
-                n = n.moved(pitch=shifted)
-        out.append(n)
-    mel.notes = out
+    notes = sorted(mel.notes)
+    most = 7 + int(round(5 * s))  # widest leap: a fifth+ at low severity, an octave at 1
+    k = 1
+    while k < len(notes) - 2:
+        prev, cur, nxt = notes[k - 1], notes[k], notes[k + 1]
+        if rng.random() >= 0.125 * s * 2 or nxt.start - cur.end > plan.ppq:
+            k += 1
+            continue
+        event = _chord_event(plan, cur.start)
+        sign = 1 if rng.random() < 0.5 else -1
+        tones = [p for p in range(prev.pitch + sign * 8, prev.pitch + sign * (most + 1), sign)
+                 if p % 12 in event.tones and 40 <= p <= 100]
+        if not tones:
+            k += 1
+            continue
+        leap = tones[0] if abs(tones[0] - prev.pitch) >= 8 else tones[-1]
+        avoid = {(t + 1) % 12 for t in _chord_event(plan, nxt.start).tones}
+        back = [leap - sign * d for d in (1, 2) if (leap - sign * d) % 12 not in avoid
+                and (leap - sign * d) % 12 in set(_chord_event(plan, nxt.start).scale or plan.key.scale_pcs())]
+        if not back:
+            k += 1
+            continue
+        notes[k] = cur.moved(pitch=leap)
+        notes[k + 1] = nxt.moved(pitch=back[0])
+        k += 4  # leave the line alone for a while: at most a quarter of the intervals leap
+    mel.notes = notes
+
+
+def _chord_event(plan, tick):
+    return plan.chord_at(tick)
 
 
 @generator("MELODY_ExcessiveRepetition", "parts")
@@ -265,11 +293,16 @@ def anti_climax(tracks, plan, rng, s):
 @generator("RHYTHM_ConstantDisplacement", "parts")
 def constant_displacement(tracks, plan, rng, s):
     """The kit and bass play late all the time, against the un-shifted chords: a full 16th
-    (120 ticks) at severity 1, proportionally less below."""
+    (120 ticks) at severity 1, proportionally less below.
+
+    Beat one stays where it is: the kick and the bass land on every downbeat, so the
+    listener keeps the bar while everything between leans late (the ground shifts, it
+    does not disappear).
+    """
     shift = int(round(120 * s))
     for t in tracks:
-        if t.name in ("Drums", "Bass", "Percussion"):
-            t.notes = [n.moved(start=n.start + shift) for n in t.notes]
+        if t.role in (Role.DRUMS, Role.BASS, Role.PERCUSSION):
+            t.notes = [n if n.start % plan.bar_ticks == 0 else n.moved(start=n.start + shift) for n in t.notes]
 
 
 @generator("RHYTHM_DroppedBeats", "parts")

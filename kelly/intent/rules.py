@@ -191,8 +191,9 @@ def automatic_rule_breaks(state: EmotionState) -> dict[str, dict]:
         add("HARMONY_ModalInterchange", abs(v), f"valence {v:+.2f} < -0.3: borrowed chords darken the harmony")
     if v < -0.7 and i > 0.7:
         add("HARMONY_UnresolvedDissonance", 0.9, "very negative and intense: dissonance left hanging")
-    if a > 0.7:
-        add("RHYTHM_ConstantDisplacement", a, f"arousal {a:.2f} > 0.7: displaced accents")
+    if a > 0.7 and v < 0:
+        # never for positive feelings: euphoria wants its downbeats where they belong
+        add("RHYTHM_ConstantDisplacement", a, f"arousal {a:.2f} > 0.7 with negative valence: displaced accents")
     if a > 0.85 and i > 0.8:
         add("RHYTHM_PolyrhythmicLayers", 0.95, "very high arousal and intensity: conflicting rhythmic layers")
     if a < 0.4 and i > 0.7:
@@ -209,6 +210,6 @@ def automatic_rule_breaks(state: EmotionState) -> dict[str, dict]:
         add("TEXTURE_SparseEmptiness", abs(v), "low arousal, negative valence: silence and fragmentation")
     if i > 0.8:
         add("MELODY_AngularIntervals", i, f"intensity {i:.2f} > 0.8: wide leaps")
-    if fam == "fear" and a > 0.7:
+    if fam == "fear" and a > 0.7 and v < 0:
         add("RHYTHM_ConstantDisplacement", a, "fear: the ground shifts")
     return found

@@ -193,9 +193,16 @@ def m_anticlimax(p: Piece) -> bool:
 
 
 def m_displacement(p: Piece) -> bool:
+    # everything between the downbeats leans late; the kick and the bass keep beat one
     drums = p.notes("Drums")
-    off = [n for n in drums if 80 <= n.start % 240 <= 160]
-    return len(off) >= 0.7 * len(drums)
+    inner = [n for n in drums if abs(n.start % BAR) > 60 and abs(n.start % BAR - BAR) > 60]
+    off = [n for n in inner if 80 <= n.start % 240 <= 160]
+    kick_bars = {round(n.start / BAR) for n in drums if n.pitch == 36 and (n.start % BAR <= 30 or n.start % BAR >= BAR - 30)}
+    bass_bars = {round(n.start / BAR) for n in p.notes("Bass") if n.start % BAR <= 30 or n.start % BAR >= BAR - 30}
+    bars_with_kick = {n.start // BAR for n in drums if n.pitch == 36}
+    bars_with_bass = {n.start // BAR for n in p.notes("Bass")}
+    return (len(off) >= 0.7 * len(inner) and kick_bars >= bars_with_kick - {BARS}
+            and bass_bars >= bars_with_bass - {BARS} and bool(bass_bars))
 
 
 def m_dropped(p: Piece) -> bool:
