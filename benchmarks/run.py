@@ -18,6 +18,7 @@ SECTIONS = (
     "benchmarks.bench_compose",
     "benchmarks.bench_ml",
     "benchmarks.bench_feel",
+    "benchmarks.bench_music",
 )
 
 
