@@ -16,6 +16,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet torch==2.13.0
 	$(PY) -m pip install --quiet -e '.[ml,test]'
 	@bash scripts/install-wordlists.sh
+	@bash scripts/install-synth.sh
 	touch $(STAMP)
 
 demo: setup

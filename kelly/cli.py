@@ -26,6 +26,7 @@ from kelly.errors import KellyError, OutputError
 #: Command modules, in the order ``kelly --help`` lists them.
 COMMAND_MODULES = (
     "kelly.commands.compose",
+    "kelly.commands.render",
     "kelly.commands.emotions",
     "kelly.commands.feel",
     "kelly.commands.lexicon",

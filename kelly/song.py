@@ -168,8 +168,11 @@ class Song:
             events.append((int(tick), 4, mido.MetaMessage("marker", text=text[:120])))
         _append_events(conductor, events)
         mid.tracks.append(conductor)
+        # MuseScore 3 (and some other notation programs) take the key signature only from the track that
+        # holds the notes, so every part repeats the conductor's time and key signature at tick 0.
+        header = [msg for _tick, order, msg in events if order in (1, 2)]
         for track in self.tracks:
-            mid.tracks.append(_track_to_midi(track))
+            mid.tracks.append(_track_to_midi(track, header))
         return mid
 
     def to_bytes(self) -> bytes:
@@ -191,9 +194,11 @@ def _append_events(track: mido.MidiTrack, events) -> None:
     track.append(mido.MetaMessage("end_of_track", time=0))
 
 
-def _track_to_midi(track: Track) -> mido.MidiTrack:
+def _track_to_midi(track: Track, header=()) -> mido.MidiTrack:
+    """One part as a MIDI track: its name, then ``header`` (meta events for tick 0), program change, notes."""
     ch = track.channel
     events: list[tuple[int, int, mido.Message]] = [(0, 0, mido.MetaMessage("track_name", name=track.name[:120]))]
+    events.extend((0, 0, msg) for msg in header)  # a stable sort keeps them after the name
     if not track.is_drum:
         events.append((0, 1, mido.Message("program_change", channel=ch, program=int(track.program) & 127)))
     for note in track.notes:

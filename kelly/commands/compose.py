@@ -45,6 +45,13 @@ def register(sub) -> None:
     p.add_argument("--disable", action="append", default=[], metavar="MODEL",
                    help="switch one network off (its fallback heuristic runs); repeatable")
     p.add_argument("--models-dir", metavar="DIR", help="look for model files here first")
+    p.add_argument("--wav", nargs="?", const="", metavar="FILE.wav",
+                   help="also render audio through FluidSynth (default: FILE.wav beside the MIDI)")
+    p.add_argument("--plot", nargs="?", const="", metavar="FILE.png",
+                   help="also draw a piano roll (default: FILE.png beside the MIDI)")
+    p.add_argument("--musicxml", nargs="?", const="", metavar="FILE.musicxml",
+                   help="also write a MusicXML score of the quantized parts (default: FILE.musicxml beside the MIDI)")
+    p.add_argument("--soundfont", metavar="SF2", help="General MIDI soundfont for --wav (.sf2/.sf3)")
     p.set_defaults(func=run)
 
 
@@ -169,14 +176,19 @@ def _pair_error(exc: OutputError, out: Path) -> OutputError:
     return exc
 
 
-def _taken(out: Path, inputs) -> bool:
-    """Whether a default name is taken (exists, by anything); other problems (no permission) raise."""
+def _taken(out: Path, inputs, extra_suffixes=()) -> bool:
+    """Whether a default name is taken (exists, by anything); other problems (no permission) raise.
+
+    ``extra_suffixes`` (".wav", ".png" ...) are files written beside the MIDI as well
+    (``--wav``, ``--plot``, ``--musicxml`` without a name): the name is taken if one exists.
+    """
     from kelly.fileio import check_destinations
 
+    paths = [out, explanation_path(out), *(out.with_suffix(suffix) for suffix in extra_suffixes)]
     try:
-        check_destinations([out, explanation_path(out)], overwrite=False, inputs=inputs)
+        check_destinations(paths, overwrite=False, inputs=inputs)
     except OutputError:
-        if os.path.lexists(out) or os.path.lexists(explanation_path(out)):
+        if any(os.path.lexists(p) for p in paths):
             return True
         raise
     return False
@@ -199,7 +211,7 @@ def check_output(requested: str | None, stem: str, *, force: bool = False, input
 
 
 def write_composition(result, requested: str | None, stem: str, *, flag: str = "--out", force: bool = False,
-                      inputs=()) -> Path:
+                      inputs=(), extra_suffixes=()) -> Path:
     """Write the MIDI and its explanation JSON beside it as a pair; returns the MIDI path.
 
     Parameters
@@ -212,6 +224,9 @@ def write_composition(result, requested: str | None, stem: str, *, flag: str = "
         Replace existing destinations (``--force``); without it they are refused.
     inputs : paths
         Files the command read (an intent file): never written over, even with ``force``.
+    extra_suffixes : suffixes
+        Files that will be written beside the MIDI afterwards (``".wav"`` for ``--wav``
+        ...): a default name whose one of these exists is skipped like a taken one.
 
     The explanation records the MIDI's SHA-256 (``files.midi_sha256``) and both are
     written by :func:`kelly.fileio.write_files_atomic`, explanation first: see there for
@@ -232,7 +247,7 @@ def write_composition(result, requested: str | None, stem: str, *, flag: str = "
     explicit = bool(requested) or force
     candidates = [output_path(requested, stem, flag=flag)] if explicit else _default_candidates(stem)
     for out in candidates:
-        if not explicit and _taken(out, inputs):
+        if not explicit and _taken(out, inputs, extra_suffixes):
             continue
         js = explanation_path(out)
         result.explanation["files"] = {"midi": str(out), "explanation": str(js), "midi_sha256": digest}
@@ -259,25 +274,125 @@ def _model_inputs(args) -> list[Path]:
     return [folder / spec.file_name for spec in SPECS.values()]
 
 
+#: The extra outputs: flag, attribute, default suffix, accepted suffixes.
+_EXTRAS = (("--wav", "wav", ".wav", (".wav",)), ("--plot", "plot", ".png", (".png",)),
+           ("--musicxml", "musicxml", ".musicxml", (".musicxml", ".xml")))
+
+
+def _extra_names(args) -> dict[str, Path | None]:
+    """``{attr: path, or None for beside the MIDI}`` of the ``--wav/--plot/--musicxml`` asked for.
+
+    Explicit names must have the right suffix (so ``--wav "I feel grief"``, where the
+    flag swallowed the text, says so instead of composing nothing).
+    """
+    from kelly.commands.render import check_suffix
+
+    wanted: dict[str, Path | None] = {}
+    for flag, attr, _suffix, suffixes in _EXTRAS:
+        value = getattr(args, attr, None)
+        if value is None:
+            continue
+        wanted[attr] = check_suffix(value, flag, suffixes, hint=f" (for a name beside the MIDI, put {flag} after "
+                                                                f"the text or last)") if value else None
+    return wanted
+
+
+def _extras(args, stem: str, inputs, wanted: dict[str, Path | None]) -> list:
+    """Check the ``--wav/--plot/--musicxml`` destinations before composing; returns the inputs for them.
+
+    Every destination that is known now (an explicit name, or one beside an explicit
+    ``--out``/``--force`` MIDI) is checked like the MIDI (an existing file is refused
+    without ``--force``). For ``--wav`` the soundfont and FluidSynth are looked up now, so a
+    missing one fails before the work; the soundfont joins the inputs (never written over).
+    """
+    from kelly.fileio import check_destinations
+
+    inputs = list(inputs)
+    known = [p for p in wanted.values() if p is not None]
+    if args.out or args.force:
+        midi = output_path(args.out, stem)
+        known += [midi.with_suffix(suffix) for _f, attr, suffix, _s in _EXTRAS if attr in wanted and not wanted[attr]]
+    check_destinations(known, overwrite=args.force, inputs=inputs)
+    if "wav" in wanted:
+        from kelly.render.audio import find_soundfont, find_synth, synth_available
+
+        inputs.append(find_soundfont(args.soundfont))
+        check_destinations(known, overwrite=args.force, inputs=inputs)
+        if not synth_available():
+            find_synth()  # raises with how to install FluidSynth
+    return inputs
+
+
+def _write_extras(args, result, midi: Path, wanted: dict, inputs) -> list[str]:
+    """Write the ``--wav/--plot/--musicxml`` files for the composition just written; their "Wrote:" lines.
+
+    A failure here (FluidSynth failing, a full disk) is one line that also says which files
+    were already written.
+    """
+    from kelly.commands import render
+    from kelly.errors import KellyError
+
+    lines, written = [], [str(midi), str(explanation_path(midi))]
+    defaults = {attr: suffix for _f, attr, suffix, _s in _EXTRAS}
+    for attr in ("wav", "plot", "musicxml"):
+        if attr not in wanted:
+            continue
+        dest = wanted[attr] or midi.with_suffix(defaults[attr])
+        try:
+            if attr == "wav":
+                lines.append(render.write_wav(midi, dest, soundfont=args.soundfont, force=args.force))
+            elif attr == "plot":
+                lines.append(render.write_plot(result.song, dest, chords=_chords(result), force=args.force,
+                                               inputs=inputs))
+            else:
+                score = result.score if getattr(result, "score", None) is not None else result.song
+                lines.append(render.write_score(score, dest, title=result.song.title, force=args.force,
+                                                inputs=inputs))
+        except KellyError as exc:
+            raise KellyError(f"{exc} (already written: {', '.join(written)})") from None
+        written.append(str(dest))
+    return lines
+
+
+def _chords(result) -> list[tuple[int, str]] | None:
+    """Chord symbols per bar for the plot, from the explanation's ``progression.chords`` (if it has them)."""
+    progression = result.explanation.get("progression") if isinstance(result.explanation, dict) else None
+    names = progression.get("chords") if isinstance(progression, dict) else None
+    if not isinstance(names, list) or not names:
+        return None
+    from kelly.render.plot import chords_per_bar
+
+    return chords_per_bar([str(n) for n in names], result.song.bar_ticks)
+
+
 def run(args) -> int:
     from kelly.generator import ComposeOptions, compose
 
+    wanted = _extra_names(args)
     text, path = resolve_emotions(args)
     stem = slugify(text) if text else slugify("-".join(e.label for e in path))
     inputs = _model_inputs(args)
     check_output(args.out, stem, force=args.force, inputs=inputs)  # before the work, not after it
+    extra_inputs = _extras(args, stem, inputs, wanted) if wanted else inputs
     opts = ComposeOptions(bars=args.bars, seed=args.seed, complexity=args.complexity, humanize=args.humanize,
                           key=args.key, breaks=tuple(args.breaks), auto_breaks=not args.no_auto_breaks)
     hints, models = _network_hints(args, path[0])
     result = compose(path if len(path) > 1 else path[0], opts, hints=hints, models=models)
     explanation = result.explanation
     explanation["text"] = text or None
-    write_composition(result, args.out, stem, flag="--out", force=args.force, inputs=inputs)
+    beside = tuple(suffix for _f, attr, suffix, _s in _EXTRAS if attr in wanted and wanted[attr] is None)
+    midi = write_composition(result, args.out, stem, flag="--out", force=args.force, inputs=inputs,
+                             extra_suffixes=beside)
+    lines = _write_extras(args, result, midi, wanted, extra_inputs) if wanted else []
     if args.json:
         json.dump(explanation, sys.stdout, indent=2)
         sys.stdout.write("\n")
+        for line in lines:  # standard output holds the JSON alone
+            print(line, file=sys.stderr)
     else:
         print(summary(explanation))
+        if lines:
+            print("\n".join(lines))
     return 0
 
 

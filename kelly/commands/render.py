@@ -1,0 +1,177 @@
+"""``kelly render``: hear and see a MIDI file: a WAV through FluidSynth, a piano-roll PNG, a MusicXML score.
+
+::
+
+    kelly render FILE.mid [--out FILE.wav] [--soundfont SF2] [--sample-rate 44100]
+                          [--score FILE.musicxml] [--plot FILE.png] [--force]
+
+With none of ``--out``, ``--score`` and ``--plot``, it renders ``FILE.wav`` beside the MIDI.
+Every destination is checked before any work (an existing file is refused unless
+``--force``; the MIDI file and the soundfont are never written over), and each file is
+written atomically. The MIDI file is read through Kelly's hardened reader, so a corrupt
+file is one clear line. When Kelly's explanation ``FILE.json`` lies beside the MIDI and
+describes it (its ``files.midi_sha256`` matches), the plot prints its chord symbols.
+
+The helpers here (:func:`check_suffix`, :func:`write_wav`, :func:`write_plot`,
+:func:`write_score`) are shared with ``kelly compose --wav --plot --musicxml``. Heavy
+libraries (numpy, matplotlib, music21) are imported inside them.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+from kelly.commands.options import add_force
+from kelly.errors import InputError
+
+WAV_SUFFIXES = (".wav",)
+SCORE_SUFFIXES = (".musicxml", ".xml")
+PLOT_SUFFIXES = (".png",)
+
+
+def register(sub) -> None:
+    p = sub.add_parser("render", help="render a MIDI file to audio (WAV), a piano-roll PNG and a MusicXML score",
+                       description="Render a Standard MIDI File to a WAV file through FluidSynth and a General MIDI "
+                                   "soundfont, and/or draw it as a piano roll (PNG), and/or notate it as MusicXML "
+                                   "(quantized to sixteenths). With none of --out, --score and --plot, writes "
+                                   "FILE.wav beside the MIDI.")
+    p.add_argument("midi", metavar="FILE.mid", help="the MIDI file to render")
+    p.add_argument("--out", "-o", metavar="FILE.wav", help="write audio here (16-bit stereo WAV)")
+    p.add_argument("--soundfont", metavar="SF2",
+                   help="General MIDI soundfont (.sf2/.sf3); default: $KELLY_SOUNDFONT, then the system's "
+                        "(FluidR3_GM, TimGM6mb ...)")
+    p.add_argument("--sample-rate", type=int, default=44100, metavar="HZ",
+                   help="audio sample rate, 8000-96000 (default 44100)")
+    p.add_argument("--score", metavar="FILE.musicxml", help="write a MusicXML score here (quantized to sixteenths)")
+    p.add_argument("--plot", metavar="FILE.png", help="write a piano-roll PNG here")
+    add_force(p, help="replace output files that already exist (never the MIDI file or the soundfont)")
+    p.set_defaults(func=run)
+
+
+# --------------------------------------------------------------------------- shared with compose
+def check_suffix(path: str | os.PathLike, flag: str, suffixes: tuple[str, ...], *, hint: str = "") -> Path:
+    """``path`` as a Path if its name ends in one of ``suffixes`` (any case).
+
+    Raises
+    ------
+    InputError
+        Otherwise, saying what the flag takes, then ``hint``.
+    """
+    from kelly.fileio import show_path
+
+    p = Path(path)
+    if p.suffix.lower() not in suffixes or not p.stem:
+        shown = show_path(os.fspath(path), 60)
+        raise InputError(f"{flag} takes a {' or '.join(suffixes)} file name, got {shown!r}{hint}")
+    return p
+
+
+def _db(value: float) -> str:
+    import math
+
+    return f"{20 * math.log10(value):.1f} dBFS" if value > 0 else "silent"
+
+
+def write_wav(midi: str | os.PathLike, wav: str | os.PathLike, *, soundfont=None, sample_rate: int = 44100,
+              force: bool = False) -> str:
+    """Render ``midi`` to ``wav`` (see :func:`kelly.render.audio.render_midi_file`); returns the "Wrote:" line."""
+    from kelly.render.audio import find_soundfont, render_midi_file, wav_stats
+
+    sf = find_soundfont(soundfont)
+    started = time.perf_counter()
+    out = render_midi_file(midi, wav, soundfont=sf, sample_rate=sample_rate, force=force)
+    took = time.perf_counter() - started
+    info = wav_stats(out)
+    seconds = int(round(info["seconds"]))
+    return (f"Wrote:   {out} ({seconds // 60}:{seconds % 60:02d} at {info['sample_rate']:,} Hz stereo, "
+            f"peak {_db(info['peak'])}, RMS {_db(info['rms'])}; rendered in {took:.1f} s with {sf.name})")
+
+
+def write_plot(song, png: str | os.PathLike, *, chords=None, title=None, force: bool = False, inputs=()) -> str:
+    """Draw ``song`` as a piano roll into ``png``; returns the "Wrote:" line."""
+    from kelly.render.plot import DPI, figure_size, plot_song, song_bars
+
+    out = plot_song(song, png, chords=chords, title=title, force=force, inputs=inputs)
+    bars = song_bars(song, (t for t, _ in chords or []))
+    width, height = figure_size(bars)
+    return f"Wrote:   {out} (piano roll, {bars} bars, {round(width * DPI)} x {round(height * DPI)} px)"
+
+
+def write_score(song, path: str | os.PathLike, *, title=None, force: bool = False, inputs=()) -> str:
+    """Notate ``song`` as MusicXML into ``path``; returns the "Wrote:" line."""
+    from kelly.render.score import write_musicxml
+
+    out = write_musicxml(song, path, title=title, force=force, inputs=inputs)
+    pitched = sum(1 for t in song.tracks if t.notes and not t.is_drum)
+    drums = sum(1 for t in song.tracks if t.notes and t.is_drum)
+    parts = f"{pitched} pitched part{'s' if pitched != 1 else ''}" + (f" + {drums} percussion" if drums else "")
+    return f"Wrote:   {out} (MusicXML, {parts}, quantized to sixteenths)"
+
+
+def explanation_chords(midi: str | os.PathLike, song) -> list[tuple[int, str]] | None:
+    """Chord symbols per bar from Kelly's explanation beside ``midi``, if it describes this very file."""
+    import hashlib
+
+    from kelly.errors import KellyError
+    from kelly.fileio import read_json, read_regular_file
+    from kelly.render.plot import chords_per_bar
+    from kelly.song import MAX_FILE_BYTES
+
+    js = Path(midi).with_suffix(".json")
+    if not os.path.isfile(js) or os.path.islink(js):
+        return None
+    try:
+        doc = read_json(js, what="explanation")
+        digest = hashlib.sha256(read_regular_file(midi, what="MIDI file", max_bytes=MAX_FILE_BYTES)).hexdigest()
+    except KellyError:
+        return None
+    if not isinstance(doc, dict) or (doc.get("files") or {}).get("midi_sha256") != digest:
+        return None
+    names = (doc.get("progression") or {}).get("chords")
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        return None
+    return chords_per_bar(names, song.bar_ticks)
+
+
+# --------------------------------------------------------------------------- the command
+def run(args) -> int:
+    from kelly.fileio import check_destinations
+    from kelly.song import read_midi
+
+    midi = Path(args.midi)
+    wav = check_suffix(args.out, "--out", WAV_SUFFIXES) if args.out else None
+    score = check_suffix(args.score, "--score", SCORE_SUFFIXES) if args.score else None
+    plot = check_suffix(args.plot, "--plot", PLOT_SUFFIXES) if args.plot else None
+    if wav is None and score is None and plot is None:
+        wav = midi.with_suffix(".wav")
+    inputs: list[str | os.PathLike] = [midi]
+    if wav is not None:
+        from kelly.render.audio import check_sample_rate
+
+        check_sample_rate(args.sample_rate)
+    destinations = [p for p in (wav, plot, score) if p is not None]
+    check_destinations(destinations, overwrite=args.force, inputs=inputs)
+    song = read_midi(midi)  # a bad MIDI file is reported before a missing synthesizer
+    for line in song.warnings:
+        print(f"kelly: warning: {line}", file=sys.stderr)
+    if wav is not None:
+        from kelly.render.audio import find_soundfont, find_synth, synth_available
+
+        sf = find_soundfont(args.soundfont)
+        inputs.append(sf)
+        check_destinations(destinations, overwrite=args.force, inputs=inputs)
+        if not synth_available():
+            find_synth()  # raises with how to install FluidSynth
+    lines = []
+    if wav is not None:
+        lines.append(write_wav(midi, wav, soundfont=sf, sample_rate=args.sample_rate, force=args.force))
+    if plot is not None:
+        lines.append(write_plot(song, plot, chords=explanation_chords(midi, song), title=midi.stem,
+                                force=args.force, inputs=inputs))
+    if score is not None:
+        lines.append(write_score(song, score, title=midi.stem, force=args.force, inputs=inputs))
+    print("\n".join(lines))
+    return 0
