@@ -177,7 +177,7 @@ def render_png(song, *, chords: Sequence[tuple[int, str]] | None = None, title: 
                                                  "alpha": 0.75})
     if chords:
         inches_per_bar = (width - 2.45) / bars
-        show_every = max(1, math.ceil(0.55 / inches_per_bar))  # about half an inch per label
+        show_every = max(1, math.ceil(0.42 / inches_per_bar))  # room for a label like "Cm/Eb"
         for i, (tick, name) in enumerate(sorted(chords)):
             if i % show_every:
                 continue

@@ -37,12 +37,19 @@ import os
 from pathlib import Path
 from typing import Iterable
 
-from kelly.errors import InputError
+from kelly.errors import InputError, KellyError
 
 #: Quantization grid: notes per quarter (4 → sixteenths).
 GRID_PER_QUARTER = 4
 #: Longest a drum hit is notated, in grid steps (a quarter note).
 MAX_DRUM_STEPS = 4
+#: Largest score notated (music21 takes about a second per 32 dense bars): Kelly's longest composition.
+MAX_SCORE_BARS = 512
+MAX_SCORE_NOTES = 50_000
+
+
+class ScoreError(KellyError):
+    """music21 could not notate the song."""
 
 _SHARPS = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
 _FLATS = ("C", "Db", "D", "Eb", "E", "F", "Gb", "G", "Ab", "A", "Bb", "B")
@@ -184,27 +191,49 @@ def _instrument_for(track):
     return inst
 
 
-def _pitched_part(track, steps, spell, step_ql, total_ql):
-    from music21 import chord, note, pitch, stream
+def _slices(steps) -> list[tuple[int, int, list[tuple[int, str | None]]]]:
+    """The part cut wherever a note starts or stops: ``[(start, end, [(pitch, tie), ...])]`` with sound.
 
-    flat = stream.Stream()
-    for s, e, p, _v in steps:
-        name, octave = spell(p)
-        n = note.Note(pitch.Pitch(name.replace("b", "-") if len(name) > 1 else name, octave=octave))
-        n.quarterLength = (e - s) * step_ql
-        flat.insert(s * step_ql, n)
+    A note that sounds through several slices is tied across them (``tie`` is ``"start"``,
+    ``"continue"``, ``"stop"``, or ``None`` for a note that fits its slice), as music21's
+    ``chordify`` would do, only without its cost.
+    """
+    bounds = sorted({s for s, _e, _p, _v in steps} | {e for _s, e, _p, _v in steps})
+    ordered = sorted(steps)
+    out, active, i = [], [], 0
+    for a, b in zip(bounds, bounds[1:]):
+        while i < len(ordered) and ordered[i][0] <= a:
+            active.append(ordered[i])
+            i += 1
+        active = [n for n in active if n[1] > a]
+        if not active:
+            continue
+        notes = []
+        for s, e, p, _v in sorted(active, key=lambda n: n[2]):
+            first, last = s == a, e == b
+            notes.append((p, None if first and last else "start" if first else "stop" if last else "continue"))
+        out.append((a, b, notes))
+    return out
+
+
+def _pitched_part(track, steps, spell, step_ql):
+    from music21 import chord, note, pitch, stream, tie
+
     part = stream.Part()
     part.partName = track.name
     part.insert(0, _instrument_for(track))
-    chords = flat.chordify(addTies=True)
-    for element in list(chords.notes):
-        offset = element.getOffsetBySite(chords)
-        if isinstance(element, chord.Chord) and len(element.pitches) == 1:
-            single = note.Note(element.pitches[0], quarterLength=element.quarterLength)
-            if element.tie is not None:
-                single.tie = element.tie
-            element = single
-        part.insert(offset, element)
+    names: dict[int, tuple[str, int]] = {}
+    for a, b, sounding in _slices(steps):
+        made = []
+        for p, kind in sounding:
+            name, octave = names.setdefault(p, spell(p))
+            n = note.Note(pitch.Pitch(name.replace("b", "-") if len(name) > 1 else name, octave=octave))
+            if kind is not None:
+                n.tie = tie.Tie(kind)
+            made.append(n)
+        element = made[0] if len(made) == 1 else chord.Chord(made)
+        element.quarterLength = (b - a) * step_ql
+        part.insert(a * step_ql, element)
     return part
 
 
@@ -249,7 +278,8 @@ def build_score(song, *, title: str | None = None):
     Raises
     ------
     InputError
-        If the song has no notes, or its time signature is finer than the sixteenth grid.
+        If the song has no notes, more than :data:`MAX_SCORE_NOTES` notes or
+        :data:`MAX_SCORE_BARS` bars, or a time signature finer than the sixteenth grid.
     """
     from fractions import Fraction
 
@@ -266,9 +296,15 @@ def build_score(song, *, title: str | None = None):
     sharps, tonic, mode = key_sharps(song.key_signature)
     spell = speller(sharps, tonic, mode)
 
+    if song.note_count() > MAX_SCORE_NOTES:
+        raise InputError(f"the song has {song.note_count():,} notes; Kelly notates at most {MAX_SCORE_NOTES:,} "
+                         "in one score, so cut it into parts")
     parts_steps = [(t, quantize_notes(t.notes, song.ppq)) for t in song.tracks if t.notes]
     last = max((e for _t, steps in parts_steps for _s, e, _p, _v in steps), default=1)
     bars = max(1, -(-last // bar_steps))
+    if bars > MAX_SCORE_BARS:
+        raise InputError(f"the song is {bars:,} bars long; Kelly notates at most {MAX_SCORE_BARS} bars in one score, "
+                         "so cut it into parts")
     total_ql = bars * bar_ql
 
     score = stream.Score()
@@ -280,7 +316,7 @@ def build_score(song, *, title: str | None = None):
         if track.is_drum:
             part = _drum_part(track, steps, step_ql, bar_steps)
         else:
-            part = _pitched_part(track, steps, spell, step_ql, total_ql)
+            part = _pitched_part(track, steps, spell, step_ql)
             if tonic is not None:
                 part.insert(0, key.Key(tonic.replace("b", "-") if len(tonic) > 1 else tonic, mode))
         part.id = f"P{number}"  # stable ids (music21 would make random ones)
@@ -311,9 +347,16 @@ def build_score(song, *, title: str | None = None):
 
 def musicxml_bytes(song, *, title: str | None = None) -> bytes:
     """The MusicXML document (``score-partwise``, UTF-8) of :func:`build_score`."""
+    from music21.exceptions21 import Music21Exception
     from music21.musicxml.m21ToXml import GeneralObjectExporter
 
-    return GeneralObjectExporter(build_score(song, title=title)).parse()
+    try:
+        exporter = GeneralObjectExporter(build_score(song, title=title))
+        exporter.makeNotation = False  # build_score already made measures, ties and beams (same bytes, less time)
+        return exporter.parse()
+    except Music21Exception as exc:
+        message = " ".join(str(exc).split())[:200] or type(exc).__name__
+        raise ScoreError(f"music21 could not write this score as MusicXML: {message}") from None
 
 
 def write_musicxml(song, path: str | os.PathLike, *, title: str | None = None, force: bool = False,

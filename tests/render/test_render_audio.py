@@ -143,6 +143,17 @@ def test_a_loud_render_is_turned_down_not_clipped(tmp_path, midi_file, fake_soun
     assert code != oct(0o600)  # a new file gets 0o644 less the umask, not mkstemp's 0o600
 
 
+def test_render_song_keeps_a_fixed_gain_unless_asked(composition, fake_soundfont, fake_synth):
+    fake_synth("loud")
+    fixed = render_song(composition.song, soundfont=fake_soundfont, sample_rate=8000)
+    assert fixed.dtype == np.float32 and float(np.max(np.abs(fixed))) == 1.0  # clipped, level unchanged
+    fitted = render_song(composition.song, soundfont=fake_soundfont, sample_rate=8000, avoid_clipping=True)
+    assert float(np.max(np.abs(fitted))) == pytest.approx(audio.PEAK_CEILING, abs=1e-4)
+    fake_synth("tone")
+    quiet = render_song(composition.song, soundfont=fake_soundfont, sample_rate=8000, avoid_clipping=True)
+    assert float(np.max(np.abs(quiet))) == pytest.approx(0.3, abs=1e-4)  # never boosted
+
+
 # ----------------------------------------------------------------------------- errors (no synth needed)
 def test_missing_soundfont(midi_file, tmp_path, cli):
     code, _out, err = cli("render", midi_file, "--out", tmp_path / "a.wav", "--soundfont", tmp_path / "nope.sf2")

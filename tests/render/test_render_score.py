@@ -105,6 +105,9 @@ def test_errors(tmp_path, composition):
         build_score(Song())
     with pytest.raises(InputError, match="sixteenth"):
         build_score(Song(tracks=[Track("x", notes=[Note(0, 60, 10, 90)])], time_signature=(1, 32)))
+    long = Song(tracks=[Track("x", notes=[Note(600 * 1920, 60, 480, 90)])])
+    with pytest.raises(InputError, match="601 bars long; Kelly notates at most 512"):
+        build_score(long)
     target = tmp_path / "s.musicxml"
     target.write_text("mine")
     with pytest.raises(OutputError, match="already exists"):
