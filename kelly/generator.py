@@ -82,35 +82,129 @@ def check_options(opts: ComposeOptions) -> None:
         raise InputError(f"--seed must be a whole number from 0 to {2**32 - 1}, got {opts.seed}")
 
 
-def _journey_sections(path: list[EmotionState], bars: int, key: Key, opts: ComposeOptions):
-    """One block of bars per emotion; each block keeps the shared tonic and takes its emotion's mode."""
+def journey_anchors(n: int, bars: int) -> list[float]:
+    """Where each emotion of a journey is fully itself, in bars: the first held from the start, the last to the end.
+
+    Two emotions: the first holds the first quarter, the move takes the middle half, the
+    last holds the final quarter (the iso principle: meet the listener, then move them
+    gradually). More emotions share the middle evenly.
+    """
+    hold = 0.25 if n == 2 else 0.125
+    first, last = hold * bars, (1 - hold) * bars
+    return [first + (last - first) * k / (n - 1) for k in range(n)]
+
+
+def _blend(a: EmotionState, b: EmotionState, t: float) -> EmotionState:
+    """The emotion a fraction ``t`` of the way from ``a`` to ``b`` (named after the nearer one)."""
+    near = a if t < 0.5 else b
+
+    def mix(x: float, y: float) -> float:
+        return x + (y - x) * t
+
+    return EmotionState(near.label, near.family, mix(a.valence, b.valence), mix(a.arousal, b.arousal),
+                        mix(a.dominance, b.dominance), mix(a.intensity, b.intensity), near.confidence,
+                        source=near.source)
+
+
+def journey_bars(path: list[EmotionState], bars: int) -> list[EmotionState]:
+    """The emotion of every bar of a journey: held at each anchor, smoothstep between anchors."""
+    anchors = journey_anchors(len(path), bars)
+    out = []
+    for bar in range(bars):
+        x = bar + 0.5
+        if x <= anchors[0]:
+            out.append(path[0])
+            continue
+        if x >= anchors[-1]:
+            out.append(path[-1])
+            continue
+        k = max(i for i in range(len(anchors) - 1) if anchors[i] <= x)
+        t = (x - anchors[k]) / (anchors[k + 1] - anchors[k])
+        t = t * t * (3 - 2 * t)
+        out.append(_blend(path[k], path[k + 1], t))
+    return out
+
+
+def _journey_plan(path: list[EmotionState], bars: int, key: Key, opts: ComposeOptions):
+    """Sections (one per emotion, meeting where the nearer emotion changes), and the bar-by-bar emotions,
+    parameters and energies of a journey.
+
+    Parameters move every bar with the blended emotion (tempo, loudness, register,
+    density); the mode changes only on four-bar phrase boundaries and keeps the shared
+    tonic (:func:`_pivot_chords` prepares each change); from the last anchor on, the
+    music is the last emotion's.
+    """
     if bars < 2 * len(path):
         raise InputError(f"a journey through {len(path)} emotions needs at least {2 * len(path)} bars, got {bars}")
-    base, extra = divmod(bars, len(path))
-    sections, start = [], 0
-    for k, emo in enumerate(path):
-        n = base + (1 if k < extra else 0)
-        params = map_emotion(emo, key=opts.key, humanize=opts.humanize)
+    per_bar = journey_bars(path, bars)
+    anchors = journey_anchors(len(path), bars)
+    # seams on phrase boundaries (where the mode may change), midway between the anchors
+    bounds = [0] + [int(round((anchors[k] + anchors[k + 1]) / 2 / 4)) * 4 for k in range(len(path) - 1)] + [bars]
+    for k in range(1, len(bounds) - 1):  # every section at least two bars, in order
+        bounds[k] = min(max(bounds[k], bounds[k - 1] + 2), bars - 2 * (len(bounds) - 1 - k))
+    modes = [map_emotion(e, key=opts.key).key.mode for e in path]
+    params = []
+    for bar, emo in enumerate(per_bar):
+        p = map_emotion(emo, key=opts.key, humanize=opts.humanize)
         if not opts.key:
-            params = replace(params, key=Key(key.tonic, params.key.mode))
+            # each phrase takes the mode of the emotion it is nearest to: the mode changes once per
+            # seam, on a phrase boundary, and never wanders through the modes in between
+            section = max(k for k in range(len(path)) if bounds[k] <= bar)
+            mode = modes[-1] if bar // 4 == (bars - 1) // 4 else modes[section]
+            chosen = Key(key.tonic, mode)
+            p = replace(p, key=chosen, mode="minor" if chosen.is_minor else "major")
+        params.append(p)
+    sections = []
+    for k, emo in enumerate(path):
+        start, end = bounds[k], bounds[k + 1]
         energy = round(0.25 + 0.7 * emo.arousal, 3)
-        sections.append(Section(emo.label.lower(), start, n, energy, emotion=emo, params=params))
-        start += n
-    return sections
+        sections.append(Section(emo.label.lower(), start, end - start, energy, emotion=emo, params=params[start]))
+    energy = tuple(round(0.25 + 0.7 * e.arousal, 3) for e in per_bar)
+    return sections, tuple(per_bar), tuple(params), energy
+
+
+def _pivot_chords(romans: list[str], plan: Plan) -> list[dict]:
+    """Before each change of mode, a chord both modes share (a pivot), so the new mode is prepared."""
+    from kelly.theory.modal import diatonic_quality
+    from kelly.theory.roman import roman_to_chord
+
+    pivots = []
+    for bar in range(1, len(romans)):
+        old, new = plan.params_at_bar(bar - 1).key, plan.params_at_bar(bar).key
+        if old.mode == new.mode:
+            continue
+        prefix = romans[bar - 1].split(":")[0] + ":" if ":" in romans[bar - 1] else ""
+        for numeral in ("V", "IV", "iv", "bVII", "ii", "v", "bVI", "vi", "bIII"):
+            chord = roman_to_chord(numeral, old).chord
+            q = "maj" if chord.quality == "maj" else "min"
+            if diatonic_quality(old, chord.root_pc) == q and diatonic_quality(new, chord.root_pc) == q:
+                romans[bar - 1] = prefix + numeral
+                pivots.append({"bar": bar, "from": old.name, "to": new.name, "pivot": numeral})
+                break
+        else:
+            # parallel major and minor share no triad: the dominant (with the leading tone) leads into both
+            romans[bar - 1] = prefix + "V"
+            pivots.append({"bar": bar, "from": old.name, "to": new.name, "pivot": "V", "deliberate": True})
+    return pivots
+
+
+#: The most a journey's tempo may change from one bar to the next (a fraction of the tempo).
+MAX_TEMPO_STEP = 0.08
 
 
 def _tempo_map(plan: Plan) -> list[tuple[int, float]]:
-    """One tempo per section; in journeys the last bar before a seam ramps beat by beat to the next tempo."""
+    """One tempo for a single emotion; in a journey one per bar, following the blended emotion,
+    each bar at most :data:`MAX_TEMPO_STEP` from the last (so the tempo glides, never jumps)."""
+    if not plan.bar_params:
+        return [(0, float(plan.params.tempo))]
     tempos: list[tuple[int, float]] = []
-    for k, sec in enumerate(plan.sections):
-        bpm = float((sec.params or plan.params).tempo)
-        tempos.append((sec.start_bar * plan.bar_ticks, bpm))
-        nxt = plan.sections[k + 1] if k + 1 < len(plan.sections) else None
-        if nxt is not None and nxt.params is not None and nxt.params.tempo != bpm and sec.bars >= 2:
-            ramp_start = (nxt.start_bar - 1) * plan.bar_ticks
-            for beat in range(1, 4):
-                t = ramp_start + beat * plan.ppq
-                tempos.append((t, round(bpm + (nxt.params.tempo - bpm) * beat / 4, 3)))
+    bpm = float(plan.bar_params[0].tempo)
+    for bar, p in enumerate(plan.bar_params):
+        want = float(p.tempo)
+        step = bpm * MAX_TEMPO_STEP
+        bpm = round(min(bpm + step, max(bpm - step, want)), 2) if bar else want
+        if not tempos or tempos[-1][1] != bpm:
+            tempos.append((bar * plan.bar_ticks, bpm))
     return tempos
 
 
@@ -182,9 +276,12 @@ def compose(emotions: EmotionState | list[EmotionState], opts: ComposeOptions = 
         raise InputError("nothing to compose: no emotion given")
     first = path[0]
     params = map_emotion(first, key=opts.key, humanize=opts.humanize)
+    bar_emotions: tuple = ()
+    bar_params: tuple = ()
+    bar_energy: tuple = ()
     if len(path) > 1:
         template = "journey"
-        sections = _journey_sections(path, opts.bars, params.key, opts)
+        sections, bar_emotions, bar_params, bar_energy = _journey_plan(path, opts.bars, params.key, opts)
     else:
         template, sections = arrangement.plan_sections(first, opts.bars)
     layers = arrangement.determine_layers(first, opts.complexity, sections, opts.bars)
@@ -208,14 +305,18 @@ def compose(emotions: EmotionState | list[EmotionState], opts: ComposeOptions = 
 
     plan = Plan(emotion=first, params=params, bars=opts.bars, complexity=opts.complexity,
                 sections=tuple(sections), layers=layers, rule_breaks=severities, hints=hints,
-                profile=profile_for(first))
+                profile=profile_for(first), bar_emotions=bar_emotions, bar_params=bar_params,
+                bar_energy=bar_energy)
 
     # 1. chords
     rng = _rng(opts.seed, "chord")
     romans, prog_info = chord.plan_progression(plan, rng)
+    if bar_params:
+        prog_info["pivots"] = _pivot_chords(romans, plan)
     planned = list(romans)
     romans = _apply_rules("progression", romans, plan, opts.seed)
     deliberate = {k for k, (a, b) in enumerate(zip(planned, romans)) if a != b}
+    deliberate |= {p["bar"] - 1 for p in prog_info.get("pivots", []) if p.get("deliberate")}
     events, tension_curve = chord.build_chords(plan, romans, _rng(opts.seed, "tension"), deliberate=deliberate,
                                                cadences=prog_info.pop("cadences"),
                                                jazz_bars=prog_info.pop("jazz_bars"),

@@ -35,26 +35,31 @@ def choose_template(state: EmotionState) -> str:
     return "ballad"
 
 
-_OPTIONAL = ("pre-chorus", "bridge", "breakdown", "build", "bloom")
+#: Sections a shortened form may lose, the first most readily (a build goes last: it prepares the drop).
+_OPTIONAL = ("breakdown", "pre-chorus", "bridge", "bloom", "build")
 
 
 def scale_template(template: list[tuple[str, int, float]], bars: int) -> list[Section]:
     """Fit a template to ``bars`` bars, keeping order and proportions.
 
-    Short pieces keep fewer sections (about one per four bars): repeats go first (the
-    quietest repeat first), then optional sections (pre-chorus, bridge, build…), then the
-    quietest inner section; the first and last sections always stay. Bars are handed out
-    in two-bar units by largest remainder so phrases stay two-bar aligned.
+    Short pieces keep fewer sections (about one per five bars): later statements of a
+    repeated section go first (the quietest first), then optional sections (pre-chorus,
+    bridge, build…), then the quietest inner section; the first and last sections always
+    stay. Bars are handed out in two-bar units by largest remainder so phrases stay
+    two-bar aligned, and a section that comes back gets its first statement's length.
     """
     items = list(template)
-    max_sections = max(1, bars // 4 if bars >= 12 else bars // 2)
+    max_sections = max(3, bars // 5) if bars >= 12 else max(1, bars // 2)
     while len(items) > max_sections:
         inner = list(range(1, len(items) - 1)) if len(items) > 2 else list(range(len(items)))
         names = [n for n, _, _ in items]
-        repeats = [k for k in inner if names.count(names[k]) > 1]
+        # a repeat goes before its first statement does, so a shortened form keeps its order
+        # (an EDM build still comes before the drop)
+        repeats = [k for k in inner if names[k] in names[:k]]
         optional = [k for k in inner if names[k] in _OPTIONAL]
         pool = repeats or optional or inner
-        items.pop(min(pool, key=lambda k: (items[k][2], -k)))
+        rank = {name: r for r, name in enumerate(_OPTIONAL)}
+        items.pop(min(pool, key=lambda k: (rank.get(names[k], -1) if pool is optional else 0, items[k][2], -k)))
     unit = 2 if bars >= 2 * len(items) else 1
     units = bars // unit
     total = sum(b for _, b, _ in items)
@@ -69,6 +74,18 @@ def scale_template(template: list[tuple[str, int, float]], bars: int) -> list[Se
         counts[int(np.argmax(counts))] -= 1
     counts = counts * unit
     counts[-1] += bars - counts.sum()
+    # a section that comes back has the length of its first statement, so it can be restated;
+    # the difference goes to the longest section that is not repeated
+    names = [n for n, _, _ in items]
+    once = [k for k in range(len(items)) if names.count(names[k]) == 1]
+    for k in range(len(items)):
+        first = names.index(names[k])
+        if first != k and counts[k] != counts[first] and once:
+            spare = max(once, key=lambda j: (counts[j], -j))
+            delta = int(counts[k] - counts[first])
+            if counts[spare] + delta >= unit:
+                counts[spare] += delta
+                counts[k] = counts[first]
     sections, start = [], 0
     for (name, _, energy), n in zip(items, counts):
         sections.append(Section(name, start, int(n), energy))

@@ -49,19 +49,23 @@ FAMILIES: tuple[Family, ...] = (
            (-0.3, 0.7), (0.4, 0.9), True),
     Family("dorian-vamp", "modal", ("i", "IV", "i", "IV"), (-0.5, 0.6), (0.3, 1.0), False, "dorian"),
     Family("dorian-climb", "modal", ("i", "IV", "bVII", "i"), (-0.5, 0.6), (0.3, 1.0), False, "dorian"),
-    Family("mixolydian-vamp", "modal", ("I", "bVII", "I", "bVII"), (0.0, 1.0), (0.0, 1.0), False, "mixolydian"),
-    Family("mixolydian-turn", "modal", ("I", "bVII", "IV", "I"), (0.0, 1.0), (0.0, 1.0), False, "mixolydian"),
+    # Modal families keep the tonic on at least half the bars and the colour chord on one: a mode
+    # is heard against its tonic (I-bVII-I-bVII is heard as the parent major's V-I).
+    Family("mixolydian-vamp", "modal", ("I", "I", "bVII", "I"), (0.0, 1.0), (0.0, 1.0), False, "mixolydian"),
+    Family("mixolydian-turn", "modal", ("I", "vi", "bVII", "I"), (0.0, 1.0), (0.0, 1.0), False, "mixolydian"),
     # Modes the mapping chooses for the brightest and the darkest high-arousal feelings get
     # families that carry their colour: lydian's major II (the raised fourth), phrygian's bII.
-    Family("lydian-lift", "modal", ("I", "II", "vi", "II"), (0.3, 1.0), (0.5, 1.0), False, "lydian"),
-    Family("lydian-float", "modal", ("I", "II", "iii", "V"), (0.3, 1.0), (0.5, 1.0), False, "lydian"),
-    Family("phrygian-vamp", "modal", ("i", "bII", "bVII", "i"), (-1.0, -0.2), (0.5, 1.0), False, "phrygian"),
+    Family("lydian-lift", "modal", ("I", "II", "I", "I"), (0.3, 1.0), (0.5, 1.0), False, "lydian"),
+    Family("lydian-float", "modal", ("I", "iii", "II", "I"), (0.3, 1.0), (0.5, 1.0), False, "lydian"),
+    Family("phrygian-vamp", "modal", ("i", "bII", "i", "i"), (-1.0, -0.2), (0.5, 1.0), False, "phrygian"),
     Family("phrygian-drive", "modal", ("i", "bII", "i", "bvii"), (-1.0, -0.2), (0.5, 1.0), False, "phrygian"),
     # The original listed these two with the same numerals as the families above (its
     # "degrees" were semitone offsets, §6.4). We give them what their names promise: the
-    # lament bass (i – v6 – iv6 – V, the bass falling 1–b7–b6–5) and a minor cycle that
+    # lament bass (i – bVII – bVI – V, the bass falling 1–b7–b6–5: the Andalusian form, which
+    # keeps the minor tonic heard; i – v6 – iv6 – V put a C-rooted chord on every other bar of
+    # F minor and was heard as C major) and a minor cycle that
     # turns on the dominant, so the minor key is heard, not its relative major.
-    Family("grief-descent", "minor", ("i", "v/3", "iv/3", "V"), (-1.0, -0.5), (0.0, 0.4), False),
+    Family("grief-descent", "minor", ("i", "bVII", "bVI", "V"), (-1.0, -0.5), (0.0, 0.4), False),
     Family("melancholy-cycle", "minor", ("i", "iv", "bVI", "V"), (-0.7, -0.2), (0.1, 0.5), False),
 )
 
@@ -175,11 +179,21 @@ def _section_romans(section, cycle: tuple[str, ...], sevenths: bool, plan: Plan)
             key = plan.params_at_bar(section.start_bar + k0 + n - 1).key
             pre, tonic = _cadence_numerals(key)
             authentic = j % 2 == 1 or j == len(lengths) - 1
+            own_close = romans[k0 + n - 1].partition("/")[0] in ("V", "v", "bVII", "bII", "II", "IV")
             if n >= 3 and authentic or n == 2 and authentic and section.end_bar == plan.bars:
-                romans[k0 + n - 2], romans[k0 + n - 1] = pre, tonic
+                phrase = romans[k0:k0 + n]
+                held = 0
+                while held < n - 1 and phrase[n - 1 - held] == tonic:
+                    held += 1
+                if not (held >= 1 and phrase[n - 1 - held].partition("/")[0] == pre):
+                    # the family does not already close pre -> tonic (ii-V-I-I does): write the cadence
+                    romans[k0 + n - 2], romans[k0 + n - 1] = pre, tonic
                 cadences[k0 + n - 1] = "authentic"
-            elif n >= 3:
-                romans[k0 + n - 1] = pre
+            elif n >= 3 and key.mode in ("ionian", "aeolian"):
+                # a half cadence, unless the family already pauses on a dominant-like chord (too many
+                # dominants and a minor key is heard as its dominant's major); modal vamps have none
+                if not own_close:
+                    romans[k0 + n - 1] = pre
                 cadences[k0 + n - 1] = "half"
             k0 += n
     return [("7:" if sevenths else "") + r for r in romans], cadences

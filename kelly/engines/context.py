@@ -73,6 +73,10 @@ class Plan:
     hints: object | None = None  # kelly.ml.processor.MusicHints when the networks run
     ppq: int = PPQ
     profile: str = "neutral"
+    #: Journeys: the emotion, parameters and energy of every bar (they move gradually); empty otherwise.
+    bar_emotions: tuple[EmotionState, ...] = ()
+    bar_params: tuple[MusicalParameters, ...] = ()
+    bar_energy: tuple[float, ...] = ()
 
     @property
     def key(self) -> Key:
@@ -93,10 +97,20 @@ class Plan:
         return self.sections[-1]
 
     def params_at_bar(self, bar: int) -> MusicalParameters:
+        if self.bar_params:
+            return self.bar_params[max(0, min(bar, len(self.bar_params) - 1))]
         return self.section_at_bar(bar).params or self.params
 
     def emotion_at_bar(self, bar: int) -> EmotionState:
+        if self.bar_emotions:
+            return self.bar_emotions[max(0, min(bar, len(self.bar_emotions) - 1))]
         return self.section_at_bar(bar).emotion or self.emotion
+
+    def energy_at_bar(self, bar: int) -> float:
+        """The energy of ``bar``: its section's, or in a journey the bar's own (it moves gradually)."""
+        if self.bar_energy:
+            return self.bar_energy[max(0, min(bar, len(self.bar_energy) - 1))]
+        return self.section_at_bar(bar).energy
 
     def chord_at(self, tick: int) -> ChordEvent:
         """The chord sounding at ``tick`` (binary search: chords are in time order and contiguous)."""
@@ -128,6 +142,9 @@ class Plan:
         if layer not in self.layers:
             return False
         section = self.section_at_bar(bar)
+        if self.bar_energy:
+            # a journey's parts enter and leave on phrase boundaries, as its energy passes their threshold
+            return self.energy_at_bar(bar - bar % 4) + 1e-9 >= LAYER_ENERGY.get(layer, 0.0)
         return section_allows(layer, section, len(self.sections))
 
 

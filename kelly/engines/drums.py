@@ -24,8 +24,7 @@ def generate(plan: Plan, rng: np.random.Generator) -> tuple[Track, dict]:
     for bar in range(plan.bars):
         if not plan.layer_on("drums", bar):
             continue
-        section = plan.section_at_bar(bar)
-        energy = section.energy if len(plan.sections) > 1 else 0.7
+        energy = plan.energy_at_bar(bar) if len(plan.sections) > 1 else 0.7
         base = bar * plan.bar_ticks
         vel = plan.params_at_bar(bar).velocity
         for s in range(16):

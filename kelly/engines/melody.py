@@ -204,8 +204,10 @@ def _realize(motif: Motif, bar: int, target: float, prev: int | None, plan: Plan
     weights = []
     hint_w = _hint_weights(plan, chord_pitches)
     tonic_pc = params.key.tonic_pc
+    home = {tonic_pc: 1.8, (tonic_pc + params.key.intervals[2]) % 12: 1.3, (tonic_pc + 7) % 12: 1.15}
     for p, hw in zip(chord_pitches, hint_w):
-        w = math.exp(-abs(p - target) / 2.5) * hw * (1.3 if p % 12 == tonic_pc else 1.0)
+        # tonal gravity: the tonic triad pulls, so the key (and a mode against its tonic) is heard
+        w = math.exp(-abs(p - target) / 2.5) * hw * home.get(p % 12, 1.0)
         if prev is not None:
             w *= math.exp(-max(0, abs(p - prev) - 5) / 2.0)
         weights.append(w)
@@ -236,6 +238,38 @@ def _realize(motif: Motif, bar: int, target: float, prev: int | None, plan: Plan
         dur = int((nxt - step * SIXTEENTH) * (0.95 if last and cadence else legato))
         notes.append(note(start, pitch, max(SIXTEENTH // 2, dur), params.velocity))
     return notes
+
+
+def _transposed(src: list[Note], dt: int, semis: int, plan: Plan, lo: int, hi: int) -> list[Note]:
+    """``src`` moved by ``dt`` ticks and ``semis`` semitones (a restatement or a sequence), each note
+    refitted only where the new moment needs it (an avoid note, a tone off the scale, a
+    non-chord tone on a strong beat), so the bar is heard as the same figure."""
+    if not src:
+        return []
+    mean = sum(n.pitch for n in src) / len(src) + semis
+    while mean + 0 > hi + 2 and semis - 12 >= -24:
+        semis -= 12
+        mean -= 12
+    while mean < lo - 2 and semis + 12 <= 24:
+        semis += 12
+        mean += 12
+    out = []
+    for k, n in enumerate(src):
+        start = n.start + dt
+        p = n.pitch + semis
+        direction = 1 if k == 0 or p >= out[-1].pitch else -1
+        strong = (start % plan.bar_ticks) in (0, plan.bar_ticks // 2)
+        p = _fit_note(p, direction, start, start + n.duration, plan, strong, lo, hi)
+        out.append(n.moved(start=start, pitch=p))
+    return out
+
+
+def _root_shift(plan: Plan, bar: int, src_bar: int) -> int:
+    """Semitones between the chords that open ``bar`` and ``src_bar`` (−5..+6): how far to move a figure."""
+    a = plan.chord_at(bar * plan.bar_ticks).chord.root_pc
+    b = plan.chord_at(src_bar * plan.bar_ticks).chord.root_pc
+    d = (a - b) % 12
+    return d - 12 if d > 6 else d
 
 
 def _ornament(notes: list[Note], plan: Plan, rng: np.random.Generator, p: float) -> list[Note]:
@@ -323,16 +357,18 @@ def generate(plan: Plan, rng: np.random.Generator) -> tuple[Track, dict]:
             closing = plan.chord_at((bar + 1) * plan.bar_ticks - 1)
             cadence = closing.cadence
             final = bar == plan.bars - 1
-            if role == "restate" and (k - 4) in period_bars and not cadence:
+            lo, hi = melody_range(plan, bar)
+            if role == "restate" and (k - 4) in period_bars and period_bars[k - 4][0] and not cadence:
+                # bars one and two come back: the same figure, moved with the harmony if it moved
                 src_notes, src_anchor = period_bars[k - 4]
-                same_chords = [e.chord for e in plan.chords_in(bar * plan.bar_ticks, (bar + 1) * plan.bar_ticks)] \
-                    == [e.chord for e in plan.chords_in((bar - 4) * plan.bar_ticks, (bar - 3) * plan.bar_ticks)]
-                if same_chords:
-                    bar_notes = [n.moved(start=n.start + 4 * plan.bar_ticks) for n in src_notes]
-                else:
-                    cell = motif if (k - 4) % 8 == 0 else develop(motif, "sequence", rng, grid=grid)
-                    bar_notes = _realize(cell, bar, src_anchor, prev, plan, rng, legato)
+                bar_notes = _transposed(src_notes, 4 * plan.bar_ticks, _root_shift(plan, bar, bar - 4), plan, lo, hi)
                 period_bars[k] = (bar_notes, src_anchor)
+            elif role == "sequence" and (k - 1) in period_bars and period_bars[k - 1][0] and not cadence:
+                # a sequence: the motif's bar again, a step higher or lower (or with the chord's root)
+                src_notes, src_anchor = period_bars[k - 1]
+                semis = _root_shift(plan, bar, bar - 1) or (2 if seq_shift > 0 else -2) * (1 + (abs(seq_shift) > 1))
+                bar_notes = _transposed(src_notes, plan.bar_ticks, semis, plan, lo, hi)
+                period_bars[k] = (bar_notes, src_anchor + semis)
             else:
                 if role == "motif" or anchor is None:
                     cell, goal = motif, target

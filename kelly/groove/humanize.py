@@ -161,6 +161,7 @@ def _humanize_drums(notes: list, settings: HumanizeSettings, rng: np.random.Gene
     by_pitch: dict[int, list[int]] = {}
     for nt in notes:
         by_pitch.setdefault(nt.pitch, []).append(nt.start)
+    all_starts = sorted(nt.start for nt in notes)
     ghosts_on = settings.ghost_notes and v > 0.6 and settings.ghost_probability > 0
     step = ppq // 4
     out = []
@@ -172,6 +173,8 @@ def _humanize_drums(notes: list, settings: HumanizeSettings, rng: np.random.Gene
         where = int(nt.start - step + ghost_jitter[i])
         if where < 0 or _occupied(by_pitch[nt.pitch], where, ppq // 8):
             continue  # never before the song, never on top of a real hit
+        if not _occupied(all_starts, where - ppq // 4, ppq // 4):
+            continue  # a ghost leads on from the groove; it never breaks a silence (a breath, an intro)
         velocity = int(min(GHOST_VELOCITY_MAX, max(1, round(new_vel[i] * settings.ghost_velocity_mult))))
         out.append(nt.moved(start=where, velocity=velocity, duration=max(1, min(nt.duration, ppq // 8))))
     return out

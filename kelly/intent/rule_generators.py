@@ -83,8 +83,9 @@ def modal_interchange(romans, plan, rng, s):
     out = list(romans)
     # in minor the parallel major lends its dominant (the raised leading tone) and, rarely, IV
     major_swaps = {"IV": "iv", "vi": "bVI", "V": "bVII", "iii": "bIII", "ii": "iv"}
-    minor_swaps = {"v": "V", "bVII": "V", "iv": "IV" if s > 0.8 else "iv"}
-    p = 0.25 + 0.5 * s
+    # not bVII -> V in minor: a dominant on every other bar makes a minor key heard as its dominant's major
+    minor_swaps = {"v": "V", "iv": "IV" if s > 0.8 else "iv"}
+    p = 0.15 + 0.35 * s
     coloured = 0
     for k, roman in enumerate(out):
         minor = plan.params_at_bar(k).key.is_minor  # journeys change mode section by section
