@@ -146,6 +146,7 @@ def _row(piece: Piece, song, explanation: dict, render: bool) -> dict:
         "key_declared": rep["key"]["declared"], "key_heard": rep["key"]["heard"], "key_ok": rep["key"]["ok"],
         "key_sections": rep["key"]["sections"],
         "velocity_mean": vel["mean"], "velocity_melody": mel_vel, "velocity_max": vel["max"],
+        "velocity_foreground": vel.get("foreground_mean"),
         "at_127": vel["at_127"],
         "melody_pitch_mean": reg.get("mean"), "melody_pitch_median": reg.get("median"),
         "leaps_over_fifth": leaps.get("over_fifth"), "leaps_over_octave": leaps.get("over_octave"),
@@ -211,8 +212,8 @@ def _share(rows: dict, test, key: str):
 def _by_emotion_velocity(rows: dict, names) -> dict[str, float]:
     out = {}
     for n in names:
-        vals = [r["velocity_mean"] for r in rows.values()
-                if not r["journey"] and r["emotion"] == n and r["velocity_mean"] is not None]
+        vals = [r.get("velocity_foreground") for r in rows.values()
+                if not r["journey"] and r["emotion"] == n and r.get("velocity_foreground") is not None]
         if vals:
             out[n] = statistics.fmean(vals)
     return out
@@ -237,7 +238,8 @@ def summarize(rows: dict) -> dict:
     level_share, level_n = _share(rows, lambda v: v >= -3.0, "melody_minus_loudest_db")
     soft, loud = _by_emotion_velocity(rows, SOFT), _by_emotion_velocity(rows, LOUD)
     steps48 = [r["tempo_step"] for r in rows.values() if r["journey"] and r["bars"] == 48]
-    med = {k: _med(rows, k) for k in ("clash", "on_top", "velocity_mean", "velocity_melody", "at_127",
+    med = {k: _med(rows, k) for k in ("clash", "on_top", "velocity_mean", "velocity_melody", "velocity_foreground",
+                                      "at_127",
                                       "melody_pitch_mean", "leaps_over_fifth", "leaps_over_octave", "largest_leap",
                                       "melody_minus_loudest_db")}
     med["restated"] = _med(rows, "restated", long)
@@ -274,7 +276,7 @@ def _checks(s: dict) -> list[tuple[str, str, object]]:
         ("rendered melody ≥ loudest accompaniment − 3 dB in ≥ 90 % of pieces",
          f"{pct(s['level_ok_share'])} of {s['level_n']}" if s["level_n"] else "n/a (no render)",
          None if s["level_ok_share"] is None else s["level_ok_share"] >= 0.90),
-        ("calm and tender softer than angry and anxious (mean pitched velocity)",
+        ("calm and tender softer than angry and anxious (mean foreground velocity: melody, harmony, bass)",
          ", ".join(f"{k} {v:.0f}" for k, v in {**soft, **loud}.items()) or "n/a", softer),
         ("Spearman(valence, melody mean pitch) ≥ 0.5",
          "n/a" if s["spearman_valence_pitch"] is None else f"{s['spearman_valence_pitch']:.2f}",
@@ -343,6 +345,7 @@ def _median_table(now: dict, before: dict | None) -> list[str]:
             ("restated bars (≥ 16 bars)", "restated", "pct", "≥ 25 %"),
             ("pitched velocity, mean", "velocity_mean", "f1", ""),
             ("melody velocity, mean", "velocity_melody", "f1", ""),
+            ("foreground velocity, mean", "velocity_foreground", "f1", ""),
             ("notes at velocity 127", "at_127", "pct1", ""), ("melody mean pitch", "melody_pitch_mean", "f1", ""),
             ("melody leaps > 5th", "leaps_over_fifth", "pct1", ""),
             ("melody leaps > octave", "leaps_over_octave", "pct1", ""),

@@ -33,7 +33,7 @@ def base_velocity(dominance: float) -> int:
 
 
 def loudness(arousal: float, intensity: float, dominance: float) -> float:
-    """How loud the feeling is, in [0, 1]: 0.7·arousal + 0.2·intensity + 0.15·(dominance − 0.5).
+    """How loud the feeling is, in [0, 1]: 0.8·arousal + 0.15·intensity + 0.15·(dominance − 0.5).
 
     Deliberate change (issue 8): the original's velocity followed dominance alone, so
     tender and calm feelings (high dominance in the thesaurus) came out louder than
@@ -41,7 +41,7 @@ def loudness(arousal: float, intensity: float, dominance: float) -> float:
     most ±0.075. :func:`velocity_for` feeds it to the seed's formula.
     """
     a, i, d = (min(1.0, max(0.0, x)) for x in (arousal, intensity, dominance))
-    return min(1.0, max(0.0, 0.7 * a + 0.2 * i + 0.15 * (d - 0.5)))
+    return min(1.0, max(0.0, 0.8 * a + 0.15 * i + 0.15 * (d - 0.5)))
 
 
 def velocity_for(arousal: float, intensity: float, dominance: float) -> int:
@@ -262,8 +262,8 @@ def map_emotion(state: EmotionState, *, key: str | None = None, humanize: float 
     mode = composition_mode(v, a)
     reasons = {
         "tempo_bpm": f"60 + 120 x arousal {a:.2f} (EmotionMusicMapper, truncated)",
-        "base_velocity": f"60 + 67 x loudness {loudness(a, state.intensity, d):.2f}, loudness = 0.7 x arousal "
-                         f"{a:.2f} + 0.2 x intensity {state.intensity:.2f} + 0.15 x (dominance {d:.2f} - 0.5) "
+        "base_velocity": f"60 + 67 x loudness {loudness(a, state.intensity, d):.2f}, loudness = 0.8 x arousal "
+                         f"{a:.2f} + 0.15 x intensity {state.intensity:.2f} + 0.15 x (dominance {d:.2f} - 0.5) "
                          "(EmotionMusicMapper's formula, centred on loudness rather than dominance alone)",
         "mode": f"valence {v:+.2f} {'> 0: major' if v > 0 else '<= 0: minor'} (calculateMode)",
         "detailed_mode": f"valence {v:+.2f}, arousal {a:.2f} -> {detailed_mode(v, a)} (calculateDetailedMode)"

@@ -494,26 +494,38 @@ def mode_family_heard(song: Song, declared: str) -> bool | None:
 
 
 # ------------------------------------------------------------- dynamics, register
+#: The parts a listener judges loudness by: the melody, the harmony (keys) and the bass. Pads and
+#: string beds are deliberately quiet for balance and their note counts vary with the arrangement
+#: (a pulsing pad has four times the notes of a held one), so an all-notes mean is skewed by style.
+FOREGROUND = (Role.MELODY, Role.HARMONY, Role.BASS)
+
+
 def velocity_stats(song: Song) -> dict:
     """Velocities of the pitched notes (non-drum tracks), per role and overall.
+
+    ``foreground_mean`` is the mean over the :data:`FOREGROUND` parts only.
 
     Returns
     -------
     dict
-        ``{"by_role": {role: {"mean", "median", "n"}}, "mean", "median", "max",
-        "at_127"}`` where ``at_127`` is the fraction of pitched notes at velocity 127 and
+        ``{"foreground_mean", "by_role": {role: {"mean", "median", "n"}}, "mean", "median",
+        "max", "at_127"}`` where ``at_127`` is the fraction of pitched notes at velocity 127 and
         the roles are :class:`Role` values (``"melody"``, ``"pad"`` …; ``"other"`` for a
         track with no role). Empty song: mean/median/max None, at_127 0.
     """
     by_role: dict[str, list[int]] = {}
     every: list[int] = []
+    front: list[int] = []
     for t in song.tracks:
         if t.is_drum:
             continue
         vel = [n.velocity for n in t.notes]
         by_role.setdefault(t.role.value if t.role else "other", []).extend(vel)
         every.extend(vel)
+        if t.role in FOREGROUND:
+            front.extend(vel)
     return {
+        "foreground_mean": statistics.fmean(front) if front else None,
         "by_role": {r: {"mean": statistics.fmean(v), "median": statistics.median(v), "n": len(v)}
                     for r, v in by_role.items() if v},
         "mean": statistics.fmean(every) if every else None,

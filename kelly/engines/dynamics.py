@@ -19,8 +19,12 @@ from kelly.engines.context import Plan
 from kelly.song import Track
 
 #: Offset of each part from the base velocity: the melody leads, pads sit underneath.
-PART_OFFSET = {"Melody": 6, "Counter-melody": -10, "Chords": -8, "Bass": 0, "Pad": -18, "Strings": -10,
-               "Drums": 0, "Percussion": -6, "Transitions": -20}
+#: Sustained General MIDI pads and string sections sound 10–15 dB louder than a lead at the same
+#: velocity (measured with FluidR3_GM: benchmarks/bench_music.py), so they sit far lower.
+PART_OFFSET = {"Melody": 6, "Counter-melody": -14, "Chords": -14, "Bass": 0, "Pad": -40, "Strings": -30,
+               "Drums": 0, "Percussion": -6, "Transitions": -34}
+#: Parts allowed under the dynamics range's floor (a bed may be quieter than the quietest lead note).
+BED_FLOOR = {"Pad": 18, "Strings": 22, "Transitions": 18, "Counter-melody": 30, "Chords": 30}
 SHAPES = {"grief": "swell", "sadness": "decrescendo", "nostalgia": "swell", "peace": "constant", "love": "swell",
           "hope": "crescendo", "joy": "crescendo", "anger": "sforzando", "fear": "hairpin", "anxiety": "hairpin",
           "tension": "crescendo", "neutral": "swell"}
@@ -89,7 +93,8 @@ def apply(plan: Plan, tracks: list[Track]) -> dict:
                 v = _soft_limit(max(1, target), ceiling)
             else:
                 target = params.velocity + offset + energy + phrase_shape(shape, x) + accent
-                v = _soft_limit(min(params.velocity_max, max(params.velocity_min, target)), ceiling)
+                floor = BED_FLOOR.get(track.name, params.velocity_min)
+                v = _soft_limit(min(params.velocity_max, max(floor, target)), ceiling)
             v = int(round(v))
             lo_all, hi_all = min(lo_all, v), max(hi_all, v)
             out.append(n.moved(velocity=max(1, min(127, v))))

@@ -1,5 +1,8 @@
 """MelodyEngine: the lead line.
 
+Lead instruments are ones that sing over a sustained bed: grief's cello, sadness's
+clarinet, hope's violin (a piano lead decays under a pad and was measured 9–11 dB below it).
+
 Per profile (§6.5): contour shapes, notes per bar, rest probability, legato, GM
 instrument and leap size. The line is built in four-bar phrases from a two-bar motif
 (so it is memorable, not a random walk): the motif's rhythm repeats, its pitches follow
@@ -21,12 +24,12 @@ from kelly.song import Note, Role, Track
 
 #: contours, notes per bar (lo, hi), rest probability, legato, GM program, leap size (semitones)
 PROFILES = {
-    "grief": (("descending", "spiral_down", "collapse"), (2, 4), 0.3, 0.9, 0, 3),
-    "sadness": (("descending", "arch", "wave"), (3, 5), 0.25, 0.85, 0, 4),
+    "grief": (("descending", "spiral_down", "collapse"), (2, 4), 0.3, 0.9, 42, 3),
+    "sadness": (("descending", "arch", "wave"), (3, 5), 0.25, 0.85, 71, 4),
     "nostalgia": (("wave", "arch"), (3, 6), 0.2, 0.85, 65, 4),
     "peace": (("static", "wave", "arch"), (2, 4), 0.25, 0.95, 73, 3),
     "love": (("arch", "wave"), (3, 6), 0.15, 0.9, 73, 5),
-    "hope": (("ascending", "arch", "spiral_up"), (4, 7), 0.1, 0.8, 0, 5),
+    "hope": (("ascending", "arch", "spiral_up"), (4, 7), 0.1, 0.8, 40, 5),
     "joy": (("ascending", "arch", "wave"), (5, 8), 0.08, 0.7, 80, 7),
     "anger": (("jagged", "ascending", "collapse"), (6, 10), 0.05, 0.45, 30, 9),
     "fear": (("jagged", "spiral_up", "static"), (5, 9), 0.12, 0.5, 81, 8),
