@@ -120,7 +120,7 @@ def compose_to(folder: Path) -> None:
     for piece in GRID:
         comp = compose_piece(piece)
         (folder / f"{_slug(piece.name)}.mid").write_bytes(comp.song.to_bytes())
-        (folder / f"{_slug(piece.name)}.json").write_text(json.dumps(comp.explanation))
+        (folder / f"{_slug(piece.name)}.json").write_text(json.dumps(comp.explanation.to_json()))
 
 
 # ------------------------------------------------------------------ measuring

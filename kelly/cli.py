@@ -35,6 +35,7 @@ COMMAND_MODULES = (
     "kelly.commands.ml",
     "kelly.commands.intent",
     "kelly.commands.rules",
+    "kelly.commands.schema",
 )
 
 

@@ -54,16 +54,22 @@ class ComposeOptions:
     auto_breaks: bool = True
 
 
+from kelly.contracts import Explanation  # noqa: E402 - the explanation's type (kelly.contracts, built by kelly.explain)
+
+
 @dataclass
 class Composition:
-    """What a composer returns: the performed song, the explanation, and the score.
+    """What a composer returns: the performed song, the typed explanation, and the score.
+
+    ``explanation`` is a :class:`kelly.contracts.Explanation`; ``explanation.to_json()``
+    is the JSON Kelly writes beside the MIDI.
 
     ``score`` is the same music before the groove pass (quantized, no swing or
     humanization): the version to notate (MusicXML) and to analyse harmonically.
     """
 
     song: Song
-    explanation: dict
+    explanation: Explanation
     score: Song | None = None
 
 
@@ -388,49 +394,9 @@ def compose(emotions: EmotionState | list[EmotionState], opts: ComposeOptions = 
     return Composition(song, explanation, score)
 
 
-def _explain(plan: Plan, template, song, romans, events, tension_curve, breaks, why, opts, path, models) -> dict:
-    counts = {t.name: len(t.notes) for t in song.tracks}
-    production = [{"rule": rid, "note": production_note(rid)} for rid in breaks
-                  if RULES_BY_ID[rid].midi == "production"]
-    sections = []
-    for s in plan.sections:
-        p = s.params or plan.params
-        sections.append({
-            "name": s.name, "start_bar": s.start_bar + 1, "bars": s.bars, "energy": s.energy,
-            "emotion": (s.emotion or plan.emotion).label, "tempo_bpm": p.tempo, "key": p.key.name,
-            "mode": p.mode, "base_velocity": p.velocity, "density": round(p.density, 3),
-            "register_octave": p.register_octave,
-            "progression": [e.roman for e in events
-                            if s.start_bar * plan.bar_ticks <= e.start < s.end_bar * plan.bar_ticks],
-        })
-    return {
-        "kelly_version": __version__,
-        "seed": opts.seed,
-        "bars": opts.bars,
-        "complexity": opts.complexity,
-        "emotion": plan.emotion.to_dict(),
-        "journey": [e.label for e in path] if len(path) > 1 else None,
-        "parameters": plan.params.to_dict(),
-        "profile": plan.profile,
-        "arrangement": {"template": template, "sections": sections, "layers": sorted(plan.layers)},
-        "progression": {
-            "roman": [e.roman for e in events],
-            "chords": [e.chord.name for e in events],
-            "key": plan.key.name,
-            "tension_curve": [round(t, 3) for t in tension_curve],
-            **why.pop("progression"),
-        },
-        "rule_breaks": [
-            {"rule": rid, "category": RULES_BY_ID[rid].category, "severity": b["severity"], "why": b["why"],
-             "source": b["source"], "effect": RULES_BY_ID[rid].effect,
-             "expressed_as": "production note" if RULES_BY_ID[rid].midi == "production" else "MIDI"}
-            for rid, b in breaks.items()
-        ],
-        "production_notes": production,
-        "engines": why,
-        "tracks": [{"name": t.name, "program": t.program, "channel": t.channel + 1, "notes": counts[t.name]}
-                   for t in song.tracks],
-        "note_counts": counts,
-        "tempo_map": [[t, b] for t, b in song.tempos],
-        "models": models or {"live": {}, "note": "networks off (--no-ml)"},
-    }
+def _explain(plan: Plan, template, song, romans, events, tension_curve, breaks, why, opts, path,
+             models) -> Explanation:
+    """The typed explanation, every musical claim measured from or checked against ``song`` (:mod:`kelly.explain`)."""
+    from kelly.explain import build_explanation
+
+    return build_explanation(plan, template, song, romans, events, tension_curve, breaks, why, opts, path, models)

@@ -406,15 +406,23 @@ def mode_family(mode: str) -> str:
     return MODE_FAMILY[mode.strip().lower().replace("_", " ")]
 
 
-def declared_key(song: Song, explanation: dict | None = None) -> str | None:
-    """The key the piece says it is in.
+def _as_dict(explanation) -> dict:
+    """An explanation as a dict: a :class:`kelly.contracts.Explanation` is dumped to its JSON form."""
+    if explanation is None:
+        return {}
+    dump = getattr(explanation, "model_dump", None)
+    return dump(mode="json") if callable(dump) else explanation
+
+
+def declared_key(song: Song, explanation=None) -> str | None:
+    """The key the piece says it is in (``explanation``: a dict or a :class:`kelly.contracts.Explanation`).
 
     From the explanation when given: ``parameters.key`` (``"D dorian"``, ``"F minor"``);
     when that has no mode word, ``parameters.detailed_mode`` supplies it. Otherwise the
     MIDI key signature (``song.key_signature``, e.g. ``"Am"``), which can only say major or
     minor: a modal piece's signature names its parent scale's tonic, not its own.
     """
-    params = (explanation or {}).get("parameters") or {}
+    params = _as_dict(explanation).get("parameters") or {}
     key = params.get("key")
     if key:
         parts = str(key).split()
@@ -752,9 +760,9 @@ def rendered_levels(song: Song, *, soundfont: str | None = None, sample_rate: in
 
 
 # -------------------------------------------------------------------------- report
-def _sections(explanation: dict | None) -> list[tuple[int, int, str]]:
+def _sections(explanation) -> list[tuple[int, int, str]]:
     """(start bar 0-based, bars, key) of each arranged section, when the explanation lists them."""
-    secs = ((explanation or {}).get("arrangement") or {}).get("sections") or []
+    secs = (_as_dict(explanation).get("arrangement") or {}).get("sections") or []
     out = []
     for s in secs:
         try:
@@ -764,7 +772,7 @@ def _sections(explanation: dict | None) -> list[tuple[int, int, str]]:
     return out
 
 
-def key_report(song: Song, explanation: dict | None = None) -> dict:
+def key_report(song: Song, explanation=None) -> dict:
     """Declared and heard keys, whole piece and, when sections are in different keys, per section.
 
     A piece whose explanation lists sections in more than one key (a journey from F minor to
@@ -798,14 +806,14 @@ def key_report(song: Song, explanation: dict | None = None) -> dict:
     return out
 
 
-def report(song: Song, explanation: dict | None = None, *, render: bool = False,
+def report(song: Song, explanation=None, *, render: bool = False,
            soundfont: str | None = None) -> dict:
     """Every measure of this module for one piece, as a JSON-ready dict.
 
     Parameters
     ----------
     song : Song
-    explanation : dict, optional
+    explanation : dict or kelly.contracts.Explanation, optional
         The composer's explanation; gives the declared key and mode (and the sections of a
         journey). Without it the MIDI key signature is the declared key.
     render : bool

@@ -224,7 +224,7 @@ def test_report_on_a_composed_piece_read_back():
     rep = q.report(song, comp.explanation)
     assert 0.0 <= rep["clash_rate"] <= 1.0 and 0.0 <= rep["melody_on_top_rate"] <= 1.0
     assert rep["restated_bar_fraction"] is None  # under 16 bars
-    assert rep["key"]["declared"] == comp.explanation["parameters"]["key"]
+    assert rep["key"]["declared"] == comp.explanation.parameters.key
     assert rep["key"]["ok"] in (True, False)
     assert rep["levels"] is None and rep["bars"] >= 8
 

@@ -240,6 +240,7 @@ def write_composition(result, requested: str | None, stem: str, *, flag: str = "
     """
     import hashlib
 
+    from kelly.contracts import Files
     from kelly.fileio import DestinationExists, json_bytes, write_files_atomic
 
     midi = result.song.to_bytes()
@@ -250,9 +251,10 @@ def write_composition(result, requested: str | None, stem: str, *, flag: str = "
         if not explicit and _taken(out, inputs, extra_suffixes):
             continue
         js = explanation_path(out)
-        result.explanation["files"] = {"midi": str(out), "explanation": str(js), "midi_sha256": digest}
+        result.explanation.files = Files(midi=str(out), explanation=str(js), midi_sha256=digest)
         try:
-            write_files_atomic({js: json_bytes(result.explanation), out: midi}, overwrite=force, inputs=inputs)
+            write_files_atomic({js: json_bytes(result.explanation.to_json()), out: midi}, overwrite=force,
+                               inputs=inputs)
         except DestinationExists as exc:
             if explicit:
                 raise _pair_error(exc, out) from None
@@ -355,14 +357,11 @@ def _write_extras(args, result, midi: Path, wanted: dict, inputs) -> list[str]:
 
 
 def _chords(result) -> list[tuple[int, str]] | None:
-    """Chord symbols per bar for the plot, from the explanation's ``progression.chords`` (if it has them)."""
-    progression = result.explanation.get("progression") if isinstance(result.explanation, dict) else None
-    names = progression.get("chords") if isinstance(progression, dict) else None
-    if not isinstance(names, list) or not names:
-        return None
-    from kelly.render.plot import chords_per_bar
-
-    return chords_per_bar([str(n) for n in names], result.song.bar_ticks)
+    """``[(tick, symbol)]`` of every chord for the plot, from the explanation's ``progression.chords``."""
+    chords = result.explanation.progression.chords
+    song = result.song
+    beat = max(1, song.ppq * 4 // song.time_signature[1])
+    return [(c.start_tick(song.bar_ticks, beat), c.symbol) for c in chords] or None
 
 
 def run(args) -> int:
@@ -379,13 +378,13 @@ def run(args) -> int:
     hints, models = _network_hints(args, path[0])
     result = compose(path if len(path) > 1 else path[0], opts, hints=hints, models=models)
     explanation = result.explanation
-    explanation["text"] = text or None
+    explanation.text = text or None
     beside = tuple(suffix for _f, attr, suffix, _s in _EXTRAS if attr in wanted and wanted[attr] is None)
     midi = write_composition(result, args.out, stem, flag="--out", force=args.force, inputs=inputs,
                              extra_suffixes=beside)
     lines = _write_extras(args, result, midi, wanted, extra_inputs) if wanted else []
     if args.json:
-        json.dump(explanation, sys.stdout, indent=2)
+        json.dump(explanation.to_json(), sys.stdout, indent=2)
         sys.stdout.write("\n")
         for line in lines:  # standard output holds the JSON alone
             print(line, file=sys.stderr)
@@ -396,22 +395,29 @@ def run(args) -> int:
     return 0
 
 
-def summary(ex: dict) -> str:
-    """A few human lines about a composition."""
-    emo, par = ex["emotion"], ex["parameters"]
+def summary(ex) -> str:
+    """A few human lines about a composition (``ex`` is a :class:`kelly.contracts.Explanation`)."""
+    emo, par = ex.emotion, ex.parameters
     lines = [
-        f"Feeling: {emo['emotion']} ({emo['family']}), valence {emo['valence']:+.2f}, arousal {emo['arousal']:.2f}, "
-        f"dominance {emo['dominance']:.2f}, confidence {emo['confidence']:.2f}",
+        f"Feeling: {emo.emotion} ({emo.family}), valence {emo.valence:+.2f}, arousal {emo.arousal:.2f}, "
+        f"dominance {emo.dominance:.2f}, confidence {emo.confidence:.2f}",
     ]
-    if ex.get("journey"):
-        lines.append("Journey: " + " -> ".join(ex["journey"]))
-    lines.append(f"Music:   {par['key']} ({par['detailed_mode']}), {par['tempo_bpm']} BPM, {ex['bars']} bars, "
-                 f"base velocity {par['base_velocity']}, {par['timing_feel'].replace('_', '-')} feel")
-    lines.append("Chords:  " + " ".join(ex["progression"]["roman"][:8]) + (" ..." if ex["bars"] > 8 else ""))
-    tracks = ", ".join(f"{t['name']} {t['notes']}" for t in ex["tracks"])
-    lines.append(f"Tracks:  {tracks}")
-    if ex["rule_breaks"]:
-        lines.append("Rules broken: " + ", ".join(f"{r['rule']} ({r['severity']:.2f})" for r in ex["rule_breaks"]))
-    lines.append(f"Models:  {ex['models']['note']}")
-    lines.append(f"Wrote:   {ex['files']['midi']} and {ex['files']['explanation']}")
+    if ex.journey:
+        lines.append("Journey: " + " -> ".join(ex.journey))
+    tempos = [p.bpm for p in ex.tempo_map]
+    tempo = (f"{tempos[0]:g} BPM" if max(tempos) - min(tempos) < 0.5
+             else f"{tempos[0]:g} BPM (moving {min(tempos):g}-{max(tempos):g})") if tempos else f"{par.tempo_bpm} BPM"
+    lines.append(f"Music:   {par.key}, {tempo}, {ex.bars} bars, base velocity {par.base_velocity}, "
+                 f"{par.timing_feel.replace('_', '-')} feel")
+    chords = ex.progression.chords
+    lines.append("Chords:  " + " ".join(c.numeral for c in chords[:8]) + (" ..." if len(chords) > 8 else ""))
+    if ex.ending is not None:
+        lines.append(f"Ending:  {ex.ending.statement}")
+    parts = ", ".join(f"{p.name} {p.notes}" for p in ex.parts)
+    lines.append(f"Parts:   {parts}")
+    if ex.rule_breaks:
+        lines.append("Rules broken: " + ", ".join(f"{r.rule} ({r.severity:.2f})" for r in ex.rule_breaks))
+    lines.append(f"Models:  {ex.models.note}")
+    if ex.files is not None:
+        lines.append(f"Wrote:   {ex.files.midi} and {ex.files.explanation}")
     return "\n".join(lines)

@@ -112,21 +112,21 @@ def run_process(args) -> int:
     check_output(args.output, stem, force=args.force, inputs=inputs, flag="--output")
     result = process_intent(intent, bars=args.bars, seed=args.seed, force=args.force)
     ex = result.explanation
-    ex["intent"]["file"] = str(args.file)
+    ex.intent.file = str(args.file)
     out = write_composition(result, args.output, stem, flag="--output", force=args.force, inputs=inputs)
     if args.json:
-        json.dump(ex, sys.stdout, indent=2)
+        json.dump(ex.to_json(), sys.stdout, indent=2)
         sys.stdout.write("\n")
         return 0
-    applied = ex["intent"]["applied"]
+    applied = ex.intent.applied
     print(f"Intent:  {intent.title} ({args.file})")
     for name, value in applied.items():
         text = value if isinstance(value, str) else ", ".join(f"{k} {v}" for k, v in value.items() if v is not None)
         print(f"  {name}: {text}")
-    for item in ex["intent"]["skipped"]:
+    for item in ex.intent.skipped:
         print(f"  skipped: {item}")
-    if ex["rule_breaks"]:
-        print("Rules broken: " + ", ".join(f"{r['rule']} ({r['why']})" for r in ex["rule_breaks"]))
+    if ex.rule_breaks:
+        print("Rules broken: " + ", ".join(f"{r.rule} ({r.why})" for r in ex.rule_breaks))
     print(f"Wrote:   {out} and {out.with_suffix('.json')}")
     return 0
 

@@ -112,12 +112,11 @@ def write_score(song, path: str | os.PathLike, *, title=None, force: bool = Fals
 
 
 def explanation_chords(midi: str | os.PathLike, song) -> list[tuple[int, str]] | None:
-    """Chord symbols per bar from Kelly's explanation beside ``midi``, if it describes this very file."""
+    """``[(tick, symbol)]`` of the chords in Kelly's explanation beside ``midi``, if it describes this very file."""
     import hashlib
 
     from kelly.errors import KellyError
     from kelly.fileio import read_json, read_regular_file
-    from kelly.render.plot import chords_per_bar
     from kelly.song import MAX_FILE_BYTES
 
     js = Path(midi).with_suffix(".json")
@@ -130,10 +129,16 @@ def explanation_chords(midi: str | os.PathLike, song) -> list[tuple[int, str]] |
         return None
     if not isinstance(doc, dict) or (doc.get("files") or {}).get("midi_sha256") != digest:
         return None
-    names = (doc.get("progression") or {}).get("chords")
-    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
-        return None
-    return chords_per_bar(names, song.bar_ticks)
+    from pydantic import ValidationError
+
+    from kelly.contracts import Explanation
+
+    try:
+        ex = Explanation.model_validate(doc)
+    except ValidationError:
+        return None  # not an explanation this Kelly can read: no chord labels
+    beat = max(1, song.ppq * 4 // song.time_signature[1])
+    return [(c.start_tick(song.bar_ticks, beat), c.symbol) for c in ex.progression.chords] or None
 
 
 # --------------------------------------------------------------------------- the command

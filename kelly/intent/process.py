@@ -98,14 +98,16 @@ def process_intent(intent: CompleteSongIntent, *, bars: int = 16, seed: int = 0,
     Returns
     -------
     kelly.generator.Composition
-        Song and explanation; ``explanation["intent"]`` holds the document, its
-        validation and what each field did.
+        Song and explanation; ``explanation.intent`` holds the document, its
+        validation and what each field did, and everything the explanation measures
+        (parts, velocities, the tempo map) is measured again on the edited song.
 
     Raises
     ------
     InputError
         If the intent has problems and ``force`` is false (the message lists them all).
     """
+    from kelly.explain import remeasure
     from kelly.generator import ComposeOptions, compose
     from kelly.groove import humanize, settings_from_intent, swing
     from kelly.intent.rules import get_rule
@@ -161,9 +163,9 @@ def process_intent(intent: CompleteSongIntent, *, bars: int = 16, seed: int = 0,
     total = bars * song.bar_ticks
 
     # the rule breaks' reasons come from the intent, not from --break
-    for item in ex["rule_breaks"]:
-        if item["rule"] in why:
-            item["why"], item["source"] = why[item["rule"]], "intent"
+    for item in ex.rule_breaks:
+        if item.rule in why:
+            item.why, item.source = why[item.rule], "intent"
 
     # tempo: the middle of the range, the composed tempo map scaled to it
     lo, hi = tech.technical_tempo_range
@@ -171,10 +173,7 @@ def process_intent(intent: CompleteSongIntent, *, bars: int = 16, seed: int = 0,
         target = intent.tempo_bpm
         factor = target / song.tempos[0][1]
         song.tempos = [(t, round(b * factor, 3)) for t, b in song.tempos]
-        ex["tempo_map"] = [[t, b] for t, b in song.tempos]
-        ex["parameters"]["tempo_bpm"] = target
-        for sec in ex["arrangement"]["sections"]:
-            sec["tempo_bpm"] = round(sec["tempo_bpm"] * factor, 1)
+        ex.parameters.tempo_bpm = target  # the tempo map and the sections' tempos are measured again below
         applied["tempo"] = f"{target} BPM, the middle of [{lo:g}, {hi:g}] (tempo map scaled x{factor:.3f})"
     else:
         skipped.append(f"tempo range [{lo:g}, {hi:g}] is not usable; the emotion's tempo was kept")
@@ -184,7 +183,7 @@ def process_intent(intent: CompleteSongIntent, *, bars: int = 16, seed: int = 0,
         vulnerability = canonical_vulnerability(mood.vulnerability_scale) or "Medium"
         tension = min(1.0, max(0.0, mood.mood_secondary_tension))
         settings = settings_from_intent(vulnerability, groove, tension)
-        if groove == "Swung" and not ex["parameters"].get("swing"):
+        if groove == "Swung" and not ex.parameters.swing:
             song = swing(song, 0.66)
             applied["swing"] = "0.66 (triplet swing) for the Swung feel"
         song = humanize(song, settings, np.random.default_rng([int(seed) & 0xFFFFFFFF, 0x1A7E]))
@@ -207,11 +206,9 @@ def process_intent(intent: CompleteSongIntent, *, bars: int = 16, seed: int = 0,
                   ("free imagery; no production preset" if mood.imagery_texture else None)}
     for t in song.tracks:
         t.notes = sorted(t.notes)
-    ex["note_counts"] = {t.name: len(t.notes) for t in song.tracks}
-    for item in ex["tracks"]:
-        item["notes"] = ex["note_counts"].get(item["name"], item["notes"])
+    ex = remeasure(ex, song)  # parts, velocities, tempo map and section tempos of the edited song
     song.title = f"Kelly - {intent.title}"[:120]
-    ex["intent"] = {
+    ex.intent = {
         "title": intent.title,
         "document": intent.to_dict(),
         "validation": {"valid": not problems, "problems": problems},

@@ -69,13 +69,17 @@ def _music21_note_count(score) -> int:
 
 
 def test_explanation_json_beside_midi(default_piece):
-    ex = json.loads(default_piece.with_suffix(".json").read_text())
-    for key in ("emotion", "parameters", "progression", "rule_breaks", "note_counts", "seed", "tracks"):
+    from kelly.contracts import Explanation
+
+    text = default_piece.with_suffix(".json").read_text()
+    ex = json.loads(text)
+    for key in ("schema_version", "emotion", "parameters", "progression", "rule_breaks", "parts", "seed", "ending"):
         assert key in ex
     assert ex["seed"] == 7
-    assert len(ex["progression"]["roman"]) == 16 == len(ex["progression"]["chords"])
+    assert len(ex["progression"]["chords"]) == 16  # one chord a bar at the default complexity
     assert all("why" in r for r in ex["rule_breaks"])
     assert ex["parameters"]["why"]["tempo_bpm"]
+    assert Explanation.model_validate_json(text).files.midi_sha256
 
 
 def test_same_seed_same_bytes_different_seed_different_music():
@@ -133,9 +137,10 @@ def test_numerals_name_the_chords_in_the_key():
     state = read_text("I feel hopeful")
     for user_key, want in (("Bb", Key("Bb", "ionian")), ("C# minor", Key("C#", "aeolian"))):
         ex = compose(state, ComposeOptions(seed=3, key=user_key)).explanation
-        assert ex["progression"]["key"] == want.name
-        for roman, name in zip(ex["progression"]["roman"], ex["progression"]["chords"]):
-            assert parse_chord(name).root == roman_to_chord(roman, want).chord.root, (roman, name)
+        assert ex.progression.key == want.name
+        for chord in ex.progression.chords:
+            assert parse_chord(chord.symbol).root == chord.root == roman_to_chord(chord.numeral, want).chord.root, \
+                (chord.numeral, chord.symbol)
 
 
 @pytest.mark.parametrize("argv,needle", [

@@ -42,8 +42,8 @@ def test_grief_to_hope_starts_minor_and_slow_and_ends_major_and_faster(tmp_path,
     sections = ex["arrangement"]["sections"]
     assert [s["emotion"] for s in sections] == ["grief", "hope"]
     for s in sections:  # the path is explained section by section
-        assert {"tempo_bpm", "key", "mode", "base_velocity", "density", "register_octave", "progression"} <= set(s)
-        assert len(s["progression"]) == s["bars"]
+        assert {"tempo_bpm", "key", "mode", "base_velocity", "density", "register_octave", "chords"} <= set(s)
+        assert len(s["chords"]) == s["bars"]  # one chord a bar, referred to by index into progression.chords
 
     tempos = _tempos(out)
     assert tempos[-1] >= tempos[0] + 15  # faster at the end, read from the MIDI tempo map
@@ -59,7 +59,8 @@ def test_grief_to_hope_starts_minor_and_slow_and_ends_major_and_faster(tmp_path,
     assert minor3 > 2 * major3, (minor3, major3)
     minor3, major3 = _thirds(song, tonic, (last["start_bar"] - 1) * bar, 16 * bar)
     assert major3 > 2 * minor3, (minor3, major3)
-    assert ex["progression"]["roman"][-1] == "I"  # it arrives home in the new mode
+    assert ex["progression"]["chords"][-1]["numeral"] == "I"  # it arrives home in the new mode
+    assert ex["ending"]["home"] and ex["ending"]["cadence"] == "authentic"
 
 
 def test_journey_through_three_emotions_in_order(tmp_path, capsys):

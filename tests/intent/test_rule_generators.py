@@ -37,7 +37,7 @@ def _compose(emotion: str, rule: str | None):
     comp = compose(state_for(emotion), opts)
     data = comp.song.to_bytes()
     song = song_from_midi(mido.MidiFile(file=io.BytesIO(data)))
-    return song, comp.explanation, data
+    return song, comp.explanation.to_json(), data
 
 
 class Piece:
@@ -75,7 +75,7 @@ def q16(tick: int) -> int:
 
 # ------------------------------------------------------------------ measurements
 def m_avoid_tonic(p: Piece) -> bool:
-    last_roman = p.ex["progression"]["roman"][-1]
+    last_roman = p.ex["progression"]["chords"][-1]["numeral"]
     last_chord = roman_to_chord(last_roman, p.key).chord
     bass = p.notes("Bass")
     last_bass = max(bass, key=lambda n: n.start).pitch % 12
@@ -90,7 +90,7 @@ def m_modal_interchange(p: Piece) -> bool:
     leading = (p.tonic - 1) % 12
     dominant_root = (p.tonic + 7) % 12
     colour = []
-    for bar, r in enumerate(p.ex["progression"]["roman"]):
+    for bar, r in enumerate(c["numeral"] for c in p.ex["progression"]["chords"]):
         chord = roman_to_chord(r, p.key).chord
         if p.key.is_minor and chord.root_pc == dominant_root:
             continue

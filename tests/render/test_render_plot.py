@@ -19,7 +19,7 @@ def _pixels(path):
 
 def test_plot_is_a_png_of_the_documented_size_and_not_blank(tmp_path, composition):
     song = composition.song
-    chords = chords_per_bar(composition.explanation["progression"]["chords"], song.bar_ticks)
+    chords = chords_per_bar([c.symbol for c in composition.explanation.progression.chords], song.bar_ticks)
     out = plot_song(song, tmp_path / "roll.png", chords=chords, title="grief")
     width, height = figure_size(song_bars(song))
     assert png_size(out) == (round(width * DPI), round(height * DPI))

@@ -1,0 +1,327 @@
+"""Typed, versioned models of what leaves the composer, and their published JSON Schema.
+
+:class:`Explanation` is the explanation Kelly writes beside every MIDI file
+(``FILE.json``), prints with ``kelly compose --json`` and hands to the web app. Every
+musical statement in it is true of the MIDI it explains: measured from the finished
+song (parts, note counts, pitch and velocity ranges, the tempo map, the ending) or
+derived from the chords that were voiced and then checked against the notes (chord
+symbols, keys, cadences, borrowed chords and whether they darken or brighten).
+``tests/compose/test_explanation_claims.py`` holds the explanation to that.
+
+What is typed and what is not: everything the user-facing summary or the web app reads
+is a field of a model below, and those models forbid unknown fields (a typo fails
+loudly). ``engines`` is a free-form ``dict`` of per-engine details (the melody's
+contours, the bass patterns, the drum pattern ...), so an engine can report more
+without a schema change; nothing may depend on its shape.
+
+Versioning (see ``docs/explanation.md``): ``schema_version`` changes only when a field
+is removed or renamed, or its meaning or type changes; adding a field, or a value to an
+open set, keeps the version. ``kelly_version`` says which Kelly wrote the file.
+
+The JSON Schema (:func:`explanation_schema`) is published as
+``docs/schemas/explanation.schema.json`` and printed by ``kelly schema explanation``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from kelly.song import Role
+
+#: The explanation's schema version: bumped when a field is removed or renamed (additions keep it).
+SCHEMA_VERSION = "1"
+#: Where the schema is published, relative to the repository root.
+SCHEMA_PATH = "docs/schemas/explanation.schema.json"
+JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
+
+Cadence = Literal["authentic", "half", "deceptive"]
+
+
+class _Strict(BaseModel):
+    """A typed part of a contract: unknown fields are refused."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+# --------------------------------------------------------------------------- emotion
+class Evidence(_Strict):
+    """A piece of the text that pointed at an emotion."""
+
+    words: str
+    emotion: str
+    kind: str
+    weight: float
+
+
+class SecondaryEmotion(_Strict):
+    emotion: str
+    weight: float
+
+
+class Emotion(_Strict):
+    """The emotion composed for (:meth:`kelly.emotion.state.EmotionState.to_dict`)."""
+
+    emotion: str = Field(description="the emotion's name (thesaurus label)")
+    family: str
+    valence: float = Field(ge=-1.0, le=1.0)
+    arousal: float = Field(ge=0.0, le=1.0)
+    dominance: float = Field(ge=0.0, le=1.0)
+    intensity: float = Field(ge=0.0, le=1.0)
+    confidence: float = Field(ge=0.0, le=1.0)
+    secondary: list[SecondaryEmotion] = Field(default_factory=list)
+    evidence: list[Evidence] = Field(default_factory=list)
+    source: str
+
+
+# --------------------------------------------------------------------------- parameters
+class Parameters(_Strict):
+    """The musical settings the emotion mapped to (:mod:`kelly.mapping`): what the engines aimed for.
+
+    These are settings, not measurements: the played velocities are in
+    :attr:`Explanation.velocity` and :attr:`Part.velocity`, the sounding tempo in
+    :attr:`Explanation.tempo_map`.
+    """
+
+    tempo_bpm: int
+    base_velocity: int = Field(ge=1, le=127)
+    mode: Literal["major", "minor"] = Field(description="the family of the mode the piece is in")
+    detailed_mode: str = Field(description='the mode the piece is in ("aeolian", "dorian" ...); `why.detailed_mode` '
+                                           "says when the emotion suggested another")
+    key: str = Field(description='tonic and mode, e.g. "F minor", "D dorian"')
+    register_octave: int
+    melody_centre: int = Field(description="the MIDI pitch the melody is centred on")
+    density: float
+    dissonance: float
+    dynamics_range: float
+    target_velocity_min: int = Field(description="the mapping's velocity range, before dynamics, accents, "
+                                                 "groove and rule breaks (the played range is `velocity`)")
+    target_velocity_max: int
+    timing_feel: str
+    swing: float
+    groove: str
+    timing_variation_beats: float
+    velocity_variation: float
+    timing_bias_beats: float
+    why: dict[str, str] = Field(default_factory=dict, description="the reason for each setting, in words")
+
+
+# --------------------------------------------------------------------------- harmony
+class BorrowedEffect(_Strict):
+    """How a borrowed chord bends the key's scale while it sounds."""
+
+    direction: Literal["darkens", "brightens", "colours"] = Field(
+        description="darkens: it only lowers scale degrees (b3, b6, b7 ...); brightens: it only raises them; "
+                    "colours: both")
+    lowered: list[str] = Field(default_factory=list, description='degrees it lowers, as they sound ("b6")')
+    raised: list[str] = Field(default_factory=list, description='degrees it raises, as they sound ("7")')
+
+
+class ChordValue(_Strict):
+    """One chord as it sounds: where, how long, what, and in which key."""
+
+    start_bar: int = Field(ge=1, description="1-based bar it starts in")
+    beat: float = Field(ge=1.0, description="1-based beat of that bar it starts on")
+    bars: float = Field(gt=0.0, description="how long it lasts, in bars")
+    symbol: str = Field(description='lead-sheet symbol, e.g. "Am7", "G/B"')
+    root: str = Field(description='spelled root, e.g. "Bb"')
+    quality: str = Field(description='quality key of kelly.theory.chords.QUALITIES, e.g. "min7"')
+    bass: str | None = Field(default=None, description="spelled bass note of a slash chord")
+    pitch_classes: list[int] = Field(description="the chord's pitch classes (0 = C), root first, bass included")
+    numeral: str = Field(description='roman numeral in `key`, e.g. "vi", "bVI"')
+    key: str = Field(description='the key and mode of the moment, e.g. "C major"')
+    borrowed_from: str | None = Field(default=None, description="the parallel mode a borrowed chord comes from")
+    borrowed_effect: BorrowedEffect | None = None
+    cadence: Cadence | None = Field(default=None, description="the cadence this chord closes a phrase with")
+    tension: float
+
+    def start_tick(self, bar_ticks: int, beat_ticks: int) -> int:
+        """Where the chord starts, in ticks, for a song of ``bar_ticks`` per bar and ``beat_ticks`` per beat."""
+        return (self.start_bar - 1) * bar_ticks + round((self.beat - 1) * beat_ticks)
+
+
+class Pivot(_Strict):
+    """A journey's change of mode, prepared by a chord both modes share."""
+
+    bar: int = Field(ge=1, description="1-based bar of the pivot chord; the new mode starts in the next bar")
+    from_key: str
+    to_key: str
+    numeral: str
+    deliberate: bool = Field(default=False, description="no shared chord exists: the dominant leads into both")
+
+
+class Progression(_Strict):
+    key: str = Field(description="the piece's home key")
+    chords: list[ChordValue]
+    tension_curve: list[float] = Field(description="harmonic tension per bar, 0..1")
+    pivots: list[Pivot] = Field(default_factory=list)
+
+
+class Ending(_Strict):
+    """How the piece ends, read from its last chord and the last notes of the melody and bass."""
+
+    chord: int = Field(ge=0, description="index of the last chord in progression.chords")
+    symbol: str
+    numeral: str
+    cadence: Cadence | None = None
+    on_tonic: bool = Field(description="the last chord's root is the key's tonic")
+    bass: str | None = Field(default=None, description="pitch class of the bass's last note")
+    melody: str | None = Field(default=None, description='the melody\'s last note, e.g. "F4"')
+    melody_degree: str | None = Field(default=None, description='its degree in the key, e.g. "1", "b3", "5"')
+    home: bool = Field(description="the piece comes home: tonic chord, tonic in the bass, melody on a chord tone")
+    statement: str
+
+
+# --------------------------------------------------------------------------- arrangement
+class Range(_Strict):
+    low: int
+    high: int
+
+
+class Part(_Strict):
+    """A track of the MIDI file, measured."""
+
+    role: Role | None
+    name: str
+    program: int = Field(ge=0, le=127)
+    channel: int = Field(ge=1, le=16, description="1-based MIDI channel (10 = drums)")
+    drums: bool
+    notes: int = Field(ge=0)
+    pitch: Range | None = Field(description="lowest and highest MIDI pitch played")
+    velocity: Range | None = Field(description="softest and loudest velocity played")
+    first_bar: int | None = Field(default=None, description="1-based bar of its first note")
+    last_bar: int | None = Field(default=None, description="1-based bar of its last note")
+
+
+class SectionInfo(_Strict):
+    name: str
+    start_bar: int = Field(ge=1)
+    bars: int = Field(ge=1)
+    energy: float
+    emotion: str
+    tempo_bpm: float = Field(description="the tempo sounding at the section's first beat")
+    key: str
+    mode: Literal["major", "minor"]
+    base_velocity: int
+    density: float
+    register_octave: int
+    melody_centre: int
+    chords: list[int] = Field(description="indices into progression.chords of the chords that start in it")
+
+
+class Arrangement(_Strict):
+    template: str
+    sections: list[SectionInfo]
+    layers: list[str] = Field(description="the layers heard in the file (a layer whose notes all fell away "
+                                          "is not listed)")
+
+
+class RuleBreak(_Strict):
+    rule: str
+    category: str
+    severity: float = Field(ge=0.0, le=1.0)
+    why: str
+    source: Literal["emotion", "user", "intent"]
+    effect: str
+    expressed_as: Literal["MIDI", "production note"]
+
+
+class ProductionNote(_Strict):
+    rule: str
+    note: str
+
+
+class TempoPoint(_Strict):
+    tick: int = Field(ge=0)
+    bar: float = Field(ge=1.0, description="1-based position in bars")
+    bpm: float = Field(gt=0.0)
+
+
+class Models(_Strict):
+    live: list[str] = Field(default_factory=list)
+    fallback: list[str] = Field(default_factory=list)
+    note: str
+    status: dict[str, str] = Field(default_factory=dict)
+    hints: dict[str, Any] | None = None
+
+
+class Files(_Strict):
+    midi: str
+    explanation: str
+    midi_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+
+
+class IntentValidation(_Strict):
+    valid: bool
+    problems: list[str] = Field(default_factory=list)
+
+
+class IntentProduction(_Strict):
+    texture: str | None = None
+    note: str | None = None
+
+
+class IntentRecord(_Strict):
+    """What ``kelly intent process`` composed from (:mod:`kelly.intent.process`)."""
+
+    title: str
+    document: dict[str, Any]
+    validation: IntentValidation
+    applied: dict[str, Any]
+    skipped: list[str] = Field(default_factory=list)
+    production: IntentProduction
+    file: str | None = None
+
+
+class Explanation(_Strict):
+    """Why each choice of a composition was made, and what the MIDI holds."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, title="Kelly explanation")
+
+    schema_version: Literal["1"]
+    kelly_version: str
+    seed: int
+    bars: int = Field(ge=1)
+    complexity: float = Field(ge=0.0, le=1.0)
+    text: str | None = Field(default=None, description="the words composed from, when there were any")
+    emotion: Emotion
+    journey: list[str] | None = Field(default=None, description="the emotions of a journey, first to last")
+    parameters: Parameters
+    profile: str
+    arrangement: Arrangement
+    progression: Progression
+    ending: Ending | None
+    parts: list[Part]
+    velocity: Range | None = Field(description="softest and loudest velocity played in the whole file")
+    rule_breaks: list[RuleBreak] = Field(default_factory=list)
+    production_notes: list[ProductionNote] = Field(default_factory=list)
+    tempo_map: list[TempoPoint]
+    models: Models
+    engines: dict[str, Any] = Field(default_factory=dict, description="free-form per-engine details")
+    files: Files | None = None
+    intent: IntentRecord | None = None
+
+    def to_json(self) -> dict:
+        """The JSON-ready dict Kelly writes (``model_dump(mode="json")``)."""
+        return self.model_dump(mode="json")
+
+
+def explanation_schema() -> dict:
+    """The JSON Schema of :class:`Explanation` (draft 2020-12), as published in ``docs/schemas``."""
+    schema = Explanation.model_json_schema()
+    return {"$schema": JSON_SCHEMA_DIALECT,
+            "description": f"Kelly's explanation of a composition, schema version {SCHEMA_VERSION}. "
+                           "See docs/explanation.md.",
+            **{k: v for k, v in schema.items() if k != "description"}}
+
+
+#: The schemas ``kelly schema NAME`` prints.
+SCHEMAS = {"explanation": explanation_schema}
+
+
+def schema_text(name: str = "explanation") -> str:
+    """The schema ``name`` as the indented JSON text that is published (a newline at the end)."""
+    import json
+
+    return json.dumps(SCHEMAS[name](), indent=2, ensure_ascii=False) + "\n"
