@@ -122,7 +122,8 @@ class ChordValue(_Strict):
     """One chord as it sounds: where, how long, what, and in which key."""
 
     start_bar: int = Field(ge=1, description="1-based bar it starts in")
-    beat: float = Field(ge=1.0, description="1-based beat of that bar it starts on")
+    beat: float = Field(ge=1.0, description="1-based beat of that bar it starts on, counted in the time "
+                                            "signature's unit (quarters in 4/4 and 3/4, eighths in 6/8)")
     bars: float = Field(gt=0.0, description="how long it lasts, in bars")
     symbol: str = Field(description='lead-sheet symbol, e.g. "Am7", "G/B"')
     root: str = Field(description='spelled root, e.g. "Bb"')
@@ -283,6 +284,7 @@ class Explanation(_Strict):
     kelly_version: str
     seed: int
     bars: int = Field(ge=1)
+    time_signature: str = Field(pattern=r"^[0-9]+/[0-9]+$", description='the metre of the file, e.g. "4/4", "6/8"')
     complexity: float = Field(ge=0.0, le=1.0)
     text: str | None = Field(default=None, description="the words composed from, when there were any")
     emotion: Emotion

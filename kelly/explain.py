@@ -163,6 +163,19 @@ def cadence_of(event, previous) -> str | None:
     return None
 
 
+def numeral_of(event) -> str:
+    """The event's roman numeral when it names the chord's root in its key, else one read from the chord."""
+    from kelly.errors import InputError
+    from kelly.theory.roman import chord_to_roman, roman_to_chord
+
+    try:
+        if roman_to_chord(event.roman, event.key).chord.root_pc == event.chord.root_pc:
+            return event.roman
+    except InputError:  # not a numeral (an engine's label such as "passing")
+        pass
+    return chord_to_roman(event.chord, event.key)
+
+
 def chord_values(events, song: Song) -> list[ChordValue]:
     bar, beat = song.bar_ticks, _beat_ticks(song)
     out = []
@@ -174,7 +187,7 @@ def chord_values(events, song: Song) -> list[ChordValue]:
         out.append(ChordValue(
             start_bar=e.start // bar + 1, beat=round(1 + (e.start % bar) / beat, 4), bars=round(e.duration / bar, 4),
             symbol=e.chord.name, root=e.chord.root, quality=e.chord.quality, bass=e.chord.bass, pitch_classes=pcs,
-            numeral=e.roman, key=e.key.name, borrowed_from=e.borrowed_from,
+            numeral=numeral_of(e), key=e.key.name, borrowed_from=e.borrowed_from,
             borrowed_effect=borrowed_effect(e.key, e.scale) if e.borrowed_from and e.scale else None,
             cadence=cadence_of(e, previous), tension=round(float(e.tension), 3)))
         previous = e
@@ -414,7 +427,7 @@ def build_explanation(plan, template, song, romans, events, tension_curve, break
 
     return Explanation(
         schema_version=SCHEMA_VERSION, kelly_version=__version__, seed=opts.seed, bars=opts.bars,
-        complexity=opts.complexity, emotion=Emotion.model_validate(plan.emotion.to_dict()),
+        time_signature=f"{song.time_signature[0]}/{song.time_signature[1]}", complexity=opts.complexity, emotion=Emotion.model_validate(plan.emotion.to_dict()),
         journey=[e.label for e in path] if len(path) > 1 else None, parameters=_parameters(plan.params),
         profile=plan.profile,
         arrangement=Arrangement(template=template, sections=sections, layers=heard_layers(plan, song, why)),

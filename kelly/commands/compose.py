@@ -407,7 +407,8 @@ def summary(ex) -> str:
     tempos = [p.bpm for p in ex.tempo_map]
     tempo = (f"{tempos[0]:g} BPM" if max(tempos) - min(tempos) < 0.5
              else f"{tempos[0]:g} BPM (moving {min(tempos):g}-{max(tempos):g})") if tempos else f"{par.tempo_bpm} BPM"
-    lines.append(f"Music:   {par.key}, {tempo}, {ex.bars} bars, base velocity {par.base_velocity}, "
+    metre = "" if ex.time_signature == "4/4" else f" in {ex.time_signature}"
+    lines.append(f"Music:   {par.key}, {tempo}, {ex.bars} bars{metre}, base velocity {par.base_velocity}, "
                  f"{par.timing_feel.replace('_', '-')} feel")
     chords = ex.progression.chords
     lines.append("Chords:  " + " ".join(c.numeral for c in chords[:8]) + (" ..." if len(chords) > 8 else ""))
