@@ -405,7 +405,7 @@ def build_explanation(plan, template, song, romans, events, tension_curve, break
         p = s.params or plan.params
         lo, hi = s.start_bar * plan.bar_ticks, s.end_bar * plan.bar_ticks
         sections.append(SectionInfo(
-            name=s.name, start_bar=s.start_bar + 1, bars=s.bars, energy=s.energy,
+            name=s.name, start_bar=s.start_bar + 1, bars=s.bars, energy=round(float(s.energy), 3),
             emotion=(s.emotion or plan.emotion).label, tempo_bpm=tempo_at(song.tempos, lo), key=p.key.name,
             mode=p.mode, base_velocity=p.velocity, density=round(p.density, 3), register_octave=p.register_octave,
             melody_centre=p.register_centre,
