@@ -52,6 +52,7 @@ class ComposeOptions:
     key: str | None = None
     breaks: tuple[str, ...] = ()
     auto_breaks: bool = True
+    meter: str | None = None  # "4/4", "3/4" or "6/8"; default from the emotion (kelly.mapping.meter_for)
 
 
 from kelly.contracts import Explanation  # noqa: E402 - the explanation's type (kelly.contracts, built by kelly.explain)
@@ -131,7 +132,8 @@ def journey_bars(path: list[EmotionState], bars: int) -> list[EmotionState]:
     return out
 
 
-def _journey_plan(path: list[EmotionState], bars: int, key: Key, opts: ComposeOptions):
+def _journey_plan(path: list[EmotionState], bars: int, key: Key, opts: ComposeOptions,
+                  meter: tuple[int, int] = (4, 4)):
     """Sections (one per emotion, meeting where the nearer emotion changes), and the bar-by-bar emotions,
     parameters and energies of a journey.
 
@@ -151,7 +153,7 @@ def _journey_plan(path: list[EmotionState], bars: int, key: Key, opts: ComposeOp
     modes = [map_emotion(e, key=opts.key).key.mode for e in path]
     params = []
     for bar, emo in enumerate(per_bar):
-        p = map_emotion(emo, key=opts.key, humanize=opts.humanize)
+        p = replace(map_emotion(emo, key=opts.key, humanize=opts.humanize), meter=meter)
         if not opts.key:
             # each phrase takes the mode of the emotion it is nearest to: the mode changes once per
             # seam, on a phrase boundary, and never wanders through the modes in between
@@ -229,7 +231,7 @@ def _groove_pass(song: Song, plan: Plan, seed: int) -> tuple[Song, dict]:
 
     params = plan.params
     info: dict = {"swing": params.swing, "feel": params.timing_feel}
-    if params.swing > 0:
+    if params.swing > 0 and not plan.compound:  # 6/8 already divides its beat in three
         song = swing(song, params.swing)
     lean_beats = {"laid_back": 0.02, "pushed": -0.015}.get(params.timing_feel, 0.0) + params.timing_bias * -1.0
     lean = int(round(lean_beats * plan.ppq))
@@ -281,13 +283,16 @@ def compose(emotions: EmotionState | list[EmotionState], opts: ComposeOptions = 
     if not path:
         raise InputError("nothing to compose: no emotion given")
     first = path[0]
-    params = map_emotion(first, key=opts.key, humanize=opts.humanize)
+    params = map_emotion(first, key=opts.key, humanize=opts.humanize, meter=opts.meter)
+    if len(path) > 1 and not opts.meter and len({map_emotion(e).meter for e in path}) > 1:
+        params = replace(params, meter=(4, 4))  # a journey keeps one metre; mixed feelings walk in 4/4
     bar_emotions: tuple = ()
     bar_params: tuple = ()
     bar_energy: tuple = ()
     if len(path) > 1:
         template = "journey"
-        sections, bar_emotions, bar_params, bar_energy = _journey_plan(path, opts.bars, params.key, opts)
+        sections, bar_emotions, bar_params, bar_energy = _journey_plan(path, opts.bars, params.key, opts,
+                                                                       params.meter)
     else:
         template, sections = arrangement.plan_sections(first, opts.bars)
     layers = arrangement.determine_layers(first, opts.complexity, sections, opts.bars)
@@ -312,7 +317,7 @@ def compose(emotions: EmotionState | list[EmotionState], opts: ComposeOptions = 
     plan = Plan(emotion=first, params=params, bars=opts.bars, complexity=opts.complexity,
                 sections=tuple(sections), layers=layers, rule_breaks=severities, hints=hints,
                 profile=profile_for(first), bar_emotions=bar_emotions, bar_params=bar_params,
-                bar_energy=bar_energy)
+                bar_energy=bar_energy, meter=params.meter)
 
     # 1. chords
     rng = _rng(opts.seed, "chord")
@@ -375,7 +380,7 @@ def compose(emotions: EmotionState | list[EmotionState], opts: ComposeOptions = 
     # 4. tempo map and the song
     tempos = _apply_rules("tempo", _tempo_map(plan), plan, opts.seed)
     key_sig = plan.key.signature_name()
-    song = Song(tracks=[t for t in tracks if t.notes] or tracks[:1], tempos=tempos, time_signature=(4, 4),
+    song = Song(tracks=[t for t in tracks if t.notes] or tracks[:1], tempos=tempos, time_signature=plan.meter,
                 key_signature=key_sig, title=f"Kelly - {first.label}", ppq=PPQ,
                 markers=[(s.start_bar * plan.bar_ticks, s.name) for s in plan.sections] if len(plan.sections) > 1
                 else [])

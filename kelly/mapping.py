@@ -62,6 +62,39 @@ def melody_centre(valence: float, arousal: float) -> int:
     return int(min(78, max(60, round(69 + 6 * v + 4 * (a - 0.5)))))
 
 
+#: Feelings that sway rather than march: lullabies and tenderness rock in 6/8, nostalgia waltzes in 3/4.
+METER_WORDS = {
+    (6, 8): ("tenderness", "tender", "affection", "affectionate", "fondness", "lullaby", "cradle", "gentleness",
+             "caring", "devotion", "adoration", "soothed", "cozy"),
+    (3, 4): ("nostalgia", "nostalgic", "wistful", "wistfulness", "longing", "yearning", "reminiscence",
+             "bittersweet", "sentimental", "homesick", "homesickness", "reverie"),
+}
+
+
+def meter_for(state: EmotionState) -> tuple[int, int]:
+    """The time signature for a feeling: 6/8 for tenderness and lullabies, 3/4 for nostalgia, else 4/4.
+
+    Kelly's own choice (the seeds compose everything in 4/4): a metre that sways carries
+    these feelings the way a cradle song or a waltz does. ``--meter`` overrides it.
+    """
+    label = state.label.lower().strip()
+    for meter, words in METER_WORDS.items():
+        if label in words:
+            return meter
+    return (4, 4)
+
+
+def parse_meter(text: str) -> tuple[int, int]:
+    """``"3/4"`` → (3, 4). Kelly writes 4/4, 3/4 and 6/8."""
+    from kelly.errors import InputError
+
+    cleaned = (text or "").strip().replace(" ", "")
+    table = {"4/4": (4, 4), "3/4": (3, 4), "6/8": (6, 8)}
+    if cleaned not in table:
+        raise InputError(f"unknown metre {text!r}; choose 4/4, 3/4 or 6/8")
+    return table[cleaned]
+
+
 def simple_mode(valence: float) -> str:
     """"major" if valence > 0 else "minor" (0 counts as minor). Source: calculateMode (§3.1)."""
     return "major" if valence > 0 else "minor"
@@ -221,6 +254,7 @@ class MusicalParameters:
     timing_bias: float  # beats, negative = behind the beat
     reasons: dict = field(default_factory=dict, compare=False)
     register_centre: int = 69  # the melody's centre pitch (see melody_centre)
+    meter: tuple[int, int] = (4, 4)  # time signature (see meter_for)
 
     def to_dict(self) -> dict:
         return {
@@ -231,6 +265,7 @@ class MusicalParameters:
             "key": self.key.name,
             "register_octave": self.register_octave,
             "melody_centre": self.register_centre,
+            "meter": f"{self.meter[0]}/{self.meter[1]}",
             "density": round(self.density, 4),
             "dissonance": round(self.dissonance, 4),
             "dynamics_range": round(self.dynamics_range, 4),
@@ -246,7 +281,8 @@ class MusicalParameters:
         }
 
 
-def map_emotion(state: EmotionState, *, key: str | None = None, humanize: float | None = None) -> MusicalParameters:
+def map_emotion(state: EmotionState, *, key: str | None = None, humanize: float | None = None,
+                meter: str | None = None) -> MusicalParameters:
     """Turn an :class:`EmotionState` into :class:`MusicalParameters`.
 
     Parameters
@@ -286,6 +322,8 @@ def map_emotion(state: EmotionState, *, key: str | None = None, humanize: float 
     reasons.update({
         "register_octave": "4 + int((valence + 1) / 2), clamped 3..6 (emotion_thesaurus register)",
         "melody_centre": f"69 + 6 x valence {v:+.2f} + 4 x (arousal {a:.2f} - 0.5), clamped 60..78",
+        "meter": "chosen by the user" if meter else
+        ("a swaying metre for this feeling (6/8 lullaby, 3/4 waltz)" if meter_for(state) != (4, 4) else "common time"),
         "density": "0.3 + 0.5 x arousal (EmotionMapper)",
         "dissonance": f"quadrant {quadrant(v, a)} base + |v| x 0.3 x intensity for negative valence (EmotionMapper)",
         "dynamics_range": f"0.3 + 0.7 x intensity {i:.2f}; velocities {vmin}..{vmax} (EmotionMapper)",
@@ -314,4 +352,5 @@ def map_emotion(state: EmotionState, *, key: str | None = None, humanize: float 
         timing_bias=emotion_timing_bias(state),
         reasons=reasons,
         register_centre=melody_centre(v, a),
+        meter=parse_meter(meter) if meter else meter_for(state),
     )

@@ -36,6 +36,8 @@ def register(sub) -> None:
     p.add_argument("--complexity", type=float, default=0.5, help="0 = bare (melody, chords, bass) ... 1 = everything")
     p.add_argument("--humanize", type=float, help="0 = quantized, 0.5 = the emotion's natural feel, 1 = loose")
     p.add_argument("--key", help="key, e.g. F, Am, 'D dorian' (default: chosen from the emotion)")
+    p.add_argument("--meter", choices=("4/4", "3/4", "6/8"),
+                   help="time signature (default from the feeling: 6/8 for tenderness, 3/4 for nostalgia, else 4/4)")
     p.add_argument("--break", dest="breaks", action="append", default=[], metavar="RULE",
                    help="break a rule on purpose (repeatable); `kelly rules` lists them")
     p.add_argument("--no-auto-breaks", action="store_true", help="only break the rules given with --break")
@@ -374,7 +376,8 @@ def run(args) -> int:
     check_output(args.out, stem, force=args.force, inputs=inputs)  # before the work, not after it
     extra_inputs = _extras(args, stem, inputs, wanted) if wanted else inputs
     opts = ComposeOptions(bars=args.bars, seed=args.seed, complexity=args.complexity, humanize=args.humanize,
-                          key=args.key, breaks=tuple(args.breaks), auto_breaks=not args.no_auto_breaks)
+                          key=args.key, breaks=tuple(args.breaks), auto_breaks=not args.no_auto_breaks,
+                          meter=args.meter)
     hints, models = _network_hints(args, path[0])
     result = compose(path if len(path) > 1 else path[0], opts, hints=hints, models=models)
     explanation = result.explanation

@@ -43,8 +43,28 @@ RHYTHMS = {
 }
 
 
+#: Triple metres: 3/4 (beats on steps 0, 4, 8) and 6/8 (dotted-quarter beats on 0 and 6).
+RHYTHMS_34 = {
+    "pedal": [(0, 12, 0)], "root": [(0, 12, 0)], "breathing": [(0, 8, 0)],
+    "root_fifth": [(0, 4, 0), (4, 4, 1), (8, 4, 1)], "walking": [(0, 4, 0), (4, 4, 1), (8, 4, 3)],
+    "driving": [(s, 2, 0) for s in range(0, 12, 2)], "pulsing": [(s, 1, 0) for s in range(0, 12, 2)],
+    "syncopated": [(0, 3, 0), (3, 3, 0), (6, 2, 1), (10, 2, 2)],
+}
+RHYTHMS_68 = {
+    "pedal": [(0, 12, 0)], "root": [(0, 6, 0), (6, 6, 0)], "breathing": [(0, 10, 0)],
+    "root_fifth": [(0, 6, 0), (6, 6, 1)], "walking": [(0, 6, 0), (6, 4, 1), (10, 2, 3)],
+    "driving": [(s, 2, 0) for s in range(0, 12, 2)], "pulsing": [(s, 1, 0) for s in range(0, 12, 2)],
+    "syncopated": [(0, 4, 0), (4, 2, 1), (6, 4, 0), (10, 2, 2)],
+}
+
+
+def rhythms_for(meter: tuple[int, int]) -> dict:
+    return {(3, 4): RHYTHMS_34, (6, 8): RHYTHMS_68}.get(tuple(meter), RHYTHMS)
+
+
 def generate(plan: Plan, rng: np.random.Generator) -> tuple[Track, dict]:
     choices = PATTERNS.get(plan.profile, PATTERNS["neutral"])
+    table = rhythms_for(plan.meter)
     if plan.params.groove == "swing" and plan.complexity > 0.6:
         choices = ("walking",) + choices
     notes: list[Note] = []
@@ -71,7 +91,7 @@ def generate(plan: Plan, rng: np.random.Generator) -> tuple[Track, dict]:
             next_root = nearest_pc(nxt.chord.bass_pc, root)
             approach = next_root - 1 if next_root > root else next_root + 1
             velocity = plan.params_at_bar(bar).velocity
-            for step, length, degree in RHYTHMS[pattern]:
+            for step, length, degree in table[pattern]:
                 pitch = (root, fifth, root + 12 if root + 12 <= 55 else root, approach)[degree]
                 if pattern == "breathing" and rng.random() < 0.15:
                     continue

@@ -16,7 +16,7 @@ import numpy as np
 from kelly.engines.context import ChordEvent, Plan
 from kelly.engines.tension import CURVE_FOR_PROFILE, colour_chord, curve
 from kelly.theory.chords import Chord
-from kelly.theory.modal import CADENCE_CHORD, fit_to_mode, world_for
+from kelly.theory.modal import CADENCE_CHORD, diatonic_quality, fit_to_mode, world_for
 from kelly.theory.roman import roman_to_chord
 from kelly.theory.voice_leading import voice_chord
 
@@ -285,6 +285,10 @@ def _fit(numeral: str, key, *, deliberate: bool) -> tuple[Chord, str | None]:
     return chord, None
 
 
+#: Tonics whose keys are written with flats (a passing chord's root is spelled to match).
+_FLAT_TONICS = ("F", "Bb", "Eb", "Ab", "Db", "Gb", "Cb")
+
+
 def _predominant(key) -> str:
     """The chord before a cadence chord in a split bar: ii (major modes) or iv (minor modes), fitted to the mode."""
     return "iv" if key.is_minor else "ii"
@@ -343,6 +347,21 @@ def build_chords(plan: Plan, romans: list[str], rng: np.random.Generator, *,
             pre_chord = fit_to_mode(roman_to_chord(_predominant(key), key).chord, key)
             if pre_chord.root_pc != chord.root_pc:
                 halves = [(_predominant(key), pre_chord, plan.bar_ticks // 2), (numeral, chord, plan.bar_ticks // 2)]
+        if not halves and plan.complexity > 0.8 and cadences[bar] is None and bar + 1 < len(romans):
+            # faster harmonic rhythm: the bar's second half approaches the next chord from a fifth above
+            # (the same decision for the same bar of a restated section)
+            sk = ("passing", plan.section_at_bar(bar).name, bar - plan.section_at_bar(bar).start_bar)
+            if sk not in colours:
+                colours[sk] = rng.random() < (plan.complexity - 0.7) * 2.5
+            nxt_key = plan.params_at_bar(bar + 1).key
+            nxt_root = roman_to_chord(romans[bar + 1].split(":")[-1], nxt_key).chord.root_pc
+            approach = (nxt_root + 7) % 12
+            quality = diatonic_quality(key, approach)
+            if colours[sk] and quality in ("maj", "min") and approach not in (chord.root_pc, nxt_root):
+                from kelly.theory.pitch import pc_name
+
+                passing = Chord(pc_name(approach, flats=key.tonic in _FLAT_TONICS or "b" in key.tonic), quality)
+                halves = [(numeral, chord, plan.bar_ticks // 2), ("passing", passing, plan.bar_ticks // 2)]
         if not halves:
             halves = [(numeral, chord, plan.bar_ticks)]
         offset = 0
@@ -368,8 +387,17 @@ def comp_track(plan: Plan, rng: np.random.Generator) -> tuple[object, dict]:
     from kelly.engines.common import note
 
     arousal = plan.emotion.arousal
-    if arousal < 0.35:
-        hits = [(0, 1920)]
+    bar, q = plan.bar_ticks, plan.ppq
+    if plan.meter == (3, 4):
+        # the waltz: the bass takes beat one, the keys answer on two and three (held when calm)
+        hits, style = ([(0, bar)], "held") if arousal < 0.35 else ([(q, q - 60), (2 * q, q - 60)], "waltz")
+    elif plan.compound:
+        # 6/8: a lilt of dotted quarters, or the rocking eighths of a lullaby
+        beat = plan.beat_ticks
+        hits, style = ([(0, beat - 40), (beat, beat - 40)], "dotted quarters") if arousal < 0.5 else \
+            ([(k * q // 2, q // 2 - 30) for k in range(plan.steps // 2) if k % 3], "rocking eighths")
+    elif arousal < 0.35:
+        hits = [(0, bar)]
         style = "held"
     elif arousal < 0.55:
         hits = [(0, 900), (960, 900)]
@@ -386,7 +414,8 @@ def comp_track(plan: Plan, rng: np.random.Generator) -> tuple[object, dict]:
         if not plan.layer_on("chords", bar):
             continue
         velocity = plan.params_at_bar(bar).velocity
-        pattern = hits if plan.section_at_bar(bar).energy >= 0.35 or len(plan.sections) == 1 else [(0, 1920)]
+        pattern = hits if plan.section_at_bar(bar).energy >= 0.35 or len(plan.sections) == 1 \
+            else [(0, plan.bar_ticks)]
         for offset, length in pattern:
             if offset >= event.duration:
                 break

@@ -77,6 +77,8 @@ class Plan:
     bar_emotions: tuple[EmotionState, ...] = ()
     bar_params: tuple[MusicalParameters, ...] = ()
     bar_energy: tuple[float, ...] = ()
+    #: The time signature (numerator, denominator): 4/4, 3/4 or 6/8. Bar, beat and step lengths come from it.
+    meter: tuple[int, int] = (4, 4)
 
     @property
     def key(self) -> Key:
@@ -84,7 +86,48 @@ class Plan:
 
     @property
     def bar_ticks(self) -> int:
-        return self.ppq * 4
+        num, den = self.meter
+        return self.ppq * 4 * num // den
+
+    @property
+    def step_ticks(self) -> int:
+        """One grid step: a sixteenth note."""
+        return self.ppq // 4
+
+    @property
+    def steps(self) -> int:
+        """Sixteenths per bar: 16 in 4/4, 12 in 3/4 and 6/8."""
+        return self.bar_ticks // self.step_ticks
+
+    @property
+    def compound(self) -> bool:
+        """Whether the beat divides in three (6/8, 9/8, 12/8)."""
+        num, den = self.meter
+        return den == 8 and num % 3 == 0
+
+    @property
+    def beat_ticks(self) -> int:
+        """The felt beat: a quarter in simple time, a dotted quarter in compound time (6/8)."""
+        return self.ppq * 3 // 2 if self.compound else self.ppq * 4 // self.meter[1]
+
+    @property
+    def beats(self) -> int:
+        return self.bar_ticks // self.beat_ticks
+
+    @property
+    def strong_steps(self) -> tuple[int, ...]:
+        """Steps that carry the metre: the downbeat and the bar's secondary accent (beat 3 of 4/4,
+        beat 2 of 6/8); 3/4 has only its downbeat."""
+        if self.compound:
+            return tuple(range(0, self.steps, self.beat_ticks // self.step_ticks))[:2]
+        if self.meter[0] == 3:
+            return (0,)
+        return (0, self.steps // 2)
+
+    @property
+    def half_step(self) -> int:
+        """Where a cadence's long final note may begin: the middle of the bar (beat 3 in 4/4, beat 2 in 3/4)."""
+        return self.steps // 2 if not self.meter[0] == 3 else self.steps // 3
 
     @property
     def total_ticks(self) -> int:

@@ -11,7 +11,7 @@ import numpy as np
 
 from kelly.engines.common import SIXTEENTH, note
 from kelly.engines.context import Plan
-from kelly.engines.rhythm import PATTERNS, pattern_for
+from kelly.engines.rhythm import pattern_for, patterns_for
 from kelly.song import DRUM_CHANNEL, Note, Role, Track
 
 KICK, SIDE_STICK, SNARE, CLOSED_HAT, OPEN_HAT, CRASH, RIDE = 36, 37, 38, 42, 46, 49, 51
@@ -19,7 +19,7 @@ KICK, SIDE_STICK, SNARE, CLOSED_HAT, OPEN_HAT, CRASH, RIDE = 36, 37, 38, 42, 46,
 
 def generate(plan: Plan, rng: np.random.Generator) -> tuple[Track, dict]:
     name = pattern_for(plan)
-    pat = PATTERNS[name]
+    pat = patterns_for(plan.meter)[name]
     notes: list[Note] = []
     for bar in range(plan.bars):
         if not plan.layer_on("drums", bar):
@@ -27,7 +27,7 @@ def generate(plan: Plan, rng: np.random.Generator) -> tuple[Track, dict]:
         energy = plan.energy_at_bar(bar) if len(plan.sections) > 1 else 0.7
         base = bar * plan.bar_ticks
         vel = plan.params_at_bar(bar).velocity
-        for s in range(16):
+        for s in range(plan.steps):
             t = base + s * SIXTEENTH
             if pat.kick[s] and rng.random() < pat.kick[s] and (energy >= 0.5 or s == 0):
                 notes.append(note(t, KICK, 100, vel + 8))

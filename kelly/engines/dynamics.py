@@ -83,7 +83,7 @@ def apply(plan: Plan, tracks: list[Track]) -> dict:
             section = plan.section_at_bar(bar)
             energy = (section.energy - 0.6) * 16 if len(plan.sections) > 1 else 0.0
             x = (n.start % phrase_ticks) / phrase_ticks
-            beat_pos = n.start % plan.ppq
+            beat_pos = (n.start % plan.bar_ticks) % plan.beat_ticks
             accent = 4 if n.start % plan.bar_ticks == 0 else (2 if beat_pos == 0 else 0)
             ceiling = CLIMAX_CEILING if bar == peak else CEILING
             if track.is_drum:

@@ -20,8 +20,9 @@ TYPES = {"grief": "ghost_notes", "sadness": "ghost_notes", "peace": "ghost_notes
 BOOST = {"subtle": -10, "moderate": 0, "intense": 15, "explosive": 30}
 
 
-def fill_notes(kind: str, start: int, beats: int, velocity: int, rng: np.random.Generator) -> list[Note]:
-    steps = beats * 4
+def fill_notes(kind: str, start: int, beats: float, velocity: int, rng: np.random.Generator) -> list[Note]:
+    """The notes of a fill ``beats`` quarter notes long (1.5 for a 6/8 dotted-quarter beat)."""
+    steps = int(round(beats * 4))
     out: list[Note] = []
     for k in range(steps):
         t = start + k * SIXTEENTH
@@ -51,10 +52,12 @@ def apply(plan: Plan, drums: Track, rng: np.random.Generator) -> dict:
         nxt = plan.sections[idx + 1] if idx + 1 < len(plan.sections) else None
         rise = (nxt.energy - section.energy) if nxt else 0.0
         level = "explosive" if rise > 0.4 else "intense" if rise > 0.15 else "moderate" if nxt else "subtle"
-        beats = 2 if level in ("intense", "explosive") else 1
-        start = (bar + 1) * plan.bar_ticks - beats * 480
-        drums.notes = [n for n in drums.notes if not (start <= n.start < start + beats * 480 and n.pitch != 36)]
-        drums.notes.extend(fill_notes(kind, start, beats, plan.params_at_bar(bar).velocity + BOOST[level], rng))
+        beats = 2 if level in ("intense", "explosive") and plan.beats > 2 else 1
+        span = beats * plan.beat_ticks
+        start = (bar + 1) * plan.bar_ticks - span
+        drums.notes = [n for n in drums.notes if not (start <= n.start < start + span and n.pitch != 36)]
+        drums.notes.extend(fill_notes(kind, start, span // plan.ppq if span % plan.ppq == 0 else span / plan.ppq,
+                                      plan.params_at_bar(bar).velocity + BOOST[level], rng))
         placed.append({"bar": bar + 1, "type": kind, "intensity": level})
     drums.notes.sort()
     return {"fills": placed}

@@ -56,13 +56,23 @@ def contour_value(shape: str, x: float) -> float:
 
 
 _BEAT_WEIGHT = np.array([8, 1, 2, 1, 4, 1, 2, 1, 6, 1, 2, 1, 4, 1, 2, 1], dtype=float)
+#: Metric weight of each sixteenth in 3/4 (three beats) and 6/8 (two dotted-quarter beats of three eighths).
+_BEAT_WEIGHT_34 = np.array([8, 1, 2, 1, 5, 1, 2, 1, 5, 1, 2, 1], dtype=float)
+_BEAT_WEIGHT_68 = np.array([8, 1, 3, 1, 3, 1, 6, 1, 3, 1, 3, 1], dtype=float)
 
 
-def motif_rhythm(n_notes: int, rng: np.random.Generator, *, grid: int = 2) -> list[int]:
-    """Onsets (16th steps 0–15) for one bar with ``n_notes`` notes; beat one always sounds."""
-    steps = list(range(0, 16, grid))
+def beat_weights(meter: tuple[int, int] = (4, 4)) -> np.ndarray:
+    """How strongly each sixteenth of a bar is felt in ``meter``."""
+    return {(3, 4): _BEAT_WEIGHT_34, (6, 8): _BEAT_WEIGHT_68}.get(tuple(meter), _BEAT_WEIGHT)
+
+
+def motif_rhythm(n_notes: int, rng: np.random.Generator, *, grid: int = 2,
+                 meter: tuple[int, int] = (4, 4)) -> list[int]:
+    """Onsets (16th steps) for one bar of ``meter`` with ``n_notes`` notes; beat one always sounds."""
+    table = beat_weights(meter)
+    steps = list(range(0, len(table), grid))
     n = max(1, min(n_notes, len(steps)))
-    weights = _BEAT_WEIGHT[steps].copy()
+    weights = table[steps].copy()
     weights[0] = 0
     picked = {0}
     if n > 1:
@@ -109,9 +119,10 @@ class Motif:
     moves: tuple[int, ...]  # len(onsets) - 1 scale steps (+ up, − down)
 
 
-def make_motif(n_notes: int, rng: np.random.Generator, *, grid: int, leap: int) -> Motif:
+def make_motif(n_notes: int, rng: np.random.Generator, *, grid: int, leap: int,
+               meter: tuple[int, int] = (4, 4)) -> Motif:
     """A singable cell: mostly steps, at most one leap (a fourth to a sixth), always answered by a step back."""
-    onsets = tuple(motif_rhythm(n_notes, rng, grid=grid))
+    onsets = tuple(motif_rhythm(n_notes, rng, grid=grid, meter=meter))
     moves: list[int] = []
     k = 0
     while len(moves) < len(onsets) - 1:
@@ -126,7 +137,7 @@ def make_motif(n_notes: int, rng: np.random.Generator, *, grid: int, leap: int) 
     return Motif(onsets, tuple(moves[:len(onsets) - 1]))
 
 
-def develop(motif: Motif, how: str, rng: np.random.Generator, *, grid: int) -> Motif:
+def develop(motif: Motif, how: str, rng: np.random.Generator, *, grid: int, steps: int = 16) -> Motif:
     """A development of ``motif``: ``inversion`` (moves upside down), ``rhythm`` (one onset moved or split),
     ``fragment`` (its first half, then a held note) or the motif itself (``repeat``/``sequence``)."""
     if how == "inversion":
@@ -136,7 +147,7 @@ def develop(motif: Motif, how: str, rng: np.random.Generator, *, grid: int) -> M
         return Motif(motif.onsets[:keep], motif.moves[:keep - 1])
     if how == "rhythm" and len(motif.onsets) >= 2:
         onsets = list(motif.onsets)
-        gaps = [(onsets[k + 1] if k + 1 < len(onsets) else 16) - onsets[k] for k in range(len(onsets))]
+        gaps = [(onsets[k + 1] if k + 1 < len(onsets) else steps) - onsets[k] for k in range(len(onsets))]
         k = int(np.argmax(gaps))
         if gaps[k] >= 2 * grid:
             # split the longest note into two: the cell keeps its shape with one more step in it
@@ -197,9 +208,10 @@ def _realize(motif: Motif, bar: int, target: float, prev: int | None, plan: Plan
     onsets = list(motif.onsets)
     moves = list(motif.moves)
     if cadence:
-        # a cadence bar: the cell's opening, then a long closing note from beat three (or earlier)
-        head = [s for s in onsets if s < 8][:2] or [0]
-        onsets = head + ([8] if head[-1] < 8 else [])
+        # a cadence bar: the cell's opening, then a long closing note from the middle of the bar
+        mid = plan.half_step
+        head = [s for s in onsets if s < mid][:2] or [0]
+        onsets = head + ([mid] if head[-1] < mid else [])
         moves = moves[:len(onsets) - 1] + [0] * max(0, len(onsets) - 1 - len(moves))
     event = plan.chord_at(base)
     chord_pitches = [p for p in range(lo, hi + 1) if p % 12 in event.tones and p % 12 not in
@@ -218,14 +230,14 @@ def _realize(motif: Motif, bar: int, target: float, prev: int | None, plan: Plan
     notes: list[Note] = []
     for k, step in enumerate(onsets):
         start = base + step * SIXTEENTH
-        nxt = (onsets[k + 1] if k + 1 < len(onsets) else 16) * SIXTEENTH
+        nxt = (onsets[k + 1] if k + 1 < len(onsets) else plan.steps) * SIXTEENTH
         end = base + nxt
         last = k == len(onsets) - 1
         if k > 0:
             scale = _scale_in(plan.chord_at(start).scale or params.key.scale_pcs(), lo - 4, hi + 4)
             pitch = _step(pitch, moves[k - 1], scale)
         direction = 1 if k > 0 and moves[k - 1] > 0 else -1
-        strong = step in (0, 8)
+        strong = step in plan.strong_steps
         pitch = _fit_note(pitch, direction, start, end, plan, strong, lo, hi)
         if last and cadence:
             goal = plan.chord_at(start)
@@ -261,7 +273,7 @@ def _transposed(src: list[Note], dt: int, semis: int, plan: Plan, lo: int, hi: i
         start = n.start + dt
         p = n.pitch + semis
         direction = 1 if k == 0 or p >= out[-1].pitch else -1
-        strong = (start % plan.bar_ticks) in (0, plan.bar_ticks // 2)
+        strong = (start % plan.bar_ticks) // SIXTEENTH in plan.strong_steps and start % SIXTEENTH == 0
         p = _fit_note(p, direction, start, start + n.duration, plan, strong, lo, hi)
         out.append(n.moved(start=start, pitch=p))
     return out
@@ -276,9 +288,17 @@ def _root_shift(plan: Plan, bar: int, src_bar: int) -> int:
 
 
 def _ornament(notes: list[Note], plan: Plan, rng: np.random.Generator, p: float) -> list[Note]:
-    """Passing tones: where two notes a third apart leave room, the scale tone between them (complexity > 0.6)."""
+    """Ornaments (complexity > 0.6): passing tones where two notes a third apart leave room (the scale
+    tone between), and above complexity 0.75 a sixteenth-note upper neighbour leading into a long note."""
     out: list[Note] = []
     for k, n in enumerate(notes):
+        if plan.complexity > 0.75 and n.duration >= plan.ppq * 3 // 2 and k > 0 and rng.random() < p:
+            lead = n.start - SIXTEENTH
+            event = plan.chord_at(lead)
+            avoid = {(t + 1) % 12 for t in event.tones} | {(t + 1) % 12 for t in plan.chord_at(n.start).tones}
+            above = [q for q in (n.pitch + 1, n.pitch + 2) if q % 12 in set(event.scale) and q % 12 not in avoid]
+            if above and out and out[-1].end <= lead:
+                out.append(note(lead, above[0], SIXTEENTH - 10, n.velocity))
         out.append(n)
         if k + 1 >= len(notes) or rng.random() >= p:
             continue
@@ -339,10 +359,11 @@ def generate(plan: Plan, rng: np.random.Generator) -> tuple[Track, dict]:
         energy = section.energy if len(plan.sections) > 1 else 0.6
         density = plan.params_at_bar(section.start_bar).density
         n_per_bar = int(round(lo_n + (hi_n - lo_n) * min(1.0, density * (0.6 + 0.6 * energy))))
+        n_per_bar = max(1, n_per_bar * plan.steps // 16)
         if plan.complexity < 0.3:
             n_per_bar = max(2, n_per_bar - 1)
         grid = 1 if n_per_bar > 8 else 2
-        motif = make_motif(n_per_bar, rng, grid=grid, leap=leap)
+        motif = make_motif(n_per_bar, rng, grid=grid, leap=leap, meter=plan.meter)
         seq_shift = int(rng.choice([-2, -1, 1, 2]))
         dev = ("inversion", "rhythm", "fragment")[int(rng.integers(3))]
         dev2 = ("rhythm", "inversion", "repeat")[int(rng.integers(3))]
@@ -378,9 +399,9 @@ def generate(plan: Plan, rng: np.random.Generator) -> tuple[Track, dict]:
                 elif role == "sequence":
                     cell, goal = motif, anchor + 2 * seq_shift
                 elif role == "develop":
-                    cell, goal = develop(motif, dev, rng, grid=grid), target
+                    cell, goal = develop(motif, dev, rng, grid=grid, steps=plan.steps), target
                 else:
-                    cell, goal = develop(motif, dev2, rng, grid=grid), target
+                    cell, goal = develop(motif, dev2, rng, grid=grid, steps=plan.steps), target
                 bar_notes = _realize(cell, bar, goal, prev, plan, rng, legato, cadence=cadence, final=final)
                 if bar_notes and not cadence and rest_p > 0:
                     # breathing: an inner note may fall silent (never the first or the last)

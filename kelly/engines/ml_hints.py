@@ -109,9 +109,10 @@ def apply_groove(song: Song, plan: Plan, hints, rng: np.random.Generator) -> dic
         for bar in range(plan.bars):
             if not plan.layer_on("drums", bar):
                 continue
-            for step in range(16):
-                tick = bar * plan.bar_ticks + step * 120 + lean
-                if tick not in taken and step % 4 != 0 and rng.random() < 0.25 * g["ghost_prob"]:
+            for step in range(plan.steps):
+                tick = bar * plan.bar_ticks + step * plan.step_ticks + lean
+                on_beat = (step * plan.step_ticks) % plan.beat_ticks == 0
+                if tick not in taken and not on_beat and rng.random() < 0.25 * g["ghost_prob"]:
                     extra.append(Note(max(0, tick), 38, 60, int(22 + 16 * rng.random())))
                     ghosts += 1
         t.notes = sorted(notes + extra)

@@ -40,9 +40,10 @@ def generate(plan: Plan, rng: np.random.Generator) -> tuple[Track, dict]:
             voicing.append(ninth)
         velocity = plan.params_at_bar(bar).velocity
         if movement == "pulse":
-            for beat in (0, 2):
+            half = plan.bar_ticks // 2 if not plan.meter == (3, 4) else plan.bar_ticks // 3
+            for t in range(event.start, event.end, half):
                 for p in voicing:
-                    notes.append(note(event.start + beat * 2 * 240, p, 900, velocity))
+                    notes.append(note(t, p, min(half, event.end - t) - 60, velocity))
             held = {}
             continue
         dur = event.duration - (240 if movement == "breathing" else 0)

@@ -26,8 +26,8 @@ class DrumPattern:
     ride: bool = False
 
 
-def _steps(*on: int, p: float = 1.0) -> tuple[float, ...]:
-    return tuple(p if s in on else 0.0 for s in range(16))
+def _steps(*on: int, p: float = 1.0, n: int = 16) -> tuple[float, ...]:
+    return tuple(p if s in on else 0.0 for s in range(n))
 
 
 PATTERNS = {
@@ -43,6 +43,22 @@ PATTERNS = {
 }
 
 
+#: Triple metres (12 sixteenths a bar). 3/4: the kick on one, the backbeat on two and three;
+#: 6/8: two dotted-quarter beats, the kick on one, the snare on four, eighths on the hat.
+_WALTZ = DrumPattern(_steps(0, n=12), _steps(4, 8, n=12), _steps(0, 2, 4, 6, 8, 10, p=0.8, n=12), _steps(n=12), 0.08)
+_WALTZ_SOFT = DrumPattern(_steps(0, n=12), _steps(8, n=12), _steps(0, 4, 8, p=0.7, n=12), _steps(n=12), 0.05)
+_SIX_EIGHT = DrumPattern(tuple(1.0 if s == 0 else 0.4 if s == 10 else 0.0 for s in range(12)), _steps(6, n=12),
+                         _steps(0, 2, 4, 6, 8, 10, n=12), _steps(n=12), 0.08)
+_SIX_EIGHT_SOFT = DrumPattern(_steps(0, n=12), _steps(6, p=0.8, n=12), _steps(0, 6, p=0.7, n=12), _steps(n=12), 0.04)
+PATTERNS_34 = {name: (_WALTZ_SOFT if name in ("halftime", "shuffle") else _WALTZ) for name in PATTERNS}
+PATTERNS_68 = {name: (_SIX_EIGHT_SOFT if name in ("halftime", "shuffle") else _SIX_EIGHT) for name in PATTERNS}
+
+
+def patterns_for(meter: tuple[int, int]) -> dict:
+    """The kit patterns for a metre (every metre offers the same pattern names)."""
+    return {(3, 4): PATTERNS_34, (6, 8): PATTERNS_68}.get(tuple(meter), PATTERNS)
+
+
 def pattern_for(plan: Plan) -> str:
     """Pattern name: halftime for grief/sadness, driving for rage-like arousal, else the groove type."""
     if plan.profile in ("grief", "sadness") or (plan.emotion.valence < -0.5 and plan.emotion.arousal < 0.4):
@@ -56,14 +72,16 @@ def percussion(plan: Plan, rng: np.random.Generator) -> tuple[Track, dict]:
     """Shaker (70) on 8ths/16ths, tambourine (54) on the backbeat, claps (39) for bright energy."""
     notes: list[Note] = []
     sixteenths = plan.emotion.arousal > 0.7
+    beat_steps = plan.beat_ticks // SIXTEENTH
+    backbeat = (4, 12) if plan.meter == (4, 4) else tuple(range(beat_steps, plan.steps, beat_steps))
     for bar in range(plan.bars):
         if not plan.layer_on("rhythm", bar):
             continue
         base = bar * plan.bar_ticks
         vel = plan.params_at_bar(bar).velocity
-        for s in range(0, 16, 1 if sixteenths else 2):
-            accent = 10 if s % 4 == 2 else 0
+        for s in range(0, plan.steps, 1 if sixteenths else 2):
+            accent = 10 if s % beat_steps == beat_steps // 2 else 0
             notes.append(note(base + s * SIXTEENTH, 70, 60, vel - 30 + accent + rng.integers(-4, 5)))
-        for s in (4, 12):
+        for s in backbeat:
             notes.append(note(base + s * SIXTEENTH, 39 if plan.emotion.valence > 0.3 else 54, 60, vel - 12))
     return Track("Percussion", 0, DRUM_CHANNEL, notes, Role.PERCUSSION), {"shaker": "16ths" if sixteenths else "8ths"}

@@ -33,9 +33,9 @@ def generate(plan: Plan, rng: np.random.Generator) -> tuple[Track, dict]:
                 notes.append(note(event.start, p, event.duration - 30, velocity))
         else:
             upper = tones[-2:]
-            for k in range(8):
+            for t in range(event.start, event.end, plan.ppq // 2):
                 for p in upper:
-                    notes.append(note(event.start + k * 240, p, 200, velocity))
+                    notes.append(note(t, p, 200, velocity))
             notes.append(note(event.start, tones[0], event.duration - 30, velocity))
     notes.sort()
     return Track("Strings", program, 4, notes, Role.STRINGS), {"style": style, "program": program}

@@ -31,16 +31,16 @@ def generate(plan: Plan, drums: Track | None, rng: np.random.Generator) -> tuple
             start = seam - length * plan.bar_ticks
             notes.append(note(start, tonic + 7, length * plan.bar_ticks, velocity - 20))
             if drums is not None and plan.layer_on("drums", nxt.start_bar):
-                drums.notes.append(note(seam, CRASH, 480, velocity + 10))
+                drums.notes.append(note(seam, CRASH, plan.beat_ticks, velocity + 10))
         elif rise < -0.15:
             kind = "breakdown"
             if drums is not None:
-                cut = seam - 480
+                cut = seam - plan.beat_ticks
                 drums.notes = [n for n in drums.notes if not (cut <= n.start < seam)]
             notes.append(note(seam, tonic, plan.bar_ticks, velocity - 25))
         else:
             kind = "crossfade"
-            notes.append(note(seam - 480, tonic + 12, 960, velocity - 25))
+            notes.append(note(seam - plan.beat_ticks, tonic + 12, 2 * plan.beat_ticks, velocity - 25))
         seams.append({"bar": nxt.start_bar + 1, "from": prev.name, "to": nxt.name, "type": kind})
     if drums is not None:
         drums.notes.sort()

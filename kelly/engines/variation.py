@@ -31,9 +31,10 @@ def _vary(notes: list[Note], technique: str, plan: Plan, rng: np.random.Generato
         return [n.moved(start=n.start + 240, duration=max(60, min(n.duration, end - n.start - 240)))
                 for n in notes[:-1] if n.start + 240 < end] + notes[-1:]
     if technique == "fragmentation":
-        return [n for k, n in enumerate(notes) if n.start % 960 == 0 or k % 2 == 0 or k == len(notes) - 1]
+        return [n for k, n in enumerate(notes) if (n.start % plan.bar_ticks) % (2 * plan.beat_ticks) == 0
+                or k % 2 == 0 or k == len(notes) - 1]
     if technique == "simplification":
-        keep = [n for n in notes if n.start % 480 == 0]
+        keep = [n for n in notes if (n.start % plan.bar_ticks) % plan.beat_ticks == 0]
         return keep or notes
     if technique == "ornamentation":
         out = []

@@ -521,18 +521,20 @@ def silence_as_instrument(tracks, plan, rng, s):
 @generator("TEMPORAL_BreathPauses", "parts")
 def breath_pauses(tracks, plan, rng, s):
     """Every phrase (four bars) ends with a beat of held breath: nothing sounds on its last beat."""
+    last_beat = plan.bar_ticks - plan.beat_ticks
     for t in tracks:
         t.notes = [n for n in t.notes
-                   if not (_bar_of(n.start, plan) % 4 == 3 and n.start % plan.bar_ticks >= 1440)]
-        t.notes = [n.moved(duration=max(1, min(n.duration, (n.start // plan.bar_ticks) * plan.bar_ticks + 1440
+                   if not (_bar_of(n.start, plan) % 4 == 3 and n.start % plan.bar_ticks >= last_beat)]
+        t.notes = [n.moved(duration=max(1, min(n.duration, (n.start // plan.bar_ticks) * plan.bar_ticks + last_beat
                                                - n.start)))
-                   if _bar_of(n.start, plan) % 4 == 3 and n.start % plan.bar_ticks < 1440 else n for n in t.notes]
+                   if _bar_of(n.start, plan) % 4 == 3 and n.start % plan.bar_ticks < last_beat else n
+                   for n in t.notes]
 
 
 @generator("TEMPORAL_AbruptEnding", "parts")
 def abrupt_ending(tracks, plan, rng, s):
     """The music stops dead on the last bar's second beat, mid-chord: no ring-out, no release."""
-    cut = plan.total_ticks - plan.bar_ticks + 480
+    cut = plan.total_ticks - plan.bar_ticks + plan.beat_ticks
     for t in tracks:
         t.notes = [n.moved(duration=max(1, min(n.duration, cut - n.start))) for n in t.notes if n.start < cut]
 
