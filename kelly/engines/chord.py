@@ -277,6 +277,28 @@ def plan_progression(plan: Plan, rng: np.random.Generator) -> tuple[list[str], d
     return romans, explanation
 
 
+def confirm_cadences(romans: list[str], cadences: list, plan: Plan) -> list:
+    """The cadence marks that still hold once rule breaks and a journey's pivots have rewritten numerals.
+
+    An authentic cadence must end on the bar's tonic after its cadence chord (or the
+    dominant); a half cadence must rest on the cadence chord or the dominant. A mark whose
+    chords were rewritten (a final bVI from HARMONY_AvoidTonicResolution, a pivot V) is dropped.
+    """
+    out = list(cadences)
+    for bar, mark in enumerate(cadences):
+        if mark is None:
+            continue
+        key = plan.params_at_bar(bar).key
+        pre, tonic = _cadence_numerals(key)
+        head = romans[bar].split(":")[-1].partition("/")[0]
+        before = romans[bar - 1].split(":")[-1].partition("/")[0] if bar else ""
+        if mark == "authentic" and not (head == tonic and before in (pre, "V", "V7", tonic)):
+            out[bar] = None
+        elif mark == "half" and head not in (pre, "V", "V7", "v"):
+            out[bar] = None
+    return out
+
+
 def _fit(numeral: str, key, *, deliberate: bool) -> tuple[Chord, str | None]:
     """The chord a numeral names in ``key``: the mode's own quality unless the chord is borrowed on purpose."""
     chord = roman_to_chord(numeral, key).chord
@@ -308,7 +330,7 @@ def build_chords(plan: Plan, romans: list[str], rng: np.random.Generator, *,
     and the cadence chord (faster harmonic rhythm); above 0.8 half cadences split too.
     ``ceiling(bar)`` gives the highest pitch a voicing may reach (below the melody).
     """
-    cadences = cadences or [None] * len(romans)
+    cadences = confirm_cadences(romans, cadences or [None] * len(romans), plan)
     tension = curve(CURVE_FOR_PROFILE.get(plan.profile, "wave"), plan.bars,
                     min(1.0, plan.params.dissonance + 0.4 * plan.emotion.intensity))
     free = plan.rule("HARMONY_ParallelMotion") > 0 or plan.params.dissonance > 0.7

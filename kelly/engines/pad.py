@@ -36,8 +36,11 @@ def generate(plan: Plan, rng: np.random.Generator) -> tuple[Track, dict]:
         ceiling = event.voicing[-1] + 3
         voicing = [p + 12 if p + 12 <= ceiling and p < 52 else p for p in event.voicing]
         if rng.random() < ninth_p * (0.5 + plan.complexity) and event.chord.quality in ("maj", "maj7", "7", "sus2"):
-            ninth = voicing[0] + 14 if voicing[0] + 14 <= ceiling else voicing[0] + 2
-            voicing.append(ninth)
+            # the ninth above the chord's root (not above the lowest voice: an inversion's bass is not the root)
+            ninth_pc = (event.chord.root_pc + 2) % 12
+            options = [p for p in range(voicing[0] + 1, ceiling + 1) if p % 12 == ninth_pc and p not in voicing]
+            if options:
+                voicing.append(options[-1])
         velocity = plan.params_at_bar(bar).velocity
         if movement == "pulse":
             half = plan.bar_ticks // 2 if not plan.meter == (3, 4) else plan.bar_ticks // 3

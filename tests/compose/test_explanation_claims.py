@@ -280,10 +280,6 @@ def test_chord_symbols_are_what_the_harmony_part_plays(pieces):
     assert _failures(check, pieces) == []
 
 
-@pytest.mark.xfail(strict=True, reason="engine bug (kelly/engines/pad.py): the pad's 'added ninth' is computed "
-                                       "from the lowest voice of the voicing (voicing[0] + 14 or + 2), not from "
-                                       "the chord's root, so an inverted chord gets a 6th or a foreign tone "
-                                       "(E over G major; B natural over F major in D minor)")
 def test_the_pad_plays_the_chords_and_their_added_ninths(pieces):
     """The pad doubles the chord, adding only the ninth above the root of a major-family chord."""
     def check(p: Piece):
@@ -496,11 +492,6 @@ def test_rule_breaks_listed_are_the_generators_that_ran(pieces):
 
 
 # ------------------------------------------------------------------ engine data (not the explanation)
-@pytest.mark.xfail(strict=True, reason="engine bug (kelly/engines/chord.py plan_progression): cadence marks are "
-                                       "set before the rule breaks and a journey's pivots rewrite the numerals, so "
-                                       "ChordEvent.cadence says 'authentic' on a final bVI "
-                                       "(HARMONY_AvoidTonicResolution) or on a pivot V; the explanation names the "
-                                       "cadence from the chord instead")
 def test_engine_cadence_marks_name_the_chords(pieces):
     def check(p: Piece):
         for e in p.plan.chords:
