@@ -19,7 +19,6 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from kelly import __version__
 from kelly.emotion.state import EmotionState
 from kelly.engines import (arrange, arrangement, bass, chord, counter_melody, drums, dynamics, fill, melody, pad, rhythm,
                            strings, transition, variation)
@@ -27,8 +26,8 @@ from kelly.engines.context import Plan, Section
 from kelly.engines.ml_hints import apply_expression, apply_groove
 from kelly.engines.profiles import profile_for
 from kelly.errors import InputError
-from kelly.intent.rule_generators import GENERATORS, production_note
-from kelly.intent.rules import RULES_BY_ID, automatic_rule_breaks, get_rule
+from kelly.intent.rule_generators import GENERATORS
+from kelly.intent.rules import automatic_rule_breaks, get_rule
 from kelly.mapping import map_emotion
 from kelly.song import PPQ, Song, Track
 from kelly.theory.scales import Key

@@ -91,11 +91,21 @@ def generate(plan: Plan, rng: np.random.Generator) -> tuple[Track, dict]:
             next_root = nearest_pc(nxt.chord.bass_pc, root)
             approach = next_root - 1 if next_root > root else next_root + 1
             velocity = plan.params_at_bar(bar).velocity
+            if bar == plan.bars - 1 and plan.rule("HARMONY_AvoidTonicResolution") <= 0:
+                # the last bar: the final chord's bass, held, so the piece ends on its root (or on the
+                # bass note the chord asks for), never on a passing fifth
+                notes.append(note(bar * plan.bar_ticks, root, int(plan.bar_ticks * 0.95), velocity))
+                continue
             for step, length, degree in table[pattern]:
+                start = bar * plan.bar_ticks + step * SIXTEENTH
+                here = plan.chord_at(start)
+                if here is not event and not pedal:
+                    # a bar with two chords: the second half follows its own chord's bass
+                    root = nearest_pc(here.chord.bass_pc, 40)
+                    fifth = root + 7 if root + 7 <= 52 else root - 5
                 pitch = (root, fifth, root + 12 if root + 12 <= 55 else root, approach)[degree]
                 if pattern == "breathing" and rng.random() < 0.15:
                     continue
-                start = bar * plan.bar_ticks + step * SIXTEENTH
                 dur = int(length * SIXTEENTH * (0.9 if length > 2 else 0.8))
                 notes.append(note(start, pitch, dur, velocity))
     return Track("Bass", PROGRAM.get(plan.profile, 33), 2, notes, Role.BASS), {"patterns": used}

@@ -311,6 +311,11 @@ def _fit(numeral: str, key, *, deliberate: bool) -> tuple[Chord, str | None]:
 _FLAT_TONICS = ("F", "Bb", "Eb", "Ab", "Db", "Gb", "Cb")
 
 
+def _split_point(plan: Plan) -> int:
+    """Where a bar with two chords changes: half way in duple metres, after two beats in 3/4."""
+    return 2 * plan.beat_ticks if plan.meter == (3, 4) else plan.bar_ticks // 2
+
+
 def _predominant(key) -> str:
     """The chord before a cadence chord in a split bar: ii (major modes) or iv (minor modes), fitted to the mode."""
     return "iv" if key.is_minor else "ii"
@@ -368,7 +373,8 @@ def build_chords(plan: Plan, romans: list[str], rng: np.random.Generator, *,
                                       or split == "half" and plan.complexity > 0.8):
             pre_chord = fit_to_mode(roman_to_chord(_predominant(key), key).chord, key)
             if pre_chord.root_pc != chord.root_pc:
-                halves = [(_predominant(key), pre_chord, plan.bar_ticks // 2), (numeral, chord, plan.bar_ticks // 2)]
+                first = _split_point(plan)
+                halves = [(_predominant(key), pre_chord, first), (numeral, chord, plan.bar_ticks - first)]
         if not halves and plan.complexity > 0.8 and cadences[bar] is None and bar + 1 < len(romans):
             # faster harmonic rhythm: the bar's second half approaches the next chord from a fifth above
             # (the same decision for the same bar of a restated section)
@@ -383,7 +389,8 @@ def build_chords(plan: Plan, romans: list[str], rng: np.random.Generator, *,
                 from kelly.theory.pitch import pc_name
 
                 passing = Chord(pc_name(approach, flats=key.tonic in _FLAT_TONICS or "b" in key.tonic), quality)
-                halves = [(numeral, chord, plan.bar_ticks // 2), ("passing", passing, plan.bar_ticks // 2)]
+                first = _split_point(plan)
+                halves = [(numeral, chord, first), ("passing", passing, plan.bar_ticks - first)]
         if not halves:
             halves = [(numeral, chord, plan.bar_ticks)]
         offset = 0

@@ -8,6 +8,7 @@ plus an accidental offset in semitones.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from kelly.errors import InputError
 
@@ -18,6 +19,7 @@ _ACCIDENTAL_TEXT = {-2: "bb", -1: "b", 0: "", 1: "#", 2: "##"}
 _NOTE_RE = re.compile(r"^\s*([A-Ga-g])(##|bb|#|b|♯|♭|x)?\s*$")
 
 
+@lru_cache(maxsize=512)  # pure and called thousands of times per piece (every chord root, every key)
 def parse_note(name: str) -> tuple[int, int]:
     """Parse a note name such as ``"Bb"`` or ``"F#"``.
 

@@ -46,6 +46,8 @@ GRID = (
     ("hope-complexity-0.1", ("hope",), dict(bars=16, complexity=0.1)),
     ("rage-complexity-0.9", ("rage",), dict(bars=16, complexity=0.9)),
     ("hope-borrowed", ("hope",), dict(bars=8, breaks=("HARMONY_ModalInterchange",))),
+    ("tenderness-6/8", ("tenderness",), dict(bars=16)),
+    ("nostalgia-3/4-0.9", ("nostalgia",), dict(bars=16, complexity=0.9)),
 )
 #: Rule breaks whose point is notes outside the chord (their harmony part is not judged by the chord symbol).
 OFF_CHORD_RULES = {"HARMONY_Polytonality", "HARMONY_UnresolvedDissonance", "TEXTURE_FrequencyMasking"}
