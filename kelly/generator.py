@@ -244,7 +244,20 @@ def _groove_pass(song: Song, plan: Plan, seed: int) -> tuple[Song, dict]:
     settings = HumanizeSettings(complexity=complexity, vulnerability=vulnerability,
                                 ghost_notes=plan.emotion.arousal < 0.8, name="emotion")
     if complexity > 0:
+        downbeats = {t.name: [n for n in t.notes if n.pitch == 36 and n.start % plan.bar_ticks == 0]
+                     for t in song.tracks if t.is_drum}
         song = humanize(song, settings, _rng(seed, "groove"))
+        for t in song.tracks:  # the humanizer may drop a hit now and then, but never the kick on beat one
+            kept = sorted(n.start for n in t.notes if n.pitch == 36)
+            lost = [n for n in downbeats.get(t.name, []) if not any(abs(s - n.start) <= plan.ppq // 8 for s in kept)]
+            if lost:
+                t.notes = sorted(t.notes + lost)
+        # the humanizer's velocity drift must not undo the dynamics' ceiling (nothing saturates at 127)
+        from kelly.engines.dynamics import CLIMAX_CEILING
+
+        for t in song.tracks:
+            if any(n.velocity > CLIMAX_CEILING for n in t.notes):
+                t.notes = [n.moved(velocity=CLIMAX_CEILING) if n.velocity > CLIMAX_CEILING else n for n in t.notes]
     info["humanize"] = {"complexity": round(complexity, 4), "vulnerability": round(vulnerability, 4)}
     return song, info
 

@@ -198,8 +198,10 @@ def angular_intervals(tracks, plan, rng, s):
             continue
         leap = tones[0] if abs(tones[0] - prev.pitch) >= 8 else tones[-1]
         avoid = {(t + 1) % 12 for t in _chord_event(plan, nxt.start).tones}
+        after = notes[k + 2].pitch
         back = [leap - sign * d for d in (1, 2) if (leap - sign * d) % 12 not in avoid
-                and (leap - sign * d) % 12 in set(_chord_event(plan, nxt.start).scale or plan.key.scale_pcs())]
+                and (leap - sign * d) % 12 in set(_chord_event(plan, nxt.start).scale or plan.key.scale_pcs())
+                and abs(after - (leap - sign * d)) <= 12]  # the line's return is no wider than an octave
         if not back:
             k += 1
             continue
@@ -375,8 +377,8 @@ def single_element_focus(tracks, plan, rng, s):
 
 @generator("TEXTURE_DenseWall", "parts")
 def dense_wall(tracks, plan, rng, s):
-    """The chords hammer every eighth with the root doubled an octave (and, above severity 0.5, two) below:
-    one undifferentiated mass under the melody.
+    """The chords hammer every eighth (every sixteenth above severity 0.7) with the lowest voice doubled
+    an octave below: one undifferentiated mass under the melody.
 
     The wall grows downwards, so the melody stays on top and a voicing never passes five
     distinct pitches (the instrument's range permitting).
@@ -387,15 +389,15 @@ def dense_wall(tracks, plan, rng, s):
     if not chords or not chords.notes:
         return
     lo, _ = playable_range(chords.program)
-    eighth = plan.ppq // 2
+    eighth = plan.ppq // 2 if s <= 0.7 else plan.ppq // 4
     by_start: dict[int, list] = {}
     for n in chords.notes:
         by_start.setdefault(n.start, []).append(n)
     out = []
     for start, group in sorted(by_start.items()):
         root = min(group, key=lambda n: n.pitch)
-        low = [root.pitch - 12] + ([root.pitch - 24] if s > 0.5 else [])
-        pitches = sorted({n.pitch for n in group} | {p for p in low if p >= lo})
+        pitches = sorted({n.pitch for n in group})[-4:]
+        pitches = sorted(set(pitches) | ({root.pitch - 12} if root.pitch - 12 >= lo else set()))
         length = max(n.duration for n in group)
         for t in range(start, start + max(length, eighth), eighth):
             out.extend(root.moved(start=t, pitch=p, duration=max(30, eighth - 20)) for p in pitches)
