@@ -1,7 +1,8 @@
 """VariationEngine: repeated sections come back changed.
 
-When a section name returns (the second verse, the last chorus) its melody is varied
-by a technique chosen by profile (§6.5: grief prefers simplification and
+When a section name returns (the second verse, the last chorus) the second half of its
+melody is varied (the first half restates the section as it was first heard) by a
+technique chosen by profile (§6.5: grief prefers simplification and
 fragmentation): ornamentation (a scale neighbour before a note), octave lift for the
 final chorus, rhythmic displacement by an eighth, fragmentation (dropping every other
 weak note) or simplification (keeping strong-beat notes only).
@@ -64,12 +65,16 @@ def apply(plan: Plan, melody: Track, rng: np.random.Generator) -> dict:
         technique = choices[int(rng.integers(len(choices)))]
         if technique == "octave_lift" and idx != max(i for i, s in enumerate(plan.sections) if s.name == section.name):
             technique = choices[-1] if choices[-1] != "octave_lift" else "ornamentation"
-        lo, hi = section.start_bar * plan.bar_ticks, section.end_bar * plan.bar_ticks
+        # the first half comes back as it was (so the listener recognises the section); the second
+        # half is varied (an octave lift still lifts the whole section: it keeps every interval)
+        half = section.start_bar + (0 if technique == "octave_lift" else section.bars // 2)
+        lo, hi = half * plan.bar_ticks, section.end_bar * plan.bar_ticks
         inside = [n for n in notes if lo <= n.start < hi]
         outside = [n for n in notes if not lo <= n.start < hi]
         if not inside:
             continue
         notes = sorted(outside + _vary(inside, technique, plan, rng))
-        applied.append({"section": section.name, "start_bar": section.start_bar + 1, "technique": technique})
+        applied.append({"section": section.name, "start_bar": section.start_bar + 1, "from_bar": half + 1,
+                        "technique": technique})
     melody.notes = notes
     return {"variations": applied}
