@@ -395,7 +395,12 @@ def build_chords(plan: Plan, romans: list[str], rng: np.random.Generator, *,
             halves = [(numeral, chord, plan.bar_ticks)]
         offset = 0
         for num, ch, dur in halves:
-            voicing = voice_chord(ch, previous, low=low, high=max(low + 12, top), free=free)
+            # a dorian tonic doubles its third: against dorian's major IV, the minor third is what tells
+            # the mode from major (in aeolian a doubled third pulls the ear to the relative major)
+            third = (ch.root_pc + 3) % 12 if ch.root_pc == key.tonic_pc and ch.quality in ("min", "5") \
+                and key.mode == "dorian" else None
+            voicing = voice_chord(ch, previous, low=low, high=max(low + 12, top), free=free,
+                                  double=third if ch.quality == "min" else None)
             previous = voicing
             scale, borrowed = world_for(key, ch)
             events.append(ChordEvent(start + offset, dur, num, ch, voicing, key, float(tension[bar]),

@@ -1,7 +1,9 @@
 """MelodyEngine: the lead line.
 
 Lead instruments are ones that sing over a sustained bed: grief's cello, sadness's
-clarinet, hope's violin (a piano lead decays under a pad and was measured 9–11 dB below it).
+clarinet, hope's violin (a piano lead decays under a pad and was measured 9–11 dB below it),
+anger's "charang" lead (a distortion-guitar lead that cuts through overdriven power chords;
+GM's distortion guitar sat 4–8 dB under them whatever its velocity).
 
 Per profile (§6.5): contour shapes, notes per bar, rest probability, legato, GM
 instrument and leap size. The line is built in four-bar phrases from a two-bar motif
@@ -31,7 +33,7 @@ PROFILES = {
     "love": (("arch", "wave"), (3, 6), 0.15, 0.9, 73, 5),
     "hope": (("ascending", "arch", "spiral_up"), (4, 7), 0.1, 0.8, 40, 5),
     "joy": (("ascending", "arch", "wave"), (5, 8), 0.08, 0.7, 80, 7),
-    "anger": (("jagged", "ascending", "collapse"), (6, 10), 0.05, 0.45, 30, 9),
+    "anger": (("jagged", "ascending", "collapse"), (6, 10), 0.05, 0.45, 84, 9),
     "fear": (("jagged", "spiral_up", "static"), (5, 9), 0.12, 0.5, 81, 8),
     "anxiety": (("wave", "jagged", "static"), (5, 9), 0.15, 0.6, 71, 6),
     "tension": (("inverse_arch", "jagged"), (4, 8), 0.15, 0.6, 81, 7),
@@ -219,7 +221,8 @@ def _realize(motif: Motif, bar: int, target: float, prev: int | None, plan: Plan
     weights = []
     hint_w = _hint_weights(plan, chord_pitches)
     tonic_pc = params.key.tonic_pc
-    home = {tonic_pc: 1.8, (tonic_pc + params.key.intervals[2]) % 12: 1.3, (tonic_pc + 7) % 12: 1.15}
+    third = 1.6 if params.key.mode == "dorian" else 1.3  # dorian's minor third tells it from major
+    home = {tonic_pc: 1.8, (tonic_pc + params.key.intervals[2]) % 12: third, (tonic_pc + 7) % 12: 1.15}
     for p, hw in zip(chord_pitches, hint_w):
         # tonal gravity: the tonic triad pulls, so the key (and a mode against its tonic) is heard
         w = math.exp(-abs(p - target) / 2.5) * hw * home.get(p % 12, 1.0)

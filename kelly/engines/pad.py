@@ -1,6 +1,7 @@
 """PadEngine: a sustained harmonic bed in the chords' register, under the melody.
 
-Profiles (§6.5) set the GM pad sound and how it moves: "breathing" pads re-strike each
+Profiles (§6.5) set the GM pad sound and how it moves (warm pad 89, polysynth 90, halo 94 rather
+than the new-age 88 and sweep 95 pads, which rendered 6–10 dB over the lead as beds): "breathing" pads re-strike each
 bar with a gap, "sustained" pads tie across a chord that does not change. Extensions
 (the added ninth, on major chords only, where it cannot rub against a minor third)
 appear with probability by profile, more often with complexity.
@@ -16,10 +17,10 @@ from kelly.song import Note, Role, Track
 
 #: GM program, movement, ninth probability
 PROFILES = {
-    "grief": (89, "breathing", 0.4), "sadness": (89, "sustained", 0.3), "nostalgia": (88, "sustained", 0.4),
-    "peace": (91, "sustained", 0.5), "love": (88, "sustained", 0.4), "hope": (88, "sustained", 0.3),
-    "joy": (90, "pulse", 0.2), "anger": (95, "pulse", 0.1), "fear": (94, "breathing", 0.2),
-    "anxiety": (94, "pulse", 0.2), "tension": (95, "breathing", 0.3), "neutral": (89, "sustained", 0.3),
+    "grief": (89, "breathing", 0.4), "sadness": (89, "sustained", 0.3), "nostalgia": (89, "sustained", 0.4),
+    "peace": (91, "sustained", 0.5), "love": (89, "sustained", 0.4), "hope": (89, "sustained", 0.3),
+    "joy": (90, "pulse", 0.2), "anger": (90, "pulse", 0.1), "fear": (94, "breathing", 0.2),
+    "anxiety": (94, "pulse", 0.2), "tension": (94, "breathing", 0.3), "neutral": (89, "sustained", 0.3),
 }
 
 

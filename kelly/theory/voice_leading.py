@@ -15,8 +15,10 @@ from itertools import combinations
 from kelly.theory.chords import Chord
 
 
-def _candidates(pcs: tuple[int, ...], low: int, high: int, voices: int) -> list[tuple[int, ...]]:
-    tones = list(pcs[:voices]) if len(pcs) >= voices else list(pcs) + [pcs[0]] * (voices - len(pcs))
+def _candidates(pcs: tuple[int, ...], low: int, high: int, voices: int,
+                double: int | None = None) -> list[tuple[int, ...]]:
+    extra = pcs[0] if double is None else double
+    tones = list(pcs[:voices]) if len(pcs) >= voices else list(pcs) + [extra] * (voices - len(pcs))
     out: set[tuple[int, ...]] = set()
     for inversion in range(len(tones)):
         order = tones[inversion:] + tones[:inversion]
@@ -48,10 +50,14 @@ def _parallel_perfect(prev: tuple[int, ...], cur: tuple[int, ...]) -> int:
 
 
 def voice_chord(chord: Chord, previous: tuple[int, ...] | None, *, low: int = 48, high: int = 76,
-                voices: int = 4, free: bool = False) -> tuple[int, ...]:
-    """Pick the voicing of ``chord`` (MIDI pitches, ascending) that moves least from ``previous``."""
+                voices: int = 4, free: bool = False, double: int | None = None) -> tuple[int, ...]:
+    """Pick the voicing of ``chord`` (MIDI pitches, ascending) that moves least from ``previous``.
+
+    A triad in four voices doubles its root, or the pitch class ``double`` when given (a
+    minor tonic doubles its third, so the key's minor third is heard).
+    """
     pcs = chord.pitch_classes()
-    cands = _candidates(pcs, low, high, voices) or _candidates(pcs, low - 12, high + 12, voices)
+    cands = _candidates(pcs, low, high, voices, double) or _candidates(pcs, low - 12, high + 12, voices, double)
     centre = (low + high) / 2
     if previous is None:
         return min(cands, key=lambda c: (abs(sum(c) / len(c) - centre), c))
