@@ -17,8 +17,8 @@ It was made with::
     git worktree remove /tmp/kelly-before
 
 ``KELLY_BENCH_RENDER=all|subset|none`` chooses which pieces are rendered (default
-``subset``: the :data:`RENDER_SUBSET` pieces; rendering every piece takes longer than the
-three minutes this section allows itself on two cores). ``python -m benchmarks.run
+``all``: every piece, about 2.5 minutes of wall time with two workers; ``subset``: the
+:data:`RENDER_SUBSET` pieces, for a quicker look). ``python -m benchmarks.run
 bench_music`` runs only this section.
 
 This file must stay importable by the engines of commit 0cda242 for ``--compose-to``: the
@@ -377,7 +377,7 @@ def _check_table(now: dict, before: dict | None) -> list[str]:
 # ------------------------------------------------------------------------ entry
 def measure_grid(render_mode: str | None = None) -> tuple[dict, float, int]:
     """Compose and measure every grid piece now: (rows by piece name, seconds, pieces rendered)."""
-    mode = render_mode or os.environ.get("KELLY_BENCH_RENDER", "subset")
+    mode = render_mode or os.environ.get("KELLY_BENCH_RENDER", "all")
     to_render = _render_set(mode)
     from kelly import quality
 
@@ -457,7 +457,7 @@ def _rounded(x):
 
 def save_before(folder: Path) -> None:
     """Measure the MIDI + explanation files of ``--compose-to`` and write :data:`BEFORE_FILE`."""
-    mode = os.environ.get("KELLY_BENCH_RENDER", "subset")
+    mode = os.environ.get("KELLY_BENCH_RENDER", "all")
     to_render = _render_set(mode)
     rows = _map(_measure_file, [(p, str(folder), p.name in to_render) for p in GRID])
     rows = {p.name: rows[p.name] for p in GRID}
