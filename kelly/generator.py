@@ -15,10 +15,12 @@ over one shared tonic, with transitions at the seams and a tempo ramp between se
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import numpy as np
 
+from kelly.composer import MAX_BARS, ComposeOptions, Composition, check_options  # noqa: F401 - re-exported
+from kelly.contracts import Explanation
 from kelly.emotion.state import EmotionState
 from kelly.engines import (arrange, arrangement, bass, chord, counter_melody, drums, dynamics, fill, melody, pad, rhythm,
                            strings, transition, variation)
@@ -32,7 +34,9 @@ from kelly.mapping import map_emotion
 from kelly.song import PPQ, Song, Track
 from kelly.theory.scales import Key
 
-MAX_BARS = 512
+__all__ = ["MAX_BARS", "ComposeOptions", "Composition", "check_options", "compose", "RuleComposer",
+           "journey_anchors", "journey_bars"]
+
 #: Rule breaks whose point is a clash with the melody, or the accompaniment in its register: the
 #: arrangement fit leaves those as asked.
 DELIBERATE_CLASHES = ("HARMONY_Polytonality", "MELODY_ExcessiveRepetition", "TEXTURE_FrequencyMasking")
@@ -42,50 +46,8 @@ ENGINE_IDS = {name: k for k, name in enumerate(
      "transition", "variation", "rules", "dynamics", "groove", "tension"))}
 
 
-@dataclass(frozen=True)
-class ComposeOptions:
-    bars: int = 16
-    seed: int = 0
-    complexity: float = 0.5
-    humanize: float | None = None
-    key: str | None = None
-    breaks: tuple[str, ...] = ()
-    auto_breaks: bool = True
-    meter: str | None = None  # "4/4", "3/4" or "6/8"; default from the emotion (kelly.mapping.meter_for)
-
-
-from kelly.contracts import Explanation  # noqa: E402 - the explanation's type (kelly.contracts, built by kelly.explain)
-
-
-@dataclass
-class Composition:
-    """What a composer returns: the performed song, the typed explanation, and the score.
-
-    ``explanation`` is a :class:`kelly.contracts.Explanation`; ``explanation.to_json()``
-    is the JSON Kelly writes beside the MIDI.
-
-    ``score`` is the same music before the groove pass (quantized, no swing or
-    humanization): the version to notate (MusicXML) and to analyse harmonically.
-    """
-
-    song: Song
-    explanation: Explanation
-    score: Song | None = None
-
-
 def _rng(seed: int, engine: str) -> np.random.Generator:
     return np.random.default_rng([int(seed) & 0xFFFFFFFF, ENGINE_IDS[engine]])
-
-
-def check_options(opts: ComposeOptions) -> None:
-    if not isinstance(opts.bars, int) or not 1 <= opts.bars <= MAX_BARS:
-        raise InputError(f"--bars must be a whole number from 1 to {MAX_BARS}, got {opts.bars}")
-    if not 0.0 <= opts.complexity <= 1.0:
-        raise InputError(f"--complexity must be between 0 and 1, got {opts.complexity}")
-    if opts.humanize is not None and not 0.0 <= opts.humanize <= 1.0:
-        raise InputError(f"--humanize must be between 0 and 1, got {opts.humanize}")
-    if not 0 <= opts.seed < 2**32:
-        raise InputError(f"--seed must be a whole number from 0 to {2**32 - 1}, got {opts.seed}")
 
 
 def journey_anchors(n: int, bars: int) -> list[float]:
@@ -417,3 +379,20 @@ def _explain(plan: Plan, template, song, romans, events, tension_curve, breaks, 
     from kelly.explain import build_explanation
 
     return build_explanation(plan, template, song, romans, events, tension_curve, breaks, why, opts, path, models)
+
+
+class RuleComposer:
+    """The rule engines behind the :class:`kelly.composer.Composer` protocol.
+
+    ``models`` is what the networks' status says (for the explanation); ``controls`` passed
+    to :meth:`compose` are the networks' hints.
+    """
+
+    name = "rules"
+
+    def __init__(self, models: dict | None = None) -> None:
+        self.models = models
+
+    def compose(self, emotions, options: ComposeOptions = ComposeOptions(), controls=None) -> Composition:
+        return compose(emotions, options, hints=controls, models=self.models)
+

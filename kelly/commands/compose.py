@@ -43,6 +43,8 @@ def register(sub) -> None:
     p.add_argument("--no-auto-breaks", action="store_true", help="only break the rules given with --break")
     p.add_argument("--to", metavar="EMOTION", help="journey: move from the text's emotion to this one")
     p.add_argument("--journey", metavar="A,B,C", help="journey through these emotions in order")
+    p.add_argument("--composer", choices=("rules",), default="rules",
+                   help="which composer writes the music (the rule engines; a transformer comes later)")
     p.add_argument("--no-ml", action="store_true", help="switch the five networks (and their fallbacks) off")
     p.add_argument("--disable", action="append", default=[], metavar="MODEL",
                    help="switch one network off (its fallback heuristic runs); repeatable")
@@ -367,7 +369,7 @@ def _chords(result) -> list[tuple[int, str]] | None:
 
 
 def run(args) -> int:
-    from kelly.generator import ComposeOptions, compose
+    from kelly.composer import ComposeOptions, get_composer
 
     wanted = _extra_names(args)
     text, path = resolve_emotions(args)
@@ -379,7 +381,8 @@ def run(args) -> int:
                           key=args.key, breaks=tuple(args.breaks), auto_breaks=not args.no_auto_breaks,
                           meter=args.meter)
     hints, models = _network_hints(args, path[0])
-    result = compose(path if len(path) > 1 else path[0], opts, hints=hints, models=models)
+    composer = get_composer(args.composer, models=models)
+    result = composer.compose(path if len(path) > 1 else path[0], opts, controls=hints)
     explanation = result.explanation
     explanation.text = text or None
     beside = tuple(suffix for _f, attr, suffix, _s in _EXTRAS if attr in wanted and wanted[attr] is None)
