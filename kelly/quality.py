@@ -28,7 +28,6 @@ import re
 import statistics
 import time
 from collections import Counter
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -256,99 +255,16 @@ def _named(song: Song):
         yield (t.name if seen[t.name] == 1 else f"{t.name} #{seen[t.name]}"), t
 
 
-@dataclass(frozen=True)
-class _Range:
-    first: int
-    last: int
-    low: int
-    high: int
-    what: str
-
-
-# Playable ranges (sounding pitch, MIDI numbers; middle C = 60) for every General MIDI
-# program. Orchestral instruments: the "Ranges of Orchestral Instruments" table of the
-# Orchestra Library (orchestralibrary.com/reftables/rang.html, written ranges and
-# transpositions, after Del Mar, Read and Kennan), S. Adler, "The Study of Orchestration"
-# (range charts) and the Vienna Symphonic Library Academy pages (vsl.co.at/academy); each
-# upper limit is the top of professional writing, not of virtuoso extensions.
-# Keyboards: 88-key piano A0-C8; Fender Rhodes Mark I 73 E1-E7; Hohner Clavinet D6
-# F1-E6; harpsichord FF-f''' (F1-F6); Hammond manuals C2-C7, drawbars an octave either
-# side. Fretted: guitar in standard tuning E2 up to the 24th fret (E6); bass E1-G4, with a
-# 5-string's low B0 (23) allowed for the whole bass family (32-39, synth bass included).
-# General MIDI synth families (leads, pads, effects) have no acoustic instrument behind
-# them: they get the five-octave C2-C7 of a 61-key synth keyboard. Sound effects
-# (120-127) take any pitch. Drum kit: GM2 percussion key map 27-87 (GM level 1 is 35-81).
-_RANGES = (
-    _Range(0, 3, 21, 108, "piano"),
-    _Range(4, 5, 28, 100, "electric piano"),
-    _Range(6, 6, 29, 89, "harpsichord"),
-    _Range(7, 7, 29, 88, "clavinet"),
-    _Range(8, 8, 60, 108, "celesta"),
-    _Range(9, 9, 79, 108, "glockenspiel"),
-    _Range(10, 10, 60, 96, "music box"),
-    _Range(11, 11, 53, 89, "vibraphone"),
-    _Range(12, 12, 36, 96, "marimba"),
-    _Range(13, 13, 65, 108, "xylophone"),
-    _Range(14, 14, 60, 77, "tubular bells"),
-    _Range(15, 15, 48, 91, "dulcimer"),
-    _Range(16, 20, 24, 108, "organ"),
-    _Range(21, 21, 36, 96, "accordion"),
-    _Range(22, 22, 60, 96, "harmonica"),
-    _Range(23, 23, 36, 96, "bandoneon"),
-    _Range(24, 31, 40, 88, "guitar"),
-    _Range(32, 39, 23, 67, "bass"),
-    _Range(40, 40, 55, 103, "violin"),
-    _Range(41, 41, 48, 91, "viola"),
-    _Range(42, 42, 36, 76, "cello"),
-    _Range(43, 43, 28, 67, "contrabass"),
-    _Range(44, 45, 28, 103, "string section"),
-    _Range(46, 46, 24, 103, "harp"),
-    _Range(47, 47, 38, 60, "timpani"),
-    _Range(48, 51, 28, 103, "string ensemble"),
-    _Range(52, 53, 40, 84, "choir"),
-    _Range(54, 55, 36, 96, "synth voice / orchestra hit"),
-    _Range(56, 56, 52, 84, "trumpet"),
-    _Range(57, 57, 40, 77, "trombone"),
-    _Range(58, 58, 26, 65, "tuba"),
-    _Range(59, 59, 52, 84, "muted trumpet"),
-    _Range(60, 60, 34, 77, "french horn"),
-    _Range(61, 61, 34, 84, "brass section"),
-    _Range(62, 63, 36, 96, "synth brass"),
-    _Range(64, 64, 56, 87, "soprano sax"),
-    _Range(65, 65, 49, 81, "alto sax"),
-    _Range(66, 66, 44, 76, "tenor sax"),
-    _Range(67, 67, 36, 69, "baritone sax"),
-    _Range(68, 68, 58, 91, "oboe"),
-    _Range(69, 69, 52, 84, "english horn"),
-    _Range(70, 70, 34, 75, "bassoon"),
-    _Range(71, 71, 50, 94, "clarinet"),
-    _Range(72, 72, 74, 108, "piccolo"),
-    _Range(73, 73, 60, 96, "flute"),
-    _Range(74, 79, 60, 96, "recorder / pipes"),
-    _Range(80, 87, 36, 96, "synth lead"),
-    _Range(88, 95, 36, 96, "synth pad"),
-    _Range(96, 103, 36, 96, "synth effects"),
-    _Range(104, 104, 48, 84, "sitar"),
-    _Range(105, 105, 48, 86, "banjo"),
-    _Range(106, 106, 50, 86, "shamisen"),
-    _Range(107, 107, 48, 91, "koto"),
-    _Range(108, 108, 60, 88, "kalimba"),
-    _Range(109, 109, 67, 81, "bagpipe"),
-    _Range(110, 110, 55, 103, "fiddle"),
-    _Range(111, 111, 60, 84, "shanai"),
-    _Range(112, 119, 24, 108, "pitched percussion"),
-    _Range(120, 127, 0, 127, "sound effect"),
-)
-#: General MIDI percussion key map (GM2), for drum tracks.
-DRUM_RANGE = (27, 87)
-
-
 def playable_range(track: Track) -> tuple[int, int, str]:
-    """(lowest, highest, family) MIDI pitch the track's instrument plays (drum tracks: GM kit numbers)."""
+    """(lowest, highest, family) MIDI pitch the track's instrument plays (drum tracks: GM kit numbers).
+
+    The table is :mod:`kelly.theory.instruments`, the same one the engines keep their parts inside.
+    """
+    from kelly.theory.instruments import DRUM_RANGE, instrument_range
+
     if track.is_drum:
         return DRUM_RANGE[0], DRUM_RANGE[1], "drum kit"
-    program = int(track.program) & 127
-    r = next(r for r in _RANGES if r.first <= program <= r.last)
+    r = instrument_range(int(track.program) & 127)
     return r.low, r.high, r.what
 
 
