@@ -19,6 +19,7 @@ SECTIONS = (
     "benchmarks.bench_ml",
     "benchmarks.bench_feel",
     "benchmarks.bench_music",
+    "benchmarks.bench_modes",
 )
 
 

@@ -1,8 +1,11 @@
 """``kelly analyze``, ``kelly diagnose`` and ``kelly reharm``: the music-theory tools.
 
 * ``kelly analyze FILE.mid [--json] [--segment beat|half_bar|bar] [--profile NAME]``:
-  key, tempo, metre, chords with roman numerals and borrowed chords, sections, groove
-  statistics and an estimate of valence and arousal (:mod:`kelly.theory.analysis`).
+  key and church mode (e.g. "D dorian (minor family; confidence 0.71)", beside the
+  major/minor key), tempo, metre, chords with roman numerals and borrowed chords,
+  sections, groove statistics and an estimate of valence and arousal
+  (:mod:`kelly.theory.analysis`). With ``--json`` the mode is in ``key.church_mode`` and
+  ``key.modal`` (tonic, mode, name, family, confidence, alternatives, evidence).
 * ``kelly diagnose "F-C-Am-Dm" [--json]``: key, roman numerals, issues and suggestions.
 * ``kelly reharm "F-C-Am-Dm" --style jazz [-n 3] [--seed S] [--json]``: reharmonisations
   (:mod:`kelly.theory.progression`).
@@ -25,14 +28,16 @@ def register(subparsers) -> None:
     from kelly.theory.analysis import DEFAULT_PROFILE, KEY_PROFILES
     from kelly.theory.progression import STYLES
 
-    p = subparsers.add_parser("analyze", help="analyse a MIDI file: key, tempo, chords, sections, groove, feeling",
-                              description="Analyse a Standard MIDI File.")
+    p = subparsers.add_parser("analyze",
+                              help="analyse a MIDI file: key and mode, tempo, chords, sections, groove, feeling",
+                              description="Analyse a Standard MIDI File: key and church mode, tempo, metre, "
+                                          "chords, sections, groove and feeling.")
     p.add_argument("file", metavar="FILE.mid", help="the MIDI file to analyse")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a summary")
     p.add_argument("--segment", choices=("beat", "half_bar", "bar"), default="beat",
                    help="chord-analysis window (default: beat)")
     p.add_argument("--profile", choices=tuple(KEY_PROFILES), default=DEFAULT_PROFILE,
-                   help=f"key-finding profile (default: {DEFAULT_PROFILE})")
+                   help=f"key-finding profile, also the base of the modal profiles (default: {DEFAULT_PROFILE})")
     p.set_defaults(func=run_analyze)
 
     p = subparsers.add_parser("diagnose", help="find the key of a chord progression and what could be better",

@@ -15,6 +15,15 @@ How each part works, and why:
   ignored: their MIDI numbers are instruments, not pitches. The correlation is then
   reduced by twice the share of sounding time outside each key's scale
   (:func:`key_scores`), which cures the profiles' lean towards neighbouring keys.
+* **Mode** — :func:`estimate_mode` names the church mode (ionian, dorian, phrygian,
+  lydian, mixolydian, aeolian; locrian only with strong evidence) and its tonic: each
+  mode on each tonic is scored by the correlation of the same histogram with a modal
+  profile (the major or minor profile with the mode's own degrees swapped in), less
+  twice the time outside the mode's scale (which finds the diatonic collection), plus a
+  bonus when the last sonority's root is the tonic (modal tunes end on their tonic; a
+  dominant seventh at the end points a fifth below) and a small prior for the common
+  modes. The major/minor key above is kept as it was; the mode is reported beside it
+  (``KeyEstimate.modal``) and its tonic may differ. See ``docs/modes.md``.
 * **Chords** — the piece is cut into segments (a beat, half a bar or a bar); each
   segment's duration-weighted pitch classes are matched against chord templates built
   from :data:`kelly.theory.chords.QUALITIES` (Pardo–Birmingham style: reward weight
@@ -53,10 +62,10 @@ import numpy as np
 from kelly.errors import InputError
 from kelly.song import DRUM_CHANNEL, MAX_BARS, Note, Song, read_midi
 from kelly.theory.chords import QUALITIES, Chord
-from kelly.theory.pitch import parse_note, spell
+from kelly.theory.pitch import parse_note, pc_name, spell
 from kelly.theory.progression import spell_root
 from kelly.theory.roman import chord_to_roman
-from kelly.theory.scales import Key, key_from_pc
+from kelly.theory.scales import MODE_INTERVALS, MODE_OFFSET, Key, key_from_pc
 
 # ---------------------------------------------------------------------------- key profiles
 #: Major and minor key profiles (weight of each pitch class above the tonic), from
@@ -112,6 +121,70 @@ class KeyEstimate:
     margin: float
     mode_lean: float
     ranking: tuple[tuple[str, float], ...]  # top five (key name, score)
+    modal: ModeEstimate | None = None  # the church mode (see estimate_mode); None only if built by hand
+
+    @property
+    def mode(self) -> str | None:
+        """The church mode heard (``"dorian"`` …), or None without a modal estimate."""
+        return self.modal.key.mode if self.modal is not None else None
+
+    @property
+    def mode_confidence(self) -> float | None:
+        return self.modal.confidence if self.modal is not None else None
+
+
+@dataclass(frozen=True)
+class Ending:
+    """The last sonority of a piece: evidence for the tonic (tunes and songs end on it).
+
+    ``bass_pc`` is the lowest pitch class sounding at the last onset (for a melody, its
+    final note); ``weights`` the sounding time (quarter notes, from that onset on) of each
+    pitch class then, shape (12,); ``root_pc`` the root of that sonority read as a chord
+    (:func:`match_chord`), or None for a single note or when unknown. ``home_pc`` is the
+    root when there is one, else the bass: a final A minor chord over E (Am/E) ends on A.
+    """
+
+    bass_pc: int
+    weights: tuple[float, ...] = ()
+    root_pc: int | None = None
+
+    @property
+    def home_pc(self) -> int:
+        return (self.root_pc if self.root_pc is not None else self.bass_pc) % 12
+
+
+@dataclass(frozen=True)
+class ModeEstimate:
+    """The church mode heard, with its tonic, how sure we are, and the alternatives.
+
+    ``key`` is a :class:`Key` in one of :data:`CHURCH_MODES`; ``family`` is ``"major"``
+    (ionian, lydian, mixolydian: a major third over the tonic) or ``"minor"``;
+    ``confidence`` the winner's share of a softmax over all 84 (mode, tonic) scores
+    (temperature :data:`MODE_TEMPERATURE`); ``alternatives`` the next four as
+    (key name, confidence). ``evidence`` holds the winning score's terms (profile
+    correlation, share outside the scale, ending bonus, mode prior) so the choice can be
+    explained.
+    """
+
+    key: Key
+    family: str
+    confidence: float
+    margin: float
+    score: float
+    alternatives: tuple[tuple[str, float], ...]
+    evidence: dict
+
+    @property
+    def mode(self) -> str:
+        return self.key.mode
+
+    def to_dict(self) -> dict:
+        """JSON-ready: ``{"tonic", "mode", "name", "family", "confidence", "margin", "alternatives", "evidence"}``."""
+        ev = {k: round(v, 4) if isinstance(v, float) else v for k, v in self.evidence.items()}
+        return {"tonic": self.key.tonic, "mode": self.key.mode, "name": self.key.name, "family": self.family,
+                "confidence": round(self.confidence, 4), "margin": round(self.margin, 4),
+                "alternatives": [{"key": k, "confidence": round(c, 4)} for k, c in self.alternatives],
+                "evidence": ev}
 
 
 @dataclass(frozen=True)
@@ -178,7 +251,9 @@ class Analysis:
             "key": {"tonic": self.key.key.tonic, "mode": "minor" if self.key.key.is_minor else "major",
                     "name": self.key.key.name, "correlation": round(self.key.correlation, 4),
                     "margin": round(self.key.margin, 4), "mode_lean": round(self.key.mode_lean, 4),
-                    "ranking": [{"key": k, "r": round(r, 4)} for k, r in self.key.ranking]},
+                    "ranking": [{"key": k, "r": round(r, 4)} for k, r in self.key.ranking],
+                    "church_mode": self.key.mode,
+                    "modal": None if self.key.modal is None else self.key.modal.to_dict()},
             "tempo": {"bpm": round(self.tempo_bpm, 3), "mean_bpm": round(self.mean_tempo_bpm, 3),
                       "changes": self.tempo_changes},
             "time_signature": f"{self.time_signature[0]}/{self.time_signature[1]}",
@@ -287,11 +362,13 @@ def key_scores(histogram, profile: str = DEFAULT_PROFILE, *,
 
 
 def estimate_key(histogram, profile: str = DEFAULT_PROFILE, *,
-                 scale_penalty: float = DEFAULT_SCALE_PENALTY) -> KeyEstimate:
-    """The most likely of the 24 major and minor keys for a pitch-class histogram.
+                 scale_penalty: float = DEFAULT_SCALE_PENALTY, ending: Ending | None = None) -> KeyEstimate:
+    """The most likely of the 24 major and minor keys for a pitch-class histogram, and its church mode.
 
     The key with the best :func:`key_scores` wins; ``correlation`` reports its plain
-    Pearson r, ``margin`` and ``mode_lean`` are taken from the scores.
+    Pearson r, ``margin`` and ``mode_lean`` are taken from the scores. ``modal`` is
+    :func:`estimate_mode` on the same histogram (with the piece's ``ending``, when
+    given); it does not change the major/minor answer, and its tonic may differ from it.
 
     Raises
     ------
@@ -312,7 +389,247 @@ def estimate_key(histogram, profile: str = DEFAULT_PROFILE, *,
         ranking.append((key_from_pc(pc, "minor" if row else "major").name, float(scores[row, pc])))
     return KeyEstimate(key=key, correlation=float(r[best_row, best_pc]),
                        margin=float(scores.flat[order[0]] - scores.flat[order[1]]),
-                       mode_lean=float(scores[0].max() - scores[1].max()), ranking=tuple(ranking))
+                       mode_lean=float(scores[0].max() - scores[1].max()), ranking=tuple(ranking),
+                       modal=estimate_mode(h, profile, scale_penalty=scale_penalty, ending=ending))
+
+
+# ---------------------------------------------------------------------------- church modes
+#: The modes the modal finder names. Kelly writes the first six; locrian is scored too but
+#: with a strong prior against it (its tonic triad is diminished: music rarely rests there,
+#: and Kelly never composes in it).
+CHURCH_MODES = ("ionian", "dorian", "phrygian", "lydian", "mixolydian", "aeolian", "locrian")
+#: Family of each church mode: the quality of the third over the tonic.
+MODE_FAMILY = {"ionian": "major", "lydian": "major", "mixolydian": "major",
+               "dorian": "minor", "phrygian": "minor", "aeolian": "minor", "locrian": "minor"}
+#: How each mode's profile is made from the major (ionian) or minor (aeolian) profile: the
+#: pairs of degrees (semitones above the tonic) whose weights are swapped, i.e. the mode's
+#: characteristic degree takes the weight of the degree it replaces.
+_MODE_FROM = {"ionian": (0, ()), "lydian": (0, ((5, 6),)), "mixolydian": (0, ((11, 10),)),
+              "aeolian": (1, ()), "dorian": (1, ((8, 9),)), "phrygian": (1, ((2, 1),)),
+              "locrian": (1, ((2, 1), (7, 6)))}
+#: Score added to each mode before comparing: a small lean towards the common modes, so that
+#: a tune that never sounds the degree telling two modes apart (an "E minor" tune without
+#: C or C#) is named by the usual one. Roughly how rare each mode is in folk and popular music.
+MODE_PRIOR = {"ionian": 0.0, "aeolian": 0.0, "dorian": -0.02, "mixolydian": -0.02,
+              "lydian": -0.04, "phrygian": -0.04, "locrian": -0.15}
+#: Added to the score of the tonic that the last sonority has as its root (or bass, for one note).
+ENDING_WEIGHT = 0.2
+#: Added to the tonic a fifth below the last sonority's root when that sonority is a dominant
+#: seventh chord (a half close on V: C–Am–F–G7 stopped on G7 is in C, not F lydian).
+HALF_CLOSE_WEIGHT = 0.15
+#: Softmax temperature turning the 84 scores into confidences.
+MODE_TEMPERATURE = 0.04
+#: How much of the raised 6th and 7th (melodic and harmonic minor) counts as inside aeolian
+#: for the scale penalty: a minor tune's leading tone, or an F# passing up to G# in A minor,
+#: is an inflection of minor, not a move to dorian; half credit keeps a tune whose 6th is
+#: mostly raised dorian.
+MINOR_INFLECTION_CREDIT = 0.5
+
+
+def modal_profiles(profile: str = DEFAULT_PROFILE) -> np.ndarray:
+    """A key profile for each church mode, made from a major/minor pair.
+
+    Ionian is the major profile and aeolian the minor one; every other mode starts from
+    the one with the same third and swaps the weights of the degrees where the scales
+    differ (lydian: 4 and #4; mixolydian: 7 and b7; dorian: b6 and 6; phrygian: 2 and b2;
+    locrian: as phrygian, and 5 and b5), so the mode's own degree carries the weight.
+
+    Returns
+    -------
+    np.ndarray [shape=(7, 12)]
+        Rows in :data:`CHURCH_MODES` order; column = semitones above the tonic.
+    """
+    if profile not in KEY_PROFILES:
+        raise InputError(f"unknown key profile {profile!r}; choose one of: {', '.join(KEY_PROFILES)}")
+    pair = [np.asarray(p, dtype=float) for p in KEY_PROFILES[profile]]
+    rows = []
+    for mode in CHURCH_MODES:
+        base, swaps = _MODE_FROM[mode]
+        p = pair[base].copy()
+        for a, b in swaps:
+            p[a], p[b] = p[b], p[a]
+        rows.append(p)
+    return np.array(rows)
+
+
+def _mode_matrices(profile: str) -> tuple[np.ndarray, np.ndarray]:
+    """Centred, unit-norm modal profiles and scale membership, rotated to every tonic: (7, 12, 12) each."""
+    cached = _MODE_CACHE.get(profile)
+    if cached is None:
+        prof = modal_profiles(profile)
+        prof = prof - prof.mean(axis=1, keepdims=True)
+        prof = prof / np.sqrt((prof ** 2).sum(axis=1, keepdims=True))
+        member = np.zeros((len(CHURCH_MODES), 12))
+        for i, mode in enumerate(CHURCH_MODES):
+            member[i, list(MODE_INTERVALS[mode])] = 1.0
+        member[CHURCH_MODES.index("aeolian"), [9, 11]] = MINOR_INFLECTION_CREDIT
+        # [mode, tonic, pitch class] = weight of that pitch class in the mode on that tonic
+        rolled = np.array([[np.roll(p, t) for t in range(12)] for p in prof])
+        inside = np.array([[np.roll(m, t) for t in range(12)] for m in member])
+        cached = _MODE_CACHE[profile] = (rolled, inside)
+    return cached
+
+
+_MODE_CACHE: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+
+
+def mode_score_terms(histogram, profile: str = DEFAULT_PROFILE, *, scale_penalty: float = DEFAULT_SCALE_PENALTY,
+                     ending: Ending | None = None) -> dict[str, np.ndarray]:
+    """The terms of :func:`mode_scores`, each of shape (7, 12) ([mode, tonic pitch class])."""
+    h = np.asarray(histogram, dtype=float)
+    if h.shape != (12,):
+        raise InputError(f"a pitch-class histogram has 12 bins, got shape {h.shape}")
+    rolled, inside = _mode_matrices(profile)
+    total = h.sum()
+    hc = h - h.mean()
+    hn = np.sqrt((hc ** 2).sum())
+    corr = rolled @ hc / hn if hn > 0 else np.zeros((len(CHURCH_MODES), 12))
+    outside = 1.0 - inside @ h / total if total > 0 else np.zeros((len(CHURCH_MODES), 12))
+    ending_term = np.zeros((len(CHURCH_MODES), 12))
+    if ending is not None:
+        home = ending.home_pc
+        ending_term[:, home] = ENDING_WEIGHT
+        w = ending.weights
+        if len(w) == 12 and w[(home + 4) % 12] > 0 and w[(home + 10) % 12] > 0:
+            # a dominant seventh: a half close on V, pointing at the tonic a fifth below
+            ending_term[:, (home - 7) % 12] += HALF_CLOSE_WEIGHT
+    prior = np.repeat(np.array([MODE_PRIOR[m] for m in CHURCH_MODES])[:, None], 12, axis=1)
+    return {"correlation": corr, "outside": outside, "penalty": -scale_penalty * outside,
+            "ending": ending_term, "prior": prior}
+
+
+def mode_scores(histogram, profile: str = DEFAULT_PROFILE, *, scale_penalty: float = DEFAULT_SCALE_PENALTY,
+                ending: Ending | None = None) -> np.ndarray:
+    """Score of every church mode on every tonic.
+
+    ``score = r − scale_penalty × outside + ending + prior``
+
+    * ``r``: Pearson correlation of the histogram with the mode's profile
+      (:func:`modal_profiles`) rotated to the tonic;
+    * ``outside``: share of sounding time outside the mode's seven notes (for aeolian the
+      raised 6th and 7th count :data:`MINOR_INFLECTION_CREDIT` inside);
+    * ``ending``: :data:`ENDING_WEIGHT` (0.2) when the last sonority's root (its bass, for
+      a single note) is the tonic, and :data:`HALF_CLOSE_WEIGHT` (0.15) when that sonority
+      is a dominant seventh on the tonic's fifth; 0 without an ``ending``;
+    * ``prior``: :data:`MODE_PRIOR`.
+
+    Returns
+    -------
+    np.ndarray [shape=(7, 12)]
+        Row = mode in :data:`CHURCH_MODES` order; column = tonic pitch class.
+    """
+    t = mode_score_terms(histogram, profile, scale_penalty=scale_penalty, ending=ending)
+    return t["correlation"] + t["penalty"] + t["ending"] + t["prior"]
+
+
+_SIGNATURE_SIZE = {"C": 0, "G": 1, "D": 2, "A": 3, "E": 4, "B": 5, "F#": 6, "C#": 7,
+                   "F": 1, "Bb": 2, "Eb": 3, "Ab": 4, "Db": 5, "Gb": 6, "Cb": 7}
+
+
+def _modal_key(pc: int, mode: str) -> Key:
+    """A spelled key in a church mode: of the two names of the tonic, the one whose parent
+    major scale has the smaller key signature (D# phrygian, parent B major, rather than Eb
+    phrygian, parent Cb major); on a tie, the spelling :func:`key_from_pc` uses."""
+    usual = key_from_pc(pc, mode)
+    other = Key(pc_name(pc % 12, flats="b" not in usual.tonic), usual.mode)
+    degree = MODE_INTERVALS["ionian"].index(MODE_OFFSET[usual.mode])
+
+    def size(k: Key) -> int:
+        parent = spell(k.tonic_letter - degree, (pc - MODE_OFFSET[k.mode]) % 12)
+        return _SIGNATURE_SIZE.get(parent, 99)
+
+    return other if size(other) < size(usual) else usual
+
+
+def estimate_mode(histogram, profile: str = DEFAULT_PROFILE, *, scale_penalty: float = DEFAULT_SCALE_PENALTY,
+                  ending: Ending | None = None) -> ModeEstimate:
+    """The church mode and tonic of a pitch-class histogram (and, when given, the piece's ending).
+
+    How: every one of the seven church modes on every tonic is scored by
+    :func:`mode_scores` — how well the duration-weighted histogram correlates with the
+    mode's profile (the major or minor key profile with the mode's own degrees moved
+    in), less twice the sounding time outside the mode's scale (this picks the diatonic
+    collection, the seven notes that hold the music), plus 0.2 when the last sonority
+    has the tonic as its root (modal tunes end on their tonic, a final chord is built on it;
+    0.15 for the tonic a fifth below a final dominant seventh) and a small prior for the
+    common modes. Inside one collection the seven modes differ only in their tonic, so
+    the correlation (weight of the tonic, its fifth and third) and the ending decide it.
+    The best score wins; ``confidence`` is its softmax share (temperature 0.04, which
+    makes it roughly calibrated on O'Neill's tunes: see ``docs/modes.md``).
+
+    Parameters
+    ----------
+    histogram : array-like [shape=(12,)]
+        Duration-weighted pitch-class histogram (:func:`pitch_class_histogram`).
+    profile : str
+        Key profile the modal profiles are made from (:data:`KEY_PROFILES`).
+    scale_penalty : float
+        Weight of the share of sounding time outside the mode's scale.
+    ending : Ending or None
+        The last sonority (:func:`final_sonority`); without it only the histogram speaks.
+
+    Raises
+    ------
+    InputError
+        If the histogram is empty.
+    """
+    h = np.asarray(histogram, dtype=float)
+    if h.sum() <= 0:
+        raise InputError("there are no pitched notes to analyse (only drums, or an empty file)")
+    terms = mode_score_terms(h, profile, scale_penalty=scale_penalty, ending=ending)
+    scores = terms["correlation"] + terms["penalty"] + terms["ending"] + terms["prior"]
+    flat = scores.ravel()
+    order = np.argsort(-flat, kind="stable")
+    z = np.exp((flat - flat[order[0]]) / MODE_TEMPERATURE)
+    conf = z / z.sum()
+    row, pc = divmod(int(order[0]), 12)
+    mode = CHURCH_MODES[row]
+    key = _modal_key(pc, mode)
+    alternatives = []
+    for i in order[1:5]:
+        r_, p_ = divmod(int(i), 12)
+        alternatives.append((_modal_key(p_, CHURCH_MODES[r_]).name, float(conf[i])))
+    evidence = {"correlation": float(terms["correlation"][row, pc]), "outside": float(terms["outside"][row, pc]),
+                "ending_bass": None if ending is None else _spell_pc_in_key(ending.bass_pc, key),
+                "ending_root": None if ending is None else _spell_pc_in_key(ending.home_pc, key),
+                "ending_on_tonic": None if ending is None else bool(ending.home_pc == pc),
+                "ending": float(terms["ending"][row, pc]), "prior": float(terms["prior"][row, pc])}
+    return ModeEstimate(key=key, family=MODE_FAMILY[mode], confidence=float(conf[order[0]]),
+                        margin=float(flat[order[0]] - flat[order[1]]), score=float(flat[order[0]]),
+                        alternatives=tuple(alternatives), evidence=evidence)
+
+
+def _spell_pc_in_key(pc: int, key: Key) -> str:
+    """Name pitch class ``pc`` as the degree of ``key``'s scale it is (or nearest letter)."""
+    pcs = key.scale_pcs()
+    pc %= 12
+    if pc in pcs:
+        return spell(key.tonic_letter + pcs.index(pc), pc)
+    return spell(key.tonic_letter + min(range(7), key=lambda d: (pc - pcs[d]) % 12), pc)
+
+
+def final_sonority(notes, ppq: int = 480) -> Ending | None:
+    """The last sonority of pitched ``notes``: what sounds at the last onset.
+
+    Returns None when there are no notes. The bass is the lowest note sounding at the last
+    onset; the weights count each pitch class's remaining sounding time from then on; with
+    two or more pitch classes the root is that of the best chord template
+    (:func:`match_chord`, which prefers the bass as root on a tie).
+    """
+    notes = list(notes)
+    if not notes:
+        return None
+    last = max(n.start for n in notes)
+    weights = np.zeros(12)
+    bass = None
+    for n in notes:
+        if n.start <= last < n.start + max(1, n.duration):
+            weights[n.pitch % 12] += max(1, n.start + n.duration - last) / ppq
+            bass = n.pitch if bass is None or n.pitch < bass else bass
+    root = None
+    if np.count_nonzero(weights) >= 2:
+        root = match_chord(weights, bass % 12)[0]
+    return Ending(bass_pc=int(bass % 12), weights=tuple(float(w) for w in weights), root_pc=root)
 
 
 def _diatonic_pcs(key: Key) -> set[int]:
@@ -816,7 +1133,8 @@ def analyze_song(song: Song, *, profile: str = DEFAULT_PROFILE, segment: str = "
         raise InputError(f"{song.title or 'the piece'} is {-(-end // bar_ticks):,} bars long; "
                          f"Kelly analyses at most {MAX_BARS:,} bars")
     warnings = list(song.warnings)
-    key = estimate_key(pitch_class_histogram(pitched, song.ppq), profile)
+    key = estimate_key(pitch_class_histogram(pitched, song.ppq), profile,
+                       ending=final_sonority(pitched, song.ppq))
     chords = detect_chords(song, key.key, segment=segment)
     pitched_end = max(n.end for n in pitched)
     window, factor = _segment_length(song, segment, pitched_end)
@@ -868,9 +1186,16 @@ def summary_lines(result: Analysis, *, max_chords: int = 32) -> list[str]:
     """Readable lines for the terminal (``kelly analyze`` without ``--json``)."""
     a = result
     k = a.key
-    lines = [f"{a.title}: {a.bars} bars, {a.duration_s:.1f} s, {a.note_count} notes",
-             f"Key: {k.key.name} (r = {k.correlation:.2f}, margin {k.margin:.2f}; then "
-             + ", ".join(name for name, _ in k.ranking[1:3]) + ")"]
+    lines = [f"{a.title}: {a.bars} bars, {a.duration_s:.1f} s, {a.note_count} notes"]
+    if k.modal is not None:
+        m = k.modal
+        lines.append(f"Key: {m.key.name} ({m.family} family; confidence {m.confidence:.2f}; then "
+                     + ", ".join(f"{name} {c:.2f}" for name, c in m.alternatives[:2]) + ")")
+        lines.append(f"Major/minor: {k.key.name} (r = {k.correlation:.2f}, margin {k.margin:.2f}; then "
+                     + ", ".join(name for name, _ in k.ranking[1:3]) + ")")
+    else:
+        lines.append(f"Key: {k.key.name} (r = {k.correlation:.2f}, margin {k.margin:.2f}; then "
+                     + ", ".join(name for name, _ in k.ranking[1:3]) + ")")
     tempo = f"Tempo: {a.tempo_bpm:g} bpm"
     if len(a.tempo_changes) > 1:
         tempo += f" with {len(a.tempo_changes) - 1} change(s): " + ", ".join(
@@ -901,6 +1226,8 @@ def summary_lines(result: Analysis, *, max_chords: int = 32) -> list[str]:
 
 
 __all__ = ["KEY_PROFILES", "DEFAULT_PROFILE", "DETECT_QUALITIES", "KeyEstimate", "ChordSpan", "Section", "Analysis",
+           "CHURCH_MODES", "MODE_FAMILY", "MODE_PRIOR", "Ending", "ModeEstimate", "modal_profiles", "mode_scores",
+           "mode_score_terms", "estimate_mode", "final_sonority",
            "pitch_class_histogram", "key_correlations", "key_scores", "estimate_key", "classify_chord", "match_chord",
            "detect_chords", "ticks_to_seconds", "groove_statistics", "detect_sections", "estimate_affect",
            "analyze_song", "analyze_file", "summary_lines"]
