@@ -132,6 +132,27 @@ def _journey_plan(path: list[EmotionState], bars: int, key: Key, opts: ComposeOp
     return sections, tuple(per_bar), tuple(params), energy
 
 
+def _journey_harmony_breaks(planned: list[str], romans: list[str], plan: Plan, breaks: dict) -> list[str]:
+    """In a journey, a harmony rule break an emotion called for sounds only in that emotion's sections.
+
+    Grief's borrowed chords must not darken the hope a journey arrives at: a bar keeps the
+    rewritten numeral only when its section's own emotion (or the user, with ``--break``)
+    asks for one of the harmony rule breaks that ran; otherwise it keeps the planned one.
+    """
+    ran = [rid for rid in plan.rule_breaks if GENERATORS.get(rid, (None,))[0] == "progression"]
+    if not ran:
+        return romans
+    out = list(romans)
+    for bar, (before, after) in enumerate(zip(planned, romans)):
+        if before == after:
+            continue
+        section = plan.section_at_bar(bar)
+        own = automatic_rule_breaks(section.emotion) if section.emotion is not None else {}
+        if not any(rid in own or breaks[rid]["source"] == "user" for rid in ran):
+            out[bar] = before
+    return out
+
+
 def _pivot_chords(romans: list[str], plan: Plan) -> list[dict]:
     """Before each change of mode, a chord both modes share (a pivot), so the new mode is prepared."""
     from kelly.theory.modal import diatonic_quality
@@ -300,6 +321,8 @@ def compose(emotions: EmotionState | list[EmotionState], opts: ComposeOptions = 
         prog_info["pivots"] = _pivot_chords(romans, plan)
     planned = list(romans)
     romans = _apply_rules("progression", romans, plan, opts.seed)
+    if len(path) > 1:
+        romans = _journey_harmony_breaks(planned, romans, plan, breaks)
     deliberate = {k for k, (a, b) in enumerate(zip(planned, romans)) if a != b}
     deliberate |= {p["bar"] - 1 for p in prog_info.get("pivots", []) if p.get("deliberate")}
     events, tension_curve = chord.build_chords(plan, romans, _rng(opts.seed, "tension"), deliberate=deliberate,

@@ -34,6 +34,26 @@ def choose(rng: np.random.Generator, items, weights) -> object:
     return items[int(rng.choice(len(items), p=w / total))]
 
 
+def bed_voicing(event) -> tuple[int, ...]:
+    """The voicing a sustained bed (pad, strings) plays under ``event``.
+
+    The chord's own voicing, except under a power chord (root and fifth, the guitar's
+    parallel-fifths rule break): there the bed fills in the mode's own triad on that root,
+    so the mode's third is heard while the guitar stays in fifths.
+    """
+    if event.chord.quality != "5":
+        return tuple(event.voicing)
+    from kelly.theory.chords import Chord
+    from kelly.theory.modal import diatonic_quality
+    from kelly.theory.voice_leading import voice_chord
+
+    quality = diatonic_quality(event.key, event.chord.root_pc)
+    if quality not in ("maj", "min", "dim"):
+        return tuple(event.voicing)
+    top = max(event.voicing)
+    return voice_chord(Chord(event.chord.root, quality), None, low=max(36, top - 14), high=top + 2, voices=3)
+
+
 def clamp_velocity(v: float) -> int:
     return int(min(127, max(1, round(v))))
 

@@ -24,8 +24,27 @@ from kelly.ml.schema import chord_class_index, expression_dict, groove_dict
 from kelly.song import Note, Song, Track
 from kelly.theory.roman import roman_to_chord
 
-_DIATONIC_MAJOR = ("I", "ii", "iii", "IV", "V", "vi")
-_DIATONIC_MINOR = ("i", "iv", "v", "bVI", "bIII", "bVII", "V")
+def chord_pool(key) -> tuple[str, ...]:
+    """The chords the harmony network may choose from in ``key``: the mode's own major and minor triads.
+
+    Diminished triads are left out, and so is the parent major scale's tonic in a church mode
+    (IV in mixolydian, ♭VII in dorian, V in lydian, ♭VI in phrygian): leaning on it makes the
+    piece heard in the parent key instead of the mode.
+    """
+    from kelly.theory.chords import Chord
+    from kelly.theory.modal import diatonic_quality
+    from kelly.theory.pitch import pc_name
+    from kelly.theory.roman import chord_to_roman
+    from kelly.theory.scales import MODE_OFFSET
+
+    parent = None if key.mode in ("ionian", "aeolian") else (key.tonic_pc - MODE_OFFSET.get(key.mode, 0)) % 12
+    out = []
+    for pc in key.scale_pcs():
+        quality = diatonic_quality(key, pc)
+        if quality not in ("maj", "min") or pc == parent:
+            continue
+        out.append(chord_to_roman(Chord(pc_name(pc, flats="b" in key.tonic or key.tonic == "F"), quality), key))
+    return tuple(out)
 
 
 def _class_of(roman: str, plan: Plan, bar: int) -> int:
@@ -55,8 +74,7 @@ def reweight_progression(romans: list[str], plan: Plan, hints, rng: np.random.Ge
         prefix, _, current = text.rpartition(":")
         prefix = prefix + ":" if prefix else ""
         key = plan.params_at_bar(bar).key
-        pool = _DIATONIC_MINOR if key.is_minor else _DIATONIC_MAJOR
-        candidates = [current] + [r for r in pool if r != current]
+        candidates = [current] + [r for r in chord_pool(key) if r != current]
         weights = np.array([probs[_class_of(r, plan, bar)] for r in candidates]) + 1e-6
         weights[0] *= 10.0  # the engine's own chord keeps a strong prior: the network colours, not replaces
         choice = candidates[int(rng.choice(len(candidates), p=weights / weights.sum()))]

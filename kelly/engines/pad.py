@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from kelly.engines.common import note
+from kelly.engines.common import bed_voicing, note
 from kelly.engines.context import Plan
 from kelly.song import Note, Role, Track
 
@@ -34,8 +34,9 @@ def generate(plan: Plan, rng: np.random.Generator) -> tuple[Track, dict]:
             held = {}
             continue
         # the pad doubles the chord voicing an octave up only where that stays under the melody
-        ceiling = event.voicing[-1] + 3
-        voicing = [p + 12 if p + 12 <= ceiling and p < 52 else p for p in event.voicing]
+        chord_voicing = bed_voicing(event)
+        ceiling = max(chord_voicing) + 3
+        voicing = [p + 12 if p + 12 <= ceiling and p < 52 else p for p in chord_voicing]
         if rng.random() < ninth_p * (0.5 + plan.complexity) and event.chord.quality in ("maj", "maj7", "7", "sus2"):
             # the ninth above the chord's root (not above the lowest voice: an inversion's bass is not the root)
             ninth_pc = (event.chord.root_pc + 2) % 12

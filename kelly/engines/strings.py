@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from kelly.engines.common import note
+from kelly.engines.common import bed_voicing, note
 from kelly.engines.context import Plan
 from kelly.song import Note, Role, Track
 
@@ -25,9 +25,9 @@ def generate(plan: Plan, rng: np.random.Generator) -> tuple[Track, dict]:
             continue
         velocity = plan.params_at_bar(bar).velocity
         # the section spreads the voicing: its lowest tone an octave down (cellos), the rest as voiced
-        tones = sorted({event.voicing[0] - 12 if event.voicing[0] - 12 >= 36 else event.voicing[0]}
-                       | set(event.voicing[1:]))
-        tones = [p for p in tones if 36 <= p <= 84] or list(event.voicing)
+        voiced = sorted(bed_voicing(event))
+        tones = sorted({voiced[0] - 12 if voiced[0] - 12 >= 36 else voiced[0]} | set(voiced[1:]))
+        tones = [p for p in tones if 36 <= p <= 84] or voiced
         if style == "sustain":
             for p in tones:
                 notes.append(note(event.start, p, event.duration - 30, velocity))
