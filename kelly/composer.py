@@ -9,8 +9,9 @@ the seam live here, so a second composer needs nothing from the rule engines:
 * :class:`ComposeOptions`: bars, seed, complexity, humanize, key, metre and rule breaks;
 * :class:`Composition`: the performed :class:`~kelly.song.Song`, the typed
   :class:`~kelly.contracts.Explanation` and the quantized score;
-* ``controls``: the networks' :class:`kelly.ml.processor.MusicHints` (or ``None``), read
-  by the composer while it writes, never applied to finished notes.
+* ``controls``: the networks' :class:`kelly.ml.processor.MusicHints` (or ``None``; for a
+  journey a list, one per emotion), read by the composer while it writes, never applied to
+  finished notes.
 """
 
 from __future__ import annotations

@@ -268,7 +268,9 @@ def compose(emotions: EmotionState | list[EmotionState], opts: ComposeOptions = 
     emotions : EmotionState or list of EmotionState
         One emotion, or the path of a journey (first → last).
     opts : ComposeOptions
-    hints : kelly.ml.processor.MusicHints, optional
+    hints : kelly.ml.processor.MusicHints or list of them, optional
+        The networks' controls; for a journey a list (one per emotion) shapes each
+        section with its own emotion's hints.
         Network outputs that weight melody, harmony, groove and expression.
     models : dict, optional
         Which networks were live, for the explanation.
@@ -310,7 +312,10 @@ def compose(emotions: EmotionState | list[EmotionState], opts: ComposeOptions = 
     severities = {rid: b["severity"] for rid, b in breaks.items()}
 
     plan = Plan(emotion=first, params=params, bars=opts.bars, complexity=opts.complexity,
-                sections=tuple(sections), layers=layers, rule_breaks=severities, hints=hints,
+                sections=tuple(sections), layers=layers, rule_breaks=severities,
+                hints=hints[0] if isinstance(hints, (list, tuple)) else hints,
+                section_hints=tuple(hints) if isinstance(hints, (list, tuple)) and len(hints) == len(sections)
+                else (),
                 profile=profile_for(first), bar_emotions=bar_emotions, bar_params=bar_params,
                 bar_energy=bar_energy, meter=params.meter)
 
@@ -370,8 +375,8 @@ def compose(emotions: EmotionState | list[EmotionState], opts: ComposeOptions = 
         tracks, plan, keep_clashes=any(plan.rule(r) > 0 for r in DELIBERATE_CLASHES),
         keep_register=any(plan.rule(r) > 0 for r in DELIBERATE_MASKING))
     why["dynamics"] = dynamics.apply(plan, tracks)
-    if hints is not None:
-        why["expression"] = apply_expression(tracks, plan, hints)
+    if plan.hints is not None:
+        why["expression"] = apply_expression(tracks, plan, plan.hints)
     _apply_rules("dynamics", tracks, plan, opts.seed)
 
     # 4. tempo map and the song
@@ -384,8 +389,8 @@ def compose(emotions: EmotionState | list[EmotionState], opts: ComposeOptions = 
     score = Song(tracks=[t.with_notes(sorted(t.notes)) for t in song.tracks], tempos=list(song.tempos),
                  time_signature=song.time_signature, key_signature=song.key_signature, title=song.title,
                  ppq=song.ppq, markers=list(song.markers))
-    if hints is not None:
-        why["groove_hints"] = apply_groove(song, plan, hints, _rng(opts.seed, "groove"))
+    if plan.hints is not None:
+        why["groove_hints"] = apply_groove(song, plan, plan.hints, _rng(opts.seed, "groove"))
     song, why["groove"] = _groove_pass(song, plan, opts.seed)
     for t in song.tracks:
         t.notes = sorted(n for n in t.notes if n.start < plan.total_ticks + plan.bar_ticks)

@@ -117,8 +117,12 @@ def resolve_emotions(args):
     return text, path
 
 
-def _network_hints(args, state):
-    """Run the five networks (or their fallbacks) for the emotion; ``(None, info)`` with ``--no-ml``."""
+def _network_hints(args, state, journey=()):
+    """Run the five networks (or their fallbacks) for the emotion; ``(None, info)`` with ``--no-ml``.
+
+    For a journey (``journey`` = every emotion of the path) the hints are a list, one per
+    emotion, so each section is shaped by its own emotion's networks.
+    """
     if args.no_ml:
         if args.disable:
             raise InputError("--disable has no effect with --no-ml; use one or the other")
@@ -129,10 +133,13 @@ def _network_hints(args, state):
     disabled = {get_spec(name).key: False for name in args.disable}
     proc = MultiModelProcessor(args.models_dir, enabled=disabled)
     hints = proc.hints_for_emotion(state)
+    if len(journey) > 1:
+        hints = [hints] + [proc.hints_for_emotion(e) for e in journey[1:]]
     status = proc.status()
     live = status["live"]
     models = {"live": live, "fallback": status["fallback"], "note": proc.note(),
-              "status": {k: v["status"] for k, v in status["models"].items()}, "hints": hints.to_dict()}
+              "status": {k: v["status"] for k, v in status["models"].items()},
+              "hints": (hints[0] if isinstance(hints, list) else hints).to_dict()}
     return hints, models
 
 
@@ -380,7 +387,7 @@ def run(args) -> int:
     opts = ComposeOptions(bars=args.bars, seed=args.seed, complexity=args.complexity, humanize=args.humanize,
                           key=args.key, breaks=tuple(args.breaks), auto_breaks=not args.no_auto_breaks,
                           meter=args.meter)
-    hints, models = _network_hints(args, path[0])
+    hints, models = _network_hints(args, path[0], path)
     composer = get_composer(args.composer, models=models)
     result = composer.compose(path if len(path) > 1 else path[0], opts, controls=hints)
     explanation = result.explanation

@@ -249,10 +249,11 @@ def plan_progression(plan: Plan, rng: np.random.Generator) -> tuple[list[str], d
         if plan.complexity < 0.3:
             sevenths = False
         sec_romans, sec_cad = _section_romans(section, cycle, sevenths, plan)
-        if plan.hints is not None:
+        if plan.hints_at_bar(section.start_bar) is not None:
             from kelly.engines.ml_hints import reweight_progression
 
-            sec_romans = reweight_progression(sec_romans, plan, plan.hints, rng, offset=section.start_bar,
+            sec_romans = reweight_progression(sec_romans, plan, plan.hints_at_bar(section.start_bar), rng,
+                                              offset=section.start_bar,
                                               fixed=[c is not None or (k + 1 < len(sec_cad) and sec_cad[k + 1])
                                                      for k, c in enumerate(sec_cad)])
         statements.setdefault(section.name, (sec_romans, sec_cad, [bool(fam and fam.category == "jazz")] *

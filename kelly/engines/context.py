@@ -77,6 +77,8 @@ class Plan:
     bar_emotions: tuple[EmotionState, ...] = ()
     bar_params: tuple[MusicalParameters, ...] = ()
     bar_energy: tuple[float, ...] = ()
+    #: A journey's networks' hints, one per section (each section shaped by its own emotion); empty otherwise.
+    section_hints: tuple = ()
     #: The time signature (numerator, denominator): 4/4, 3/4 or 6/8. Bar, beat and step lengths come from it.
     meter: tuple[int, int] = (4, 4)
 
@@ -148,6 +150,15 @@ class Plan:
         if self.bar_emotions:
             return self.bar_emotions[max(0, min(bar, len(self.bar_emotions) - 1))]
         return self.section_at_bar(bar).emotion or self.emotion
+
+    def hints_at_bar(self, bar: int):
+        """The networks' hints that shape ``bar``: its journey section's own, else the piece's."""
+        if self.section_hints:
+            section = self.section_at_bar(bar)
+            for k, s in enumerate(self.sections):
+                if s is section and k < len(self.section_hints):
+                    return self.section_hints[k]
+        return self.hints
 
     def energy_at_bar(self, bar: int) -> float:
         """The energy of ``bar``: its section's, or in a journey the bar's own (it moves gradually)."""

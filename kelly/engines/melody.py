@@ -100,14 +100,15 @@ def accompaniment_ceiling(plan: Plan, bar: int) -> int:
     return register_centre(plan, bar) - 5
 
 
-def _hint_weights(plan: Plan, pitches: list[int]) -> np.ndarray:
-    hints = plan.hints
+def _hint_weights(plan: Plan, pitches: list[int], bar: int = 0) -> np.ndarray:
+    hints = plan.hints_at_bar(bar)
     if hints is None:
         return np.ones(len(pitches))
     from kelly.ml.schema import transpose_note_probs
 
     # the network's probabilities are in the key of C; move them to this key
-    probs = np.asarray(transpose_note_probs(np.asarray(hints.note_probs), plan.key.tonic_pc), dtype=float)
+    tonic = plan.params_at_bar(bar).key.tonic_pc
+    probs = np.asarray(transpose_note_probs(np.asarray(hints.note_probs), tonic), dtype=float)
     w = np.array([probs[p] if 0 <= p < len(probs) else 0.0 for p in pitches])
     # Blend with uniform so the network shapes but never silences the scale.
     return 0.5 + w / (w.max() + 1e-9)
@@ -219,7 +220,7 @@ def _realize(motif: Motif, bar: int, target: float, prev: int | None, plan: Plan
     chord_pitches = [p for p in range(lo, hi + 1) if p % 12 in event.tones and p % 12 not in
                      {(t + 1) % 12 for t in event.tones}]
     weights = []
-    hint_w = _hint_weights(plan, chord_pitches)
+    hint_w = _hint_weights(plan, chord_pitches, bar)
     tonic_pc = params.key.tonic_pc
     third = 1.6 if params.key.mode == "dorian" else 1.3  # dorian's minor third tells it from major
     home = {tonic_pc: 1.8, (tonic_pc + params.key.intervals[2]) % 12: third, (tonic_pc + 7) % 12: 1.15}

@@ -59,11 +59,15 @@ def _class_of(roman: str, plan: Plan, bar: int) -> int:
 
 def reweight_progression(romans: list[str], plan: Plan, hints, rng: np.random.Generator, *, offset: int = 0,
                          fixed: list[bool] | None = None) -> list[str]:
-    """Let the harmony network swap inner chords for other diatonic chords it prefers.
+    """Let the harmony network swap inner chords for chords of the mode it clearly prefers.
 
     ``romans`` may be one section's numerals starting at bar ``offset``; bars marked in
     ``fixed`` (cadences and the bars that prepare them) and phrase starts stay the rule
-    engine's.
+    engine's. A chord changes only when the network gives another chord of the mode
+    (:func:`chord_pool`) at least :data:`PREFERENCE_MARGIN` times the probability of the
+    engine's own chord: the network decides, not the random generator, and a network with
+    no preference (uniform probabilities) changes nothing. ``rng`` is kept for the
+    signature (other stages draw from it in turn) but no longer used here.
     """
     probs = np.asarray(hints.chord_probs, dtype=float)
     out = list(romans)
@@ -74,12 +78,19 @@ def reweight_progression(romans: list[str], plan: Plan, hints, rng: np.random.Ge
         prefix, _, current = text.rpartition(":")
         prefix = prefix + ":" if prefix else ""
         key = plan.params_at_bar(bar).key
-        candidates = [current] + [r for r in chord_pool(key) if r != current]
-        weights = np.array([probs[_class_of(r, plan, bar)] for r in candidates]) + 1e-6
-        weights[0] *= 10.0  # the engine's own chord keeps a strong prior: the network colours, not replaces
-        choice = candidates[int(rng.choice(len(candidates), p=weights / weights.sum()))]
-        out[k] = prefix + choice
+        own = float(probs[_class_of(current, plan, bar)])
+        best, best_p = current, own
+        for r in chord_pool(key):
+            p = float(probs[_class_of(r, plan, bar)])
+            if r != current and p > best_p:
+                best, best_p = r, p
+        if best != current and best_p >= PREFERENCE_MARGIN * own:
+            out[k] = prefix + best
     return out
+
+
+#: How much more probable (×) the network must find another chord before the engine's chord gives way.
+PREFERENCE_MARGIN = 2.0
 
 
 def apply_expression(tracks: list[Track], plan: Plan, hints) -> dict:
@@ -120,7 +131,9 @@ def apply_groove(song: Song, plan: Plan, hints, rng: np.random.Generator) -> dic
         extra: list[Note] = []
         notes = []
         for n in t.notes:
-            if n.pitch == 42 and n.start % plan.ppq == plan.ppq // 2 and rng.random() < 0.5 * g["hat_open_prob"]:
+            # off-beat eighths, found where they were written (before the lean moved them)
+            if n.pitch == 42 and (n.start - lean) % plan.ppq == plan.ppq // 2 and \
+                    rng.random() < 0.5 * g["hat_open_prob"]:
                 n = n.moved(pitch=46)
                 opened += 1
             notes.append(n)
