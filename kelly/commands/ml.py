@@ -88,6 +88,7 @@ def export_file_names(formats) -> list[str]:
     for key in MODEL_KEYS:
         if "rtneural" in formats:
             names.append(SPECS[key].file_name)
+            names.append(f"{key}.meta.json")
         if "onnx" in formats:
             names.append(f"{key}.onnx")
         if "checkpoint" in formats:

@@ -46,13 +46,71 @@ PARITY_STEPS = 50
 PARITY_TOL = 1e-5
 
 
+#: Significant digits written for each weight: 9 are enough to give back every float32 exactly
+#: (the 17 of a float64 repr made files a third larger for nothing).
+FLOAT_DIGITS = 9
+#: Version of the metadata sidecar (``<model>.meta.json``) beside each RTNeural file.
+SIDECAR_SCHEMA = "1"
+
+
+def _short_floats(obj: Any) -> Any:
+    if isinstance(obj, float):
+        return float(f"{obj:.{FLOAT_DIGITS}g}")
+    if isinstance(obj, list):
+        return [_short_floats(v) for v in obj]
+    if isinstance(obj, dict):
+        return {k: _short_floats(v) for k, v in obj.items()}
+    return obj
+
+
 def rtneural_text(obj: dict) -> str:
-    """Compact JSON text for an RTNeural model (floats written exactly)."""
-    return json.dumps(obj, separators=(",", ":"))
+    """Compact JSON text for an RTNeural model, every weight in 9 significant digits (exact for float32)."""
+    return json.dumps(_short_floats(obj), separators=(",", ":"))
+
+
+def output_description(key: str) -> dict:
+    """What a model's outputs mean, for the metadata sidecar: names and ranges (and the chord table)."""
+    from kelly.ml import schema
+
+    spec = SPECS[key]
+    if key == "harmonypredictor":
+        return {"kind": "probabilities", "range": [0.0, 1.0], "sums_to": 1.0,
+                "names": [schema.chord_class_name(i) for i in range(spec.out_size)],
+                "chord_table": {"roots_then_qualities": list(schema.CHORD_QUALITIES),
+                                "specials": [list(x) for x in schema.CHORD_SPECIALS]}}
+    if key == "melodytransformer":
+        return {"kind": "probabilities", "range": [0.0, 1.0], "names": [f"midi_{p}" for p in range(spec.out_size)],
+                "note": "note probabilities for MIDI pitches 0-127 in the key of C (transpose to the piece's tonic)"}
+    if key == "groovepredictor":
+        return {"kind": "parameters", "range": [-1.0, 1.0], "names": list(schema.GROOVE_PARAMS),
+                "bipolar": sorted(schema.GROOVE_BIPOLAR)}
+    if key == "dynamicsengine":
+        return {"kind": "parameters", "range": [0.0, 1.0], "names": list(schema.EXPRESSION_PARAMS)}
+    return {"kind": "embedding", "range": [-1.0, 1.0], "size": spec.out_size,
+            "note": "the 64-d emotion embedding the other four networks read (kelly.ml.schema)"}
+
+
+def sidecar(key: str, text: str, *, seed: int, trained: bool, provenance: str = "") -> dict:
+    """The metadata written beside ``<key>.json``: what it is, what its outputs mean, and its hash."""
+    import hashlib
+
+    from kelly import __version__
+
+    spec = SPECS[key]
+    return {
+        "schema_version": SIDECAR_SCHEMA,
+        "kelly_version": __version__,
+        "model": spec.name, "file": spec.file_name, "sha256": hashlib.sha256(text.encode()).hexdigest(),
+        "in_size": spec.in_size, "out_size": spec.out_size, "params": spec.params,
+        "recurrent_state": list(spec.lstm_sizes), "float_digits": FLOAT_DIGITS,
+        "outputs": output_description(key), "seed": int(seed), "trained": bool(trained),
+        "provenance": provenance or ("initialised from a fixed seed (not trained)" if not trained else ""),
+    }
 
 
 def export_models(out_dir: str | Path, formats: Iterable[str] = ("rtneural",), *, seed: int = 0,
-                  states: dict[str, dict[str, np.ndarray]] | None = None) -> list[Path]:
+                  states: dict[str, dict[str, np.ndarray]] | None = None, trained: bool = False,
+                  provenance: str = "") -> list[Path]:
     """Write the five networks in ``formats`` to ``out_dir``; returns the files written.
 
     Parameters
@@ -74,8 +132,10 @@ def export_models(out_dir: str | Path, formats: Iterable[str] = ("rtneural",), *
     for key in MODEL_KEYS:
         spec, state = SPECS[key], states[key]
         if "rtneural" in formats:
-            written.append(write_text_atomic(out / spec.file_name,
-                                             rtneural_text(spec_state_dict_to_rtneural(spec, state))))
+            text = rtneural_text(spec_state_dict_to_rtneural(spec, state))
+            written.append(write_text_atomic(out / spec.file_name, text))
+            written.append(write_json_atomic(out / f"{key}.meta.json",
+                                             sidecar(key, text, seed=seed, trained=trained, provenance=provenance)))
         if "onnx" in formats:
             from kelly.ml.onnx_graphs import model_graph
 
@@ -95,8 +155,8 @@ def export_models(out_dir: str | Path, formats: Iterable[str] = ("rtneural",), *
     manifest = {
         "kelly_version": __version__,
         "seed": int(seed),
-        "trained": False,
-        "note": "weights initialised from a fixed seed (no training yet)",
+        "trained": bool(trained),
+        "note": provenance or ("weights initialised from a fixed seed (no training yet)" if not trained else ""),
         "formats": list(formats),
         "total_params": TOTAL_PARAMS,
         "models": {key: {"name": SPECS[key].name, "params": SPECS[key].params,

@@ -55,9 +55,20 @@ def test_export_and_validate_commands(cli, tmp_path, capsys):
     pytest.importorskip("torch")
     out = tmp_path / "models"
     assert cli(["export", "--format", "rtneural", "--out", str(out), "--seed", "3"]) == 0
+    keys = ["emotionrecognizer", "melodytransformer", "harmonypredictor", "dynamicsengine", "groovepredictor"]
     assert sorted(p.name for p in out.iterdir()) == sorted(
-        ["emotionrecognizer.json", "melodytransformer.json", "harmonypredictor.json", "dynamicsengine.json",
-         "groovepredictor.json", "manifest.json"])
+        [f"{k}.json" for k in keys] + [f"{k}.meta.json" for k in keys] + ["manifest.json"])
+    import hashlib
+    import json
+
+    meta = json.loads((out / "harmonypredictor.meta.json").read_text())
+    assert meta["sha256"] == hashlib.sha256((out / "harmonypredictor.json").read_bytes()).hexdigest()
+    assert len(meta["outputs"]["names"]) == 64 and meta["float_digits"] == 9 and meta["trained"] is False
+    text = (out / "groovepredictor.json").read_text()
+    import re
+
+    digits = [len(m.replace(".", "").replace("-", "").lstrip("0")) for m in re.findall(r"-?\d+\.\d+", text)]
+    assert max(digits) <= 9  # nine significant digits: every float32 given back exactly, a third smaller
     assert not list(out.glob("*.tmp"))
     capsys.readouterr()
     assert cli(["validate", str(out), "--check-specs"]) == 0
