@@ -49,7 +49,20 @@ def _seeds(name: str) -> dict[str, bytes]:
         return {n: json.dumps(get_template(n).to_dict()).encode() for n in template_names()[:4]}
     if name == "rtneural":
         fixtures = ROOT / "tests" / "fixtures" / "rtneural"
-        return {p.stem: p.read_bytes() for p in sorted(fixtures.glob("*.json"))}
+        seeds = {p.stem: p.read_bytes() for p in sorted(fixtures.glob("*.json"))}
+        # Regressions of issue 10 (loader hardening): each must end in one ModelFileError.
+        dense = '{"in_shape": [null, null, 2], "layers": [{"type": "dense", "activation": %s, ' \
+                '"shape": [null, null, %s], "weights": [[[%s], [0.5]], [0.5]]}]}'
+        seeds.update({
+            "huge-size": (dense % ('""', 10**12, "0.5")).encode(),
+            "overflow-size": (dense % ('""', 2**70, "0.5")).encode(),
+            "string-weight": (dense % ('""', 1, '"0.5"')).encode(),
+            "bool-weight": (dense % ('""', 1, "true")).encode(),
+            "null-activation": (dense % ("null", 1, "0.5")).encode(),
+            "float32-overflow": (dense % ('"tanh"', 1, "1e39")).encode(),
+            "deep": b'{"in_shape": [null, 1], "layers": ' + b"[" * 200 + b"]" * 200 + b"}",
+        })
+        return seeds
     if name == "onnx":
         import tempfile
 

@@ -45,19 +45,22 @@ import json
 import math
 import os
 from functools import partial
+from itertools import chain
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
 from kelly import fileio
-from kelly.errors import FileFormatError, ModelError
+from kelly.errors import FileFormatError, KellyError, ModelError
 
 #: Layer types this runtime reads (RTNeural's dynamic parser also knows conv1d/conv2d
 #: and batchnorm2d, which the five Kelly networks do not use).
 LAYER_TYPES = ("dense", "time-distributed-dense", "lstm", "gru", "activation", "batchnorm", "prelu")
-#: Activation names RTNeural understands; "" means none.
-ACTIVATION_NAMES = ("", "linear", "tanh", "relu", "sigmoid", "softmax", "elu")
+#: Activation names RTNeural's ``createActivation`` understands; "" (or no ``activation``
+#: key) means none. Any other name, ``null`` or a non-string is refused, as RTNeural's
+#: ``parseJson`` does (a name it does not know gives it a null layer; ``null`` throws).
+ACTIVATION_NAMES = ("", "tanh", "relu", "sigmoid", "softmax", "elu")
 
 Step = Callable[[], Any]
 
@@ -77,6 +80,10 @@ MAX_LAYERS = 256
 MAX_PARAMS = 4_000_000
 #: Longest integer literal accepted in a model file (larger values are not usable weights).
 MAX_INT_CHARS = 32
+#: Deepest nesting of arrays and objects in an RTNeural JSON file, checked on the bytes
+#: before parsing. A file needs 6 levels (object, layers, layer, weights, matrix, row;
+#: RTNeural's 4-D conv2d kernels would need 8).
+MAX_JSON_DEPTH = 32
 #: The largest float32; a weight beyond it would become infinite.
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 #: :meth:`Model.check_bounded` refuses a model whose values could exceed this.
@@ -790,11 +797,61 @@ def _parse_constant(text: str) -> Any:
     raise _Refused(f"{text} is not allowed (every weight must be a finite number)")
 
 
+# Bytes that matter for nesting: quotes and brackets (everything else is deleted by translate).
+_NOT_STRUCTURE = bytes(c for c in range(256) if c not in b'"[]{}')
+_DEPTH_CHUNK = 1 << 20
+
+
+def json_nesting_depth(data: bytes, limit: int | None = None) -> int:
+    """How deeply arrays and objects nest in JSON ``data``, found without parsing it.
+
+    Linear and in C/numpy, with bounded memory: escaped backslashes and quotes are dropped
+    (``bytes.replace``), everything but quotes and brackets is deleted
+    (``bytes.translate``), then brackets between a quote and its partner (inside strings)
+    are ignored and the running sum of the others is taken chunk by chunk. On a prefix
+    of valid JSON this agrees with the parser, so a file that parses never nests deeper
+    than the result. With ``limit`` the result only tells whether the depth exceeds it:
+    the scan stops at the first level deeper than ``limit`` (and returns it), and a file
+    with no more opening brackets than ``limit`` is not scanned (0 is returned).
+    """
+    if data.count(b"[") + data.count(b"{") <= (limit if limit is not None else -1):
+        return 0  # cannot nest deeper than it has opening brackets (not exact, but <= limit)
+    if b"\\" in data:
+        data = data.replace(b"\\\\", b"").replace(b'\\"', b"")
+    structure = data.translate(None, _NOT_STRUCTURE)
+    deepest, depth, inside = 0, 0, 0
+    for start in range(0, len(structure), _DEPTH_CHUNK):
+        arr = np.frombuffer(structure, dtype=np.uint8, count=min(_DEPTH_CHUNK, len(structure) - start),
+                            offset=start)
+        quote = (arr == ord('"')).view(np.uint8)
+        parity = np.bitwise_xor.accumulate(quote) ^ inside  # 1 inside a string (and on its opening quote)
+        steps = ((arr == ord("[")) | (arr == ord("{"))).astype(np.int32) - ((arr == ord("]")) | (arr == ord("}")))
+        steps[parity.view(bool)] = 0
+        levels = np.cumsum(steps, dtype=np.int64)
+        if levels.size:
+            deepest = max(deepest, depth + int(levels.max()))
+            depth += int(levels[-1])
+            inside = int(parity[-1])
+        if limit is not None and deepest > limit:
+            break
+    return deepest
+
+
+def _first_line(exc: BaseException, limit: int = 160) -> str:
+    text = str(exc).strip().splitlines()
+    text = text[0] if text else ""
+    text = text if len(text) <= limit else text[:limit - 3] + "..."
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
 def parse_model_json(data: bytes | str, *, name: str = "model") -> Any:
     """Parse the text of an RTNeural JSON file without trusting it.
 
-    NaN/Infinity literals and integers longer than :data:`MAX_INT_CHARS` are refused,
-    and too-deep nesting is reported instead of exhausting the stack.
+    The text must be UTF-8 (as for RTNeural's parser; a UTF-8 byte order mark is
+    skipped). Nesting deeper than :data:`MAX_JSON_DEPTH` is refused from a scan of the
+    bytes before parsing (:func:`json_nesting_depth`), NaN/Infinity literals and
+    integers longer than :data:`MAX_INT_CHARS` are refused while parsing, and any other
+    failure of the parser becomes the same one-line error.
 
     Raises
     ------
@@ -804,17 +861,31 @@ def parse_model_json(data: bytes | str, *, name: str = "model") -> Any:
     if len(data) > MAX_MODEL_BYTES:
         raise ModelFileError(f"{name}: more than {_mb(MAX_MODEL_BYTES)}, too large for a model file")
     try:
-        return json.loads(data, parse_int=_parse_int, parse_constant=_parse_constant)
+        if isinstance(data, str):
+            text, raw = data, data.encode("utf-8", "surrogatepass")
+        else:
+            raw = bytes(data)
+            try:
+                text = raw.decode("utf-8-sig")
+            except UnicodeDecodeError as exc:
+                raise ModelFileError(f"{name}: not valid JSON (not UTF-8 text: byte {exc.start})") from None
+        depth = json_nesting_depth(raw, MAX_JSON_DEPTH)
+        if depth > MAX_JSON_DEPTH:
+            raise ModelFileError(f"{name}: not a usable model file: the JSON is nested too deeply (more than "
+                                 f"{MAX_JSON_DEPTH} levels of arrays and objects)")
+        return json.loads(text, parse_int=_parse_int, parse_constant=_parse_constant)
+    except KellyError:
+        raise
     except _Refused as exc:
         raise ModelFileError(f"{name}: not a usable model file: {exc}") from None
     except RecursionError:
         raise ModelFileError(f"{name}: not a usable model file: the JSON is nested too deeply") from None
     except json.JSONDecodeError as exc:
         raise ModelFileError(f"{name}: not valid JSON (line {exc.lineno}, column {exc.colno}): {exc.msg}") from None
-    except UnicodeDecodeError:
-        raise ModelFileError(f"{name}: not valid JSON (not UTF-8 text)") from None
-    except (ValueError, TypeError, MemoryError) as exc:
-        raise ModelFileError(f"{name}: not valid JSON ({type(exc).__name__})") from None
+    except MemoryError:
+        raise ModelFileError(f"{name}: not a usable model file: not enough memory to parse it") from None
+    except Exception as exc:  # noqa: BLE001 - whatever the parser raises, the caller gets one line
+        raise ModelFileError(f"{name}: not valid JSON ({_first_line(exc)})") from None
 
 
 # ---------------------------------------------------------------------------------------
@@ -826,12 +897,78 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+def _is_number(value: Any) -> bool:
+    """A JSON number (or a numpy one, for dicts built in Python); never a boolean."""
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
+
+
+def _big(n: int) -> str:
+    """An integer for a message, with thousands separators (and without str() of a huge one)."""
+    if n.bit_length() <= 96:
+        return f"{n:,}"
+    return f"{'-' if n < 0 else ''}2^{abs(n).bit_length() - 1} (or more)"
+
+
+def _brief(value: Any, limit: int = 60) -> str:
+    """A short JSON-style description of a parsed value for error messages.
+
+    Never recurses into nested values or formats a long list (either could be slow, or
+    too deep for ``repr``).
+    """
+    if value is None:
+        return "null"
+    if isinstance(value, (bool, np.bool_)):
+        return "true" if value else "false"
+    if isinstance(value, (int, np.integer)):
+        return _big(int(value))
+    if isinstance(value, (float, np.floating)):
+        return repr(float(value))
+    if isinstance(value, str):
+        return json.dumps(value) if len(value) <= 40 else json.dumps(value[:40])[:-1] + '..."'
+    if isinstance(value, list):
+        if len(value) <= 8 and all(v is None or isinstance(v, (int, float, bool, str)) for v in value):
+            text = "[" + ", ".join(_brief(v) for v in value) + "]"
+            if len(text) <= limit:
+                return text
+        return f"an array of {len(value):,} value{'' if len(value) == 1 else 's'}"
+    if isinstance(value, dict):
+        return "an object"
+    return f"a {type(value).__name__}"
+
+
+def _not_number(value: Any) -> str:
+    """What a non-number is, for "row 1, column 2 is …"."""
+    if isinstance(value, str):
+        return "the string " + _brief(value)
+    if isinstance(value, (bool, np.bool_)) or value is None:
+        return _brief(value)
+    if isinstance(value, (list, dict)):
+        return "an array" if isinstance(value, list) else "an object"
+    return f"a {type(value).__name__}"
+
+
+def _first_non_number(value: list, two_d: bool) -> tuple[str, Any]:
+    """``("row R, column C" or "value V", item)`` of the first item that is not a number."""
+    if two_d:
+        for r, row in enumerate(value, start=1):
+            for c, item in enumerate(row, start=1):
+                if not _is_number(item):
+                    return f"row {r}, column {c}", item
+    else:
+        for k, item in enumerate(value, start=1):
+            if not _is_number(item):
+                return f"value {k}", item
+    return "", None  # pragma: no cover - only called when there is one
+
+
 def _array(value: Any, shape: tuple[int, ...], where: str, what: str) -> np.ndarray:
     """``value`` as a float64 array of exactly ``shape``, checked before numpy sees it.
 
     Lengths are compared with the declared shape level by level first (a nested list of
-    the wrong size is reported without converting it), then every number must be a
-    finite value that float32 can hold.
+    the wrong size is reported without converting it); every item must be a JSON number
+    (a string such as ``"0.5"``, ``true``/``false`` or ``null`` is refused, as RTNeural's
+    ``get<T>()`` refuses them); and every value must still be finite once cast to
+    float32, the precision RTNeural runs at (``1e39`` would become infinite).
     """
     want = "x".join(map(str, shape))
 
@@ -839,48 +976,71 @@ def _array(value: Any, shape: tuple[int, ...], where: str, what: str) -> np.ndar
         return ModelFileError(f"{where}: weights {what} has shape {got}, expected {want}")
 
     if not isinstance(value, list):
-        raise ModelFileError(f"{where}: weights {what} is not a rectangular array of numbers")
+        raise ModelFileError(f"{where}: weights {what} is not a rectangular array of numbers "
+                             f"(got {_brief(value)})")
     if len(value) != shape[0]:
         first = value[0] if value and len(shape) > 1 and isinstance(value[0], list) else None
         raise wrong(f"{len(value)}x{len(first)}" if first is not None else str(len(value)))
-    if len(shape) == 2:
+    two_d = len(shape) == 2
+    if two_d:
         cols = shape[1]
         for i, row in enumerate(value, start=1):
             if not isinstance(row, list):
-                raise ModelFileError(f"{where}: weights {what} is not a rectangular array of numbers")
+                raise ModelFileError(f"{where}: weights {what} is not a rectangular array of numbers "
+                                     f"(row {i} is {_not_number(row)})")
             if len(row) != cols:
                 raise wrong(f"{len(value)}x{len(row)}" if i == 1 else f"{len(value)}x{cols} with {len(row)} in row {i}")
+    # Item types in one C-level pass (about 13 ms for the largest network); lists are left
+    # to the shape check below, which names the extra dimension.
+    kinds = set(map(type, chain.from_iterable(value) if two_d else value))
+    if not kinds <= {float, int}:
+        odd = [k for k in kinds if k is not list and not issubclass(k, (int, float, np.integer, np.floating))
+               or issubclass(k, (bool, np.bool_))]
+        if odd:
+            at, item = _first_non_number(value, two_d)
+            raise ModelFileError(f"{where}: weights {what} is not a rectangular array of numbers: {at} is "
+                                 f"{_not_number(item)} (every weight must be a JSON number)")
     try:
         arr = np.array(value)
-        if arr.dtype.kind == "O" and all(_is_int(v) or isinstance(v, float) for v in arr.flat):
+        if arr.dtype.kind == "O" and all(_is_number(v) for v in arr.flat):
             arr = arr.astype(np.float64)
-    except (TypeError, ValueError, OverflowError, MemoryError):
+    except OverflowError:  # an integer too large for a double (only from a dict built in Python)
+        raise ModelFileError(f"{where}: weights {what} contains NaN, infinite or out-of-range values: a number "
+                             f"too large for float32 (which holds at most ±{FLOAT32_MAX:.4g})") from None
+    except (TypeError, ValueError, MemoryError, RecursionError):
         raise ModelFileError(f"{where}: weights {what} is not a rectangular array of numbers") from None
-    if arr.dtype.kind not in "fiub":
+    if arr.dtype.kind not in "fiu":
         raise ModelFileError(f"{where}: weights {what} is not a rectangular array of numbers")
     if arr.shape != shape:
         raise wrong("x".join(map(str, arr.shape)) or "scalar")
     arr = arr.astype(np.float64, copy=False)
-    with np.errstate(invalid="ignore"):
-        ok = bool((np.abs(arr) <= FLOAT32_MAX).all())
-    if not ok:
-        raise ModelFileError(f"{where}: weights {what} contains NaN, infinite or out-of-range values "
-                             f"(float32 holds at most ±{FLOAT32_MAX:.4g})")
+    # Finite after the float32 cast, not before: 1e39 is a finite double but float32 inf.
+    with np.errstate(over="ignore", invalid="ignore"):
+        finite32 = np.isfinite(arr.astype(np.float32))
+    if not finite32.all():
+        pos = tuple(int(i) for i in np.argwhere(~finite32)[0])
+        at = f"row {pos[0] + 1}, column {pos[1] + 1}" if two_d else f"value {pos[0] + 1}"
+        raise ModelFileError(f"{where}: weights {what} contains NaN, infinite or out-of-range values: {at} is "
+                             f"{float(arr[pos]):.6g}, not finite in float32 (which holds at most "
+                             f"±{FLOAT32_MAX:.4g})")
     return arr
 
 
 def _size(value: Any, where: str, field: str) -> int:
-    """The last entry of a shape list: a positive integer no larger than :data:`MAX_WIDTH`."""
+    """The last entry of a shape list: a positive integer no larger than :data:`MAX_WIDTH`.
+
+    Checked on the Python integer, before anything is allocated (so ``10**12`` or
+    ``2**70`` is refused here, not by numpy).
+    """
     if not isinstance(value, list) or not value or not _is_int(value[-1]) or value[-1] <= 0:
-        shown = repr(value)
-        shown = shown if len(shown) <= 60 else shown[:57] + "..."
+        shown = _brief(value)
         if field == "in_shape":
             raise ModelFileError(f"{where}: 'in_shape' must be a list ending with the input size, got {shown}")
         raise ModelFileError(f"{where}: 'shape' must be a list ending with a positive integer, got {shown}")
     size = value[-1]
     if size > MAX_WIDTH:
         what = "input size" if field == "in_shape" else "output size"
-        raise ModelFileError(f"{where}: {what} {size:,} is larger than this runtime allows ({MAX_WIDTH:,})")
+        raise ModelFileError(f"{where}: {what} {_big(size)} is larger than this runtime allows ({MAX_WIDTH:,})")
     return size
 
 
@@ -907,21 +1067,26 @@ def _plan(obj: Any, name: str) -> tuple[int, list[tuple[int, str, int, int, str,
             raise ModelFileError(f"{name}: layer {pos}: expected an object")
         kind = raw.get("type")
         if not isinstance(kind, str) or kind not in LAYER_TYPES:
-            shown = repr(kind) if not isinstance(kind, str) or len(kind) <= 40 else repr(kind[:40] + "...")
+            shown = _brief(kind) if not isinstance(kind, str) else repr(kind) if len(kind) <= 40 \
+                else repr(kind[:40]) + "..."
             raise ModelFileError(f"{name}: layer {pos}: unsupported type {shown}; supported: "
                                  f"{', '.join(LAYER_TYPES)}")
         where = f"{name}: layer {pos} ({kind})"
         if not isinstance(raw.get("weights"), list):
             raise ModelFileError(f"{where}: 'weights' must be a list ([] for an activation layer)")
+        # As RTNeural's parseJson: no "activation" key means none; recurrent layers never
+        # read it; otherwise it must be a string naming an activation RTNeural creates.
         act = raw.get("activation", "")
-        if act is None:
-            act = ""
+        supported = ", ".join(a for a in ACTIVATION_NAMES if a)
         if kind in ("lstm", "gru"):
-            act = ""  # RTNeural ignores it for recurrent layers
-        elif not isinstance(act, str) or act not in ACTIVATION_NAMES:
-            shown = repr(act) if len(repr(act)) <= 40 else repr(act)[:37] + "..."
-            raise ModelFileError(f"{where}: unknown activation {shown}; supported: "
-                                 f"{', '.join(a for a in ACTIVATION_NAMES if a)}")
+            act = ""
+        elif not isinstance(act, str):
+            raise ModelFileError(f"{where}: 'activation' must be a string (\"\" for none), got {_brief(act)}; "
+                                 f"supported: {supported}")
+        elif act not in ACTIVATION_NAMES:
+            shown = repr(act) if len(act) <= 40 else repr(act[:40]) + "..."
+            raise ModelFileError(f"{where}: unknown activation {shown}; supported: {supported} "
+                                 f"(\"\" for none)")
         out = _size(raw.get("shape"), where, "shape")
         if kind in ("dense", "time-distributed-dense"):
             declared += n * out + out
@@ -991,6 +1156,11 @@ def model_from_dict(obj: Any, *, name: str = "model", spec: Any = None, sizes: t
                     dtype=np.float32) -> Model:
     """Build a :class:`Model` from parsed RTNeural JSON.
 
+    Whatever goes wrong while building (a ``MemoryError``, a ``RecursionError`` from a
+    deeply nested value, an ``OverflowError``, ``ValueError`` or ``TypeError`` from an
+    odd value that slipped past the checks) ends as one :class:`ModelFileError` naming
+    the file and, once known, the layer.
+
     Every declared size is checked (against ``spec`` or ``sizes`` when given, and against
     :data:`MAX_WIDTH`, :data:`MAX_LAYERS`, :data:`MAX_PARAMS`) before any weight is
     converted or any buffer allocated, and every weight list must have exactly the
@@ -1012,6 +1182,21 @@ def model_from_dict(obj: Any, *, name: str = "model", spec: Any = None, sizes: t
     ModelFileError
         With ``name``, the 1-based layer number and type, and what is wrong.
     """
+    context = [name]  # where the build is, for an unexpected failure's message
+    try:
+        return _build(obj, name, spec, sizes, dtype, context)
+    except KellyError:
+        raise
+    except RecursionError:
+        raise ModelFileError(f"{context[0]}: not a usable model file: a value is nested too deeply") from None
+    except MemoryError:
+        raise ModelFileError(f"{context[0]}: not enough memory to build this model") from None
+    except Exception as exc:  # noqa: BLE001 - a hostile file gets one line, never a traceback
+        raise ModelFileError(f"{context[0]}: not a usable model file ({_first_line(exc)})") from None
+
+
+def _build(obj: Any, name: str, spec: Any, sizes: tuple[int, int] | None, dtype, context: list[str]) -> Model:
+    """:func:`model_from_dict`'s work; ``context[0]`` is kept at the layer being built."""
     in_size, plan = _plan(obj, name)
     if spec is not None:
         _check_signature(_plan_signature(plan), in_size, spec, name, allow_missing=True)
@@ -1020,6 +1205,7 @@ def model_from_dict(obj: Any, *, name: str = "model", spec: Any = None, sizes: t
     layers: list[Layer] = []
     for pos, kind, n, out, act, raw in plan:
         where = f"{name}: layer {pos} ({kind})"
+        context[0] = where
         weights = raw["weights"]
         if kind in ("dense", "time-distributed-dense"):
             if len(weights) not in (1, 2):
@@ -1072,6 +1258,7 @@ def model_from_dict(obj: Any, *, name: str = "model", spec: Any = None, sizes: t
                 raise ModelFileError(f"{where}: weights alpha has {len(alpha_raw)} values, expected 1 or {n}")
             alpha = _array(alpha_raw, (len(alpha_raw),), where, "alpha")
             layers.append(PReLU(alpha, n, pos, dtype))
+    context[0] = name
     model = Model(in_size, layers, name=name, dtype=dtype)
     if spec is not None:
         model.check_spec(spec)
@@ -1083,7 +1270,8 @@ def load_rtneural_bytes(data: bytes | str, *, name: str = "model.json", spec: An
     """Build a :class:`Model` from the bytes of an RTNeural JSON file (the fuzzing entry point).
 
     Either returns a working model or raises :class:`ModelFileError` (a
-    :class:`~kelly.errors.KellyError`) with a one-line message starting with ``name``.
+    :class:`~kelly.errors.KellyError`) with a one-line message starting with ``name``;
+    never any other exception.
     """
     return model_from_dict(parse_model_json(data, name=name), name=name, spec=spec, sizes=sizes, dtype=dtype)
 
@@ -1104,7 +1292,12 @@ def load_model(path: str | os.PathLike, *, spec: Any = None, sizes: tuple[int, i
     """
     path = Path(path)
     data = read_model_file(path)
-    return load_rtneural_bytes(data, name=path.name, spec=spec, sizes=sizes, dtype=dtype)
+    try:
+        return load_rtneural_bytes(data, name=path.name, spec=spec, sizes=sizes, dtype=dtype)
+    except KellyError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - belt and braces: both steps already turn failures into one line
+        raise ModelFileError(f"{path.name}: not a usable model file ({_first_line(exc)})") from None
 
 
 # ---------------------------------------------------------------------------------------
