@@ -6,6 +6,13 @@ on its own line (JSON Lines), so the output can be piped into other tools, and t
 
 Each TEXT argument is one text; with none, standard input is read one text per line
 (blank lines skipped).
+
+``kelly feel --audio FILE`` is the audio door (:mod:`kelly.emotion.audio`): the first
+line is the overall reading of the file, then one line per second, with the same keys
+as a text reading where they apply (emotion, family, valence, arousal, dominance,
+intensity, confidence) plus ``seconds`` ([start, end]), ``source`` ("audio"),
+``level_dbfs`` and ``silent``; the overall line also says which ``model`` read it (today
+the recognizer's fallback heuristic, until a trained one exists) and how it was summed up.
 """
 
 from __future__ import annotations
@@ -20,14 +27,28 @@ KEYS = ("text", "emotion", "family", "valence", "arousal", "dominance", "intensi
         "secondary", "evidence")
 
 
+#: The keys of every line of ``--audio`` output, in order.
+AUDIO_KEYS = ("audio", "reading", "seconds", "emotion", "family", "valence", "arousal", "dominance", "intensity",
+              "confidence", "source", "level_dbfs", "silent")
+#: Extra keys of the first (overall) ``--audio`` line.
+AUDIO_OVERALL_KEYS = ("model", "summary", "sample_rate")
+
+
 def register(subparsers) -> None:
     """Add the ``feel`` sub-command to the ``kelly`` parser."""
     parser = subparsers.add_parser(
-        "feel", help="read how a text feels (one JSON line per text)",
+        "feel", help="read how a text (or a sound file) feels (one JSON line per text)",
         description="Read emotions from text. Prints one JSON object per text (JSON Lines) with the emotion, "
                     "its family, valence/arousal/dominance, intensity, confidence, secondary emotions and "
-                    "the evidence. With no TEXT, reads one text per line from standard input.")
+                    "the evidence. With no TEXT, reads one text per line from standard input. With --audio FILE, "
+                    "reads a sound file (WAV, FLAC, OGG; 0.5 s to 20 min) instead: the overall reading, then "
+                    "one line per second.")
     parser.add_argument("text", nargs="*", metavar="TEXT", help="a text to read (each argument is one text)")
+    parser.add_argument("--audio", metavar="FILE",
+                        help="read a sound file instead of text (the EmotionRecognizer, or its fallback heuristic "
+                             "while no trained model exists)")
+    parser.add_argument("--models-dir", metavar="DIR",
+                        help="with --audio: look for emotionrecognizer.json here first")
     parser.add_argument("--json", action="store_true", help="JSON Lines output (the default format)")
     parser.add_argument("--evaluate", metavar="FILE",
                         help="score the reader on labelled sentences (JSON Lines with text, valence +/-, "
@@ -75,8 +96,38 @@ def evaluate(path: str) -> dict:
     return {**score.to_dict(), "misses": score.misses}
 
 
+def audio_rows(path: str, *, models_dir: str | None = None) -> list[dict]:
+    """The JSON objects for a sound file: the overall reading, then one per second."""
+    from kelly.emotion.audio import recognize_audio
+
+    reading = recognize_audio(path, models_dir=models_dir)
+    rate = reading.sample_rate
+    rate = int(rate) if float(rate).is_integer() else rate
+    shown = _valid_text(path)  # an undecodable file name still prints as valid UTF-8
+
+    def row(moment, kind: str) -> dict:
+        values = moment.to_dict()
+        out = {"audio": shown, "reading": kind, "seconds": values["seconds"]}
+        out.update({key: values[key] for key in AUDIO_KEYS[3:10]})
+        out["source"] = "audio"
+        out.update({"level_dbfs": values["level_dbfs"], "silent": values["silent"]})
+        return out
+
+    overall = row(reading.overall, "overall")
+    overall.update({"model": reading.model, "summary": reading.summary, "sample_rate": rate})
+    return [overall] + [row(m, "second") for m in reading.seconds]
+
+
 def handler(args) -> int:
     """Read each text (arguments, else non-blank stdin lines) and print one JSON line each."""
+    if args.audio is not None:
+        if args.text or args.evaluate:
+            raise InputError("give either --audio FILE or TEXT/--evaluate, not both")
+        for row in audio_rows(args.audio, models_dir=args.models_dir):
+            sys.stdout.write(json.dumps(row, ensure_ascii=False) + "\n")
+        return 0
+    if args.models_dir is not None:
+        raise InputError("--models-dir applies to --audio only (text is read without the networks)")
     if args.evaluate:
         if args.text:
             raise InputError("give either TEXT or --evaluate FILE, not both")
