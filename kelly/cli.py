@@ -33,6 +33,7 @@ COMMAND_MODULES = (
     "kelly.commands.analyze",
     "kelly.commands.groove",
     "kelly.commands.ml",
+    "kelly.commands.train",
     "kelly.commands.intent",
     "kelly.commands.rules",
     "kelly.commands.schema",
