@@ -50,8 +50,16 @@ def run_target(name: str, runs: int, timeout: int, rss_mb: int, seed: int) -> tu
                    cwd=ROOT, env=env, check=True, capture_output=True)
     out = FINDINGS / name
     out.mkdir(parents=True, exist_ok=True)
+    # libFuzzer reads its peak RSS from getrusage, and on Linux a child starts with its parent's
+    # peak (kept across fork and exec): from inside a test runner that has grown, the child
+    # would be "out of memory" before its first input. The limit is the target's own budget
+    # on top of what it inherits.
+    import resource
+
+    inherited = int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024) if sys.platform == "linux" else 0
+    limit = max(rss_mb, RSS_OVERRIDES_MB.get(name, 0)) + inherited
     args = [sys.executable, "-m", "fuzz.targets", name, str(corpus), f"-runs={runs}", f"-timeout={timeout}",
-            f"-rss_limit_mb={max(rss_mb, RSS_OVERRIDES_MB.get(name, 0))}", f"-malloc_limit_mb={rss_mb}",
+            f"-rss_limit_mb={limit}", f"-malloc_limit_mb={rss_mb}",
             f"-seed={seed}", f"-artifact_prefix={out}/", "-max_len=65536",
             "-print_final_stats=1"]
     t0 = time.perf_counter()
