@@ -501,17 +501,19 @@ def _size(n: int) -> str:
     return f"{n} bytes"
 
 
-def read_regular_file(path: str | os.PathLike, *, what: str = "file", max_bytes: int = DEFAULT_MAX_JSON_BYTES,
-                      error: type[Exception] = FileFormatError) -> bytes:
-    """The bytes of a regular file of at most ``max_bytes``; never opens a device, FIFO or socket.
+def open_regular_file(path: str | os.PathLike, *, what: str = "file", max_bytes: int | None = None,
+                      error: type[Exception] = FileFormatError, allow_empty: bool = True) -> int:
+    """A read-only descriptor of a regular file; never opens a device, FIFO or socket.
 
-    The kind and size are checked with ``stat`` before opening (a FIFO without a writer
-    would block ``open``; ``/dev/zero`` never ends), and again on the open descriptor.
+    The kind (and, when ``max_bytes`` is given, the size) is checked with ``stat`` before
+    opening (a FIFO without a writer would block ``open``; ``/dev/zero`` never ends) and
+    again on the open descriptor. The caller closes the descriptor.
 
     Raises
     ------
     FileFormatError (or ``error``)
-        If the file is missing, not a regular file, larger than ``max_bytes`` or unreadable.
+        If the file is missing, not a regular file, empty (with ``allow_empty=False``),
+        larger than ``max_bytes`` or cannot be opened.
     """
     p = Path(path)
     shown = show_path(p)
@@ -521,7 +523,9 @@ def read_regular_file(path: str | os.PathLike, *, what: str = "file", max_bytes:
             raise error(f"{shown}: is a folder, not {_a(what)}")
         if not stat.S_ISREG(st.st_mode):
             raise error(f"{shown}: is {_kind(st.st_mode)}, not {_a(what)} (Kelly reads only regular files)")
-        if st.st_size > max_bytes:
+        if not allow_empty and st.st_size == 0:
+            raise error(f"{shown}: is empty (0 bytes), not {_a(what)}")
+        if max_bytes is not None and st.st_size > max_bytes:
             raise error(f"{shown}: is {_size(st.st_size)}; {_a(what)} may be at most {_size(max_bytes)}")
 
     try:
@@ -530,10 +534,29 @@ def read_regular_file(path: str | os.PathLike, *, what: str = "file", max_bytes:
                      | getattr(os, "O_CLOEXEC", 0))
     except FileNotFoundError:
         raise error(f"{shown}: no such file") from None
-    except OSError as exc:
-        raise error(f"{shown}: cannot read {what} ({_strerror(exc)})") from None
+    except (OSError, ValueError) as exc:  # ValueError: a NUL in the path
+        raise error(f"{shown}: cannot read {what} ({_strerror(exc) if isinstance(exc, OSError) else exc})") \
+            from None
     try:
         check(os.fstat(fd))
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def read_regular_file(path: str | os.PathLike, *, what: str = "file", max_bytes: int = DEFAULT_MAX_JSON_BYTES,
+                      error: type[Exception] = FileFormatError) -> bytes:
+    """The bytes of a regular file of at most ``max_bytes`` (opened by :func:`open_regular_file`).
+
+    Raises
+    ------
+    FileFormatError (or ``error``)
+        If the file is missing, not a regular file, larger than ``max_bytes`` or unreadable.
+    """
+    shown = show_path(Path(path))
+    fd = open_regular_file(path, what=what, max_bytes=max_bytes, error=error)
+    try:
         chunks, total = [], 0
         while True:
             chunk = os.read(fd, min(1 << 20, max_bytes + 1 - total))

@@ -67,7 +67,6 @@ from __future__ import annotations
 import hashlib
 import math
 import os
-import stat
 import types
 from dataclasses import dataclass
 from pathlib import Path
@@ -322,31 +321,10 @@ def _load(path: str | os.PathLike, sr: int | None, max_seconds: float) -> tuple[
 
 
 def _open_regular(path: str | os.PathLike, shown: str) -> int:
-    """A read-only descriptor of a regular file (never blocks on a FIFO or reads a device)."""
-    what = "an audio file"
+    """A read-only descriptor of a regular, non-empty file (never blocks on a FIFO or reads a device)."""
+    from kelly.fileio import open_regular_file
 
-    def check(st: os.stat_result) -> None:
-        if stat.S_ISDIR(st.st_mode):
-            raise FileFormatError(f"{shown}: is a folder, not {what}")
-        if not stat.S_ISREG(st.st_mode):
-            raise FileFormatError(f"{shown}: is not a regular file, so not {what} (Kelly reads only regular files)")
-        if st.st_size == 0:
-            raise FileFormatError(f"{shown}: is empty (0 bytes), not {what}")
-
-    try:
-        check(os.stat(path))
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
-                     | getattr(os, "O_CLOEXEC", 0))
-    except FileNotFoundError:
-        raise FileFormatError(f"{shown}: no such file") from None
-    except (OSError, ValueError) as exc:  # ValueError: a NUL in the path
-        raise FileFormatError(f"{shown}: cannot read audio file ({getattr(exc, 'strerror', None) or exc})") from None
-    try:
-        check(os.fstat(fd))
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd
+    return open_regular_file(path, what="audio file", allow_empty=False)
 
 
 def _libsndfile_reason(exc: BaseException) -> str:
