@@ -300,12 +300,12 @@ def confirm_cadences(romans: list[str], cadences: list, plan: Plan) -> list:
     return out
 
 
-def _fit(numeral: str, key, *, deliberate: bool) -> tuple[Chord, str | None]:
+def _fit(numeral: str, key, *, deliberate: bool) -> Chord:
     """The chord a numeral names in ``key``: the mode's own quality unless the chord is borrowed on purpose."""
     chord = roman_to_chord(numeral, key).chord
     if not deliberate:
         chord = fit_to_mode(chord, key)
-    return chord, None
+    return chord
 
 
 #: Tonics whose keys are written with flats (a passing chord's root is spelled to match).
@@ -351,7 +351,7 @@ def build_chords(plan: Plan, romans: list[str], rng: np.random.Generator, *,
         # the tonic stays a triad outside jazz: a mixolydian I7 or lydian Imaj7 pulls the ear to another key
         seventh = text.startswith("7:") and (numeral not in ("I", "i") or jazz_bars[bar])
         keep = bar in deliberate or (numeral == "V" and key.mode == "aeolian")
-        chord, _ = _fit(numeral, key, deliberate=keep)
+        chord = _fit(numeral, key, deliberate=keep)
         if seventh and chord.quality in ("maj", "min", "dim") and not numeral.partition("/")[0].endswith("5"):
             # V and its relatives become dominant sevenths; others take the diatonic seventh
             chord = Chord(chord.root, "7", chord.bass) if numeral in ("V", "bVII") and chord.quality == "maj" \

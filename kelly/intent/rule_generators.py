@@ -189,7 +189,7 @@ def angular_intervals(tracks, plan, rng, s):
         if rng.random() >= 0.125 * s * 2 or nxt.start - cur.end > plan.ppq:
             k += 1
             continue
-        event = _chord_event(plan, cur.start)
+        event = plan.chord_at(cur.start)
         sign = 1 if rng.random() < 0.5 else -1
         tones = [p for p in range(prev.pitch + sign * 8, prev.pitch + sign * (most + 1), sign)
                  if p % 12 in event.tones and 40 <= p <= 100]
@@ -197,10 +197,10 @@ def angular_intervals(tracks, plan, rng, s):
             k += 1
             continue
         leap = tones[0] if abs(tones[0] - prev.pitch) >= 8 else tones[-1]
-        avoid = {(t + 1) % 12 for t in _chord_event(plan, nxt.start).tones}
+        avoid = {(t + 1) % 12 for t in plan.chord_at(nxt.start).tones}
         after = notes[k + 2].pitch
         back = [leap - sign * d for d in (1, 2) if (leap - sign * d) % 12 not in avoid
-                and (leap - sign * d) % 12 in set(_chord_event(plan, nxt.start).scale or plan.key.scale_pcs())
+                and (leap - sign * d) % 12 in set(plan.chord_at(nxt.start).scale or plan.key.scale_pcs())
                 and abs(after - (leap - sign * d)) <= 12]  # the line's return is no wider than an octave
         if not back:
             k += 1
@@ -209,10 +209,6 @@ def angular_intervals(tracks, plan, rng, s):
         notes[k + 1] = nxt.moved(pitch=back[0])
         k += 4  # leave the line alone for a while: at most a quarter of the intervals leap
     mel.notes = notes
-
-
-def _chord_event(plan, tick):
-    return plan.chord_at(tick)
 
 
 @generator("MELODY_ExcessiveRepetition", "parts")
