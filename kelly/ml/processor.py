@@ -31,6 +31,12 @@ This is the Python counterpart of the original plugin's ``MultiModelProcessor``:
   recognizer.
 * **State.** The recognizer and melody networks are LSTMs: each call advances them one
   step, so successive calls form a phrase. :meth:`reset` starts a new one.
+* **Bar by bar.** The melody network learns how notes move from one bar to the next (one
+  LSTM step = one bar of a phrase). :meth:`melody_bars` steps it once per bar of a whole
+  piece from a fresh state, its state carried from bar to bar, and then puts back the state
+  it found (so :meth:`pipeline_step` callers continue their phrase as if nothing ran).
+  Every :class:`MusicHints` a processor makes carries a :class:`MelodySteps`
+  (``hints.melody_steps``) through which the composer asks for those rows.
 
 torch is never imported here.
 """
@@ -41,7 +47,7 @@ import os
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -152,6 +158,11 @@ class MusicHints:
         fallback heuristic did.
     embedding : np.ndarray [shape=(64,)]
         The emotion embedding the hints were made from.
+    melody_steps : MelodySteps or None
+        Where the composer gets one row of note probabilities per bar (the melody network
+        stepped once per bar, its state carried): a callable ``(emotions) -> [n_bars, 128]``.
+        A processor's hints carry one; hints made by hand may leave it out, and
+        ``note_probs`` then shapes every bar alike. Not compared, not in :meth:`to_dict`.
 
     The arrays are read-only copies.
     """
@@ -162,6 +173,7 @@ class MusicHints:
     expression: np.ndarray
     live: dict[str, bool] = field(default_factory=dict)
     embedding: np.ndarray = field(default_factory=lambda: _frozen(np.zeros(schema.EMBED_DIM)))
+    melody_steps: Any = field(default=None, compare=False, repr=False)
 
     def top_notes(self, k: int = 5) -> list[int]:
         """The ``k`` likeliest MIDI pitches (key of C), likeliest first."""
@@ -194,6 +206,39 @@ class MusicHints:
             "groove": {k: round(v, 4) for k, v in self.groove_params().items()},
             "expression": {k: round(v, 4) for k, v in self.expression_params().items()},
         }
+
+
+class MelodySteps:
+    """Per-bar note probabilities for a piece: a processor's melody network stepped once per bar.
+
+    ``steps(emotions)`` embeds the emotion shaping each bar (:func:`kelly.ml.schema.embed_emotion`)
+    and runs :meth:`MultiModelProcessor.melody_bars` on them: row ``b`` of the result
+    (float32 ``[len(emotions), 128]``, MIDI pitch, key of C) is bar ``b``'s, the network's
+    state carried from bar to bar (and so across a journey's section seams) from a fresh
+    start. The processor's own state is left as it was, so the same emotions always give
+    the same rows. With the melody network missing or disabled the fallback heuristic
+    gives the rows; it keeps no state, so equal emotions give equal rows.
+    """
+
+    def __init__(self, processor: MultiModelProcessor) -> None:
+        self._processor = processor
+
+    @property
+    def live(self) -> bool:
+        """True when the melody network (not its fallback) gives the rows."""
+        return self._processor.is_live("melodytransformer")
+
+    def __call__(self, emotions: Sequence[Any]) -> np.ndarray:
+        seen: dict[int, np.ndarray] = {}
+        rows = []
+        for state in emotions:  # a piece has a few emotions repeated over many bars: embed each once
+            if id(state) not in seen:
+                seen[id(state)] = schema.embed_emotion(state)
+            rows.append(seen[id(state)])
+        return self._processor.melody_bars(np.array(rows, dtype=np.float32).reshape(len(rows), schema.EMBED_DIM))
+
+    def __repr__(self) -> str:
+        return f"MelodySteps(live={self.live})"
 
 
 class MultiModelProcessor:
@@ -251,12 +296,20 @@ class MultiModelProcessor:
         says why) so that a broken file is reported rather than silently skipped.
         """
         key = get_spec(key).key
-        name = self._file_names[key]
         for folder in self.search_path:
-            candidate = safe_model_path(folder, name)
-            if os.path.lexists(candidate):
-                return candidate
+            for name in self._names_for(key):
+                candidate = safe_model_path(folder, name)
+                if os.path.lexists(candidate):
+                    return candidate
         return None
+
+    def _names_for(self, key: str) -> tuple[str, ...]:
+        """The file names model ``key`` may have in a folder: RTNeural JSON first, then its packed
+        form (:mod:`kelly.ml.packed`, how the package ships its weights)."""
+        from kelly.ml.packed import packed_name
+
+        name = self._file_names[key]
+        return (name, packed_name(name)) if name.endswith(".json") else (name,)
 
     def _strict_for(self, folder: Path) -> bool:
         if self.strict is not None:
@@ -275,11 +328,11 @@ class MultiModelProcessor:
             self._models[key] = None
             self._paths[key] = None
             self._errors[key] = None
-            name = self._file_names[key]
             for folder in self.search_path:
                 try:
-                    candidate = safe_model_path(folder, name)
-                    if not os.path.lexists(candidate):
+                    candidate = next((c for c in (safe_model_path(folder, n) for n in self._names_for(key))
+                                      if os.path.lexists(c)), None)
+                    if candidate is None:
                         continue
                     self._paths[key] = candidate
                     self._models[key] = _load_checked(candidate, key)
@@ -441,7 +494,50 @@ class MultiModelProcessor:
         if not recognizer_used:
             live["emotionrecognizer"] = False
         return MusicHints(note_probs=_frozen(notes), chord_probs=_frozen(chords), groove=_frozen(groove),
-                          expression=_frozen(expression), live=live, embedding=_frozen(embedding))
+                          expression=_frozen(expression), live=live, embedding=_frozen(embedding),
+                          melody_steps=MelodySteps(self))
+
+    def melody_bars(self, embeddings: Any) -> np.ndarray:
+        """The melody network stepped once per bar: one row of note probabilities per embedding.
+
+        The network starts from a fresh (reset) state and carries its LSTM state from one
+        row to the next, as it was trained (one step = one bar of a piece); afterwards the
+        state it had before the call is put back, so a phrase running through
+        :meth:`pipeline_step` goes on undisturbed and the same embeddings always give the
+        same rows. Without the network (missing or disabled) the fallback heuristic gives
+        each row from its own embedding. Not safe to call while another thread runs this
+        processor.
+
+        Parameters
+        ----------
+        embeddings : array-like [shape=(n_bars, 64)]
+            The emotion embedding shaping each bar, values in [-1, 1].
+
+        Returns
+        -------
+        np.ndarray [shape=(n_bars, 128), dtype=float32]
+            A new array: row ``b`` holds bar ``b``'s note probabilities (MIDI pitch, key of C).
+
+        Raises
+        ------
+        InputError
+            If ``embeddings`` is not ``n_bars`` rows of 64 finite numbers in [-1, 1].
+        """
+        rows = _check_matrix(embeddings, schema.EMBED_DIM, "embeddings")
+        key = "melodytransformer"
+        run = self._run[key]
+        model = self._models[key] if self._live[key] else None
+        out = np.empty((len(rows), schema.N_NOTES), dtype=np.float32)
+        saved = _recurrent_state(model) if model is not None else None
+        try:
+            if model is not None:
+                model.reset()
+            for bar, emb in enumerate(rows):
+                out[bar] = run(emb)
+        finally:
+            if model is not None:
+                _set_recurrent_state(saved)
+        return out
 
     def run_audio_features(self, mel: np.ndarray) -> MusicHints:
         """Option 1: one normalised 128-bin log-mel frame through the whole pipeline."""
@@ -464,6 +560,39 @@ def _load_checked(path: str | os.PathLike, key: str) -> Model:
     model = load_model(path, spec=SPECS[key])
     model.check_bounded(INPUT_BOUND)
     return model
+
+
+def _recurrent_state(model: Model) -> list[tuple[Any, Any]]:
+    """Copies of every recurrent layer's state (an LSTM's ``(h, c)``, a GRU's ``h``)."""
+    saved = []
+    for layer in model.recurrent_layers():
+        saved.append((layer, layer.state if hasattr(layer, "set_state") else layer.output1[:-1].copy()))
+    return saved
+
+
+def _set_recurrent_state(saved: list[tuple[Any, Any]]) -> None:
+    """Put back what :func:`_recurrent_state` copied."""
+    for layer, state in saved:
+        if hasattr(layer, "set_state"):
+            layer.set_state(*state)
+        else:
+            layer.output1[:-1] = state
+
+
+def _check_matrix(x: Any, width: int, what: str) -> np.ndarray:
+    """``x`` as float32 rows of ``width`` numbers in [-1, 1] (zero rows allowed)."""
+    try:
+        arr = np.asarray(x, dtype=np.float64)
+    except (TypeError, ValueError, OverflowError):
+        raise InputError(f"{what} must be rows of {width} numbers") from None
+    if arr.ndim != 2 or arr.shape[1] != width:
+        raise InputError(f"{what} must have shape (n, {width}), got {arr.shape}")
+    if arr.size and not (np.abs(arr) <= INPUT_BOUND).all():
+        if not np.all(np.isfinite(arr)):
+            raise InputError(f"{what} contain NaN or infinite values")
+        raise InputError(f"{what} values must lie in [-{INPUT_BOUND:g}, {INPUT_BOUND:g}], got one of "
+                         f"{float(np.abs(arr).max()):.3g}")
+    return arr.astype(np.float32)
 
 
 def _check_vector(x: Any, size: int, what: str) -> np.ndarray:

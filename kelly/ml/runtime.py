@@ -975,6 +975,12 @@ def _array(value: Any, shape: tuple[int, ...], where: str, what: str) -> np.ndar
     def wrong(got: str) -> ModelFileError:
         return ModelFileError(f"{where}: weights {what} has shape {got}, expected {want}")
 
+    if isinstance(value, np.ndarray):  # a packed file's array (kelly.ml.packed); JSON never gives one
+        if value.dtype.kind != "f":
+            raise ModelFileError(f"{where}: weights {what} are {value.dtype}, not floating point")
+        if value.shape != shape:
+            raise wrong("x".join(map(str, value.shape)) or "scalar")
+        return _finite32(value.astype(np.float64), where, what)
     if not isinstance(value, list):
         raise ModelFileError(f"{where}: weights {what} is not a rectangular array of numbers "
                              f"(got {_brief(value)})")
@@ -1013,7 +1019,12 @@ def _array(value: Any, shape: tuple[int, ...], where: str, what: str) -> np.ndar
         raise ModelFileError(f"{where}: weights {what} is not a rectangular array of numbers")
     if arr.shape != shape:
         raise wrong("x".join(map(str, arr.shape)) or "scalar")
-    arr = arr.astype(np.float64, copy=False)
+    return _finite32(arr.astype(np.float64, copy=False), where, what)
+
+
+def _finite32(arr: np.ndarray, where: str, what: str) -> np.ndarray:
+    """``arr`` if every value is finite once cast to float32, else a ModelFileError naming the first."""
+    two_d = arr.ndim == 2
     # Finite after the float32 cast, not before: 1e39 is a finite double but float32 inf.
     with np.errstate(over="ignore", invalid="ignore"):
         finite32 = np.isfinite(arr.astype(np.float32))
@@ -1278,7 +1289,7 @@ def load_rtneural_bytes(data: bytes | str, *, name: str = "model.json", spec: An
 
 def load_model(path: str | os.PathLike, *, spec: Any = None, sizes: tuple[int, int] | None = None,
                dtype=np.float32) -> Model:
-    """Load an RTNeural JSON file.
+    """Load an RTNeural JSON file (or its packed form, :mod:`kelly.ml.packed`).
 
     Only a regular file of at most :data:`MAX_MODEL_BYTES` is read (see
     :func:`read_regular_file`); its content goes through :func:`load_rtneural_bytes`.
@@ -1292,6 +1303,11 @@ def load_model(path: str | os.PathLike, *, spec: Any = None, sizes: tuple[int, i
     """
     path = Path(path)
     data = read_model_file(path)
+    from kelly.ml import packed
+
+    if packed.is_packed(data):  # Kelly's binary form of the same model (kelly/ml/packed.py)
+        return model_from_dict(packed.unpack(data, name=path.name), name=path.name, spec=spec, sizes=sizes,
+                               dtype=dtype)
     try:
         return load_rtneural_bytes(data, name=path.name, spec=spec, sizes=sizes, dtype=dtype)
     except KellyError:

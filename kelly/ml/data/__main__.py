@@ -2,7 +2,8 @@
 
     python -m kelly.ml.data convert [--collections bach essen oneills] [--limit N] [--workers 2]
     python -m kelly.ml.data compose [--emotions grief joy] [--seeds 0 1 2 3] [--bars 8] [--workers 2]
-    python -m kelly.ml.data render  [--what composed|corpus] [--limit N]
+    python -m kelly.ml.data render  [--what composed|corpus] [--split test] [--soundfont SF2 --folder audio-timgm]
+                                    [--limit N] [--workers 2]
     python -m kelly.ml.data summary
 
 Every command takes ``--data-dir`` (default ``$KELLY_DATA_DIR``, else ``./build/corpus``).
@@ -29,12 +30,16 @@ def main(argv: list[str] | None = None) -> int:
     comp.add_argument("--bars", type=int, default=8)
     rend = sub.add_parser("render", help="render cached MIDI to WAV with FluidSynth")
     rend.add_argument("--what", choices=("composed", "corpus"), default="composed")
+    rend.add_argument("--split", choices=("train", "validation", "test"), default=None,
+                      help="render only the pieces of this split")
+    rend.add_argument("--soundfont", default=None, help="General MIDI soundfont (default: the first one found)")
+    rend.add_argument("--folder", default="audio", help="folder in the data folder for the WAVs (default: audio)")
     summ = sub.add_parser("summary", help="count what the manifests hold")
     for p in (conv, comp, rend, summ):
         p.add_argument("--data-dir", default=None)
     for p in (conv, comp, rend):
         p.add_argument("--limit", type=int, default=None)
-    for p in (conv, comp):
+    for p in (conv, comp, rend):
         p.add_argument("--workers", type=int, default=1)
     args = parser.parse_args(argv)
     try:
@@ -54,7 +59,10 @@ def main(argv: list[str] | None = None) -> int:
             from kelly.ml.data.render import render_records
 
             recs = load_composed(args.data_dir) if args.what == "composed" else load_manifest(args.data_dir)
-            paths = render_records(recs, data_dir=args.data_dir, limit=args.limit)
+            if args.split:
+                recs = [r for r in recs if r.get("split") == args.split]
+            paths = render_records(recs, data_dir=args.data_dir, limit=args.limit, soundfont=args.soundfont,
+                                   folder=args.folder, workers=args.workers)
             print(f"{len(paths)} WAV files")
         else:
             from kelly.ml.data.composed import load_composed

@@ -6,6 +6,10 @@ converted corpus (weak labels) are rendered with a General MIDI soundfont
 times faster than real time). WAV files go beside the MIDI under ``<data_dir>/audio/``,
 named after the MIDI path, and are skipped when they already exist, so rendering
 resumes like conversion does.
+
+A second soundfont renders into its own folder (``folder="audio-timgm"``): the model
+card's held-out check plays the recognizer test pieces through a soundfont it never
+heard in training.
 """
 
 from __future__ import annotations
@@ -18,17 +22,22 @@ from kelly.ml.data.store import data_dir as resolve_data_dir, progress
 
 #: Sample rate of the renders: enough for a 128-bin mel spectrogram up to 8 kHz, half the disk of 44.1 kHz.
 SAMPLE_RATE = 22050
+#: Folder (inside the data folder) of the renders the recognizer trains on.
+AUDIO_FOLDER = "audio"
 
 
-def audio_path(record: dict[str, Any], data_dir: str | os.PathLike | None = None) -> Path:
-    """Where a record's render goes: ``<data_dir>/audio/<midi path>.wav``."""
+def audio_path(record: dict[str, Any], data_dir: str | os.PathLike | None = None, *,
+               folder: str = AUDIO_FOLDER) -> Path:
+    """Where a record's render goes: ``<data_dir>/<folder>/<midi path>.wav``."""
+    from kelly.ml.processor import check_file_name
+
     root = resolve_data_dir(data_dir)
-    return root / "audio" / Path(record["midi"]).with_suffix(".wav")
+    return root / check_file_name(folder) / Path(record["midi"]).with_suffix(".wav")
 
 
 def render_record(record: dict[str, Any], *, data_dir: str | os.PathLike | None = None,
                   soundfont: str | os.PathLike | None = None, sample_rate: int = SAMPLE_RATE,
-                  force: bool = False) -> Path:
+                  force: bool = False, folder: str = AUDIO_FOLDER) -> Path:
     """Render one manifest record's MIDI to WAV (skipped if the WAV exists, unless ``force``).
 
     Raises
@@ -39,19 +48,39 @@ def render_record(record: dict[str, Any], *, data_dir: str | os.PathLike | None 
     from kelly.render.audio import render_midi_file
 
     root = resolve_data_dir(data_dir)
-    out = audio_path(record, root)
+    out = audio_path(record, root, folder=folder)
     if out.is_file() and not force:
         return out
     out.parent.mkdir(parents=True, exist_ok=True)
     return render_midi_file(root / record["midi"], out, soundfont=soundfont, sample_rate=sample_rate, force=True)
 
 
+def _render_one(job: tuple) -> str:
+    record, kwargs = job
+    return str(render_record(record, **kwargs))
+
+
 def render_records(records: Iterable[dict[str, Any]], *, data_dir: str | os.PathLike | None = None,
                    soundfont: str | os.PathLike | None = None, sample_rate: int = SAMPLE_RATE,
-                   limit: int | None = None, show_progress: bool = True) -> list[Path]:
-    """Render many records (status ``ok`` only; at most ``limit``); returns the WAV paths in order."""
+                   limit: int | None = None, show_progress: bool = True, folder: str = AUDIO_FOLDER,
+                   workers: int = 1) -> list[Path]:
+    """Render many records (status ``ok`` only; at most ``limit``); returns the WAV paths in order.
+
+    ``workers`` > 1 renders in that many processes (each runs its own ``fluidsynth``).
+    """
+    from kelly.errors import InputError
+
+    if not isinstance(workers, int) or workers < 1:
+        raise InputError(f"workers must be a whole number ≥ 1, got {workers!r}")
     recs = [r for r in records if r.get("status", "ok") == "ok" and r.get("midi")]
     if limit is not None:
         recs = recs[:max(0, int(limit))]
-    return [render_record(r, data_dir=data_dir, soundfont=soundfont, sample_rate=sample_rate)
-            for r in progress(recs, total=len(recs), desc="render", enabled=show_progress)]
+    kwargs = {"data_dir": data_dir, "soundfont": soundfont, "sample_rate": sample_rate, "folder": folder}
+    jobs = [(r, kwargs) for r in recs]
+    if workers == 1 or len(jobs) <= 1:
+        return [Path(_render_one(j)) for j in progress(jobs, total=len(jobs), desc="render", enabled=show_progress)]
+    import multiprocessing
+
+    with multiprocessing.get_context().Pool(processes=min(workers, len(jobs))) as pool:
+        done = pool.imap(_render_one, jobs)
+        return [Path(p) for p in progress(done, total=len(jobs), desc="render", enabled=show_progress)]
