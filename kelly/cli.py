@@ -34,6 +34,7 @@ COMMAND_MODULES = (
     "kelly.commands.groove",
     "kelly.commands.ml",
     "kelly.commands.train",
+    "kelly.commands.models",
     "kelly.commands.intent",
     "kelly.commands.rules",
     "kelly.commands.schema",

@@ -601,7 +601,8 @@ def _describe_model_file(path: Path) -> str:
     try:
         meta = read_json(path.with_name(path.stem + ".meta.json"), max_bytes=1 << 16)
         digest = hashlib.sha256(read_regular_file(path, max_bytes=64 << 20)).hexdigest()
-        if isinstance(meta, dict) and meta.get("sha256") == digest and isinstance(meta.get("trained"), bool):
+        if isinstance(meta, dict) and digest in (meta.get("sha256"), meta.get("model_sha256")) \
+                and isinstance(meta.get("trained"), bool):
             note = "trained" if meta["trained"] else "untrained: initialised from a fixed seed"
     except KellyError:
         pass

@@ -129,20 +129,23 @@ def _chord_segment(notes) -> str:
     return "beat" if poly else "bar"
 
 
-def load_records(data_dir: str | os.PathLike | None = None) -> list[dict[str, Any]]:
-    """Every usable record (status ok, MIDI present) of the corpus and composed manifests."""
+def load_records(data_dir: str | os.PathLike | None = None, *, collections=None) -> list[dict[str, Any]]:
+    """Every usable record (status ok, MIDI present) of the corpus and composed manifests
+    (only those of ``collections`` when given: a set of collection names)."""
     from kelly.ml.data.composed import load_composed
     from kelly.ml.data.corpus import load_manifest
     from kelly.ml.data.store import data_dir as resolve
 
     root = resolve(data_dir)
     recs = load_manifest(root) + load_composed(root)
+    if collections is not None:
+        recs = [r for r in recs if r.get("collection") in collections]
     return [r for r in recs if r.get("midi") and r.get("labels") and (r.get("key") or {}).get("tonic_pc") is not None
             and (root / r["midi"]).is_file()]
 
 
-def training_arrays(key: str, *, data_dir: str | os.PathLike | None = None, seq_len: int = 32
-                    ) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+def training_arrays(key: str, *, data_dir: str | os.PathLike | None = None, seq_len: int = 32,
+                    collections=None) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Stacked ``(inputs, targets, masks)`` per split (``train``, ``validation``, ``test``) for ``key``.
 
     Raises
@@ -159,7 +162,7 @@ def training_arrays(key: str, *, data_dir: str | os.PathLike | None = None, seq_
     if not isinstance(seq_len, int) or seq_len < 1:
         raise InputError(f"seq_len must be a whole number ≥ 1, got {seq_len!r}")
     root = resolve(data_dir)
-    recs = load_records(root)
+    recs = load_records(root, collections=collections)
     if not recs:
         raise InputError(f"no training data in {root}: build it first (python -m kelly.ml.data convert, "
                          "python -m kelly.ml.data compose; see docs/data.md)")
@@ -185,12 +188,13 @@ def training_arrays(key: str, *, data_dir: str | os.PathLike | None = None, seq_
 
 
 def training_datasets(key: str, *, data_dir: str | os.PathLike | None = None, seq_len: int = 32,
-                      val_fraction: float = 0.1, seed: int = 0):
+                      val_fraction: float = 0.1, seed: int = 0, collections=None):
     """Train and validation ``TensorDataset``s of ``(input, target, mask)`` for network ``key``.
 
     The interface :mod:`kelly.ml.train.data` expects (``kelly train --data corpus``). See
     the module docstring for what the items hold; ``val_fraction`` and ``seed`` do not
-    change the split (it is by piece).
+    change the split (it is by piece). ``collections`` (a set of names) keeps only those
+    collections' pieces: the shipped weights leave Essen out (non-commercial licence).
 
     Raises
     ------
@@ -201,7 +205,7 @@ def training_datasets(key: str, *, data_dir: str | os.PathLike | None = None, se
     import torch
     from torch.utils.data import TensorDataset
 
-    arrays = training_arrays(key, data_dir=data_dir, seq_len=seq_len)
+    arrays = training_arrays(key, data_dir=data_dir, seq_len=seq_len, collections=collections)
     sets = []
     for name in ("train", "validation"):
         x, y, m = arrays[name]

@@ -59,6 +59,7 @@ class TrainConfig:
     val_fraction: float = 0.1     # share of the examples held out for validation
     seq_len: int = 32             # window length (steps) for the recurrent networks
     synthetic_samples: int = 4096  # size of the synthetic data set (--data synthetic)
+    collections: str = "all"      # --data corpus: comma-separated collections to learn from, or "all"
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -95,7 +96,26 @@ _RULES: dict[str, tuple[type, Callable[[Any], bool], str]] = {
     "val_fraction": (float, lambda v: 0 < v < 1, "a number between 0 and 1 (exclusive)"),
     "seq_len": (int, _between(1, 100_000), "a whole number from 1 to 100000"),
     "synthetic_samples": (int, _between(2, 10_000_000), "a whole number from 2 to 10000000"),
+    "collections": (str, lambda v: _known_collections(v), "\"all\" or a comma-separated list of: "
+                    "composed, bach, essen, oneills, ryans, airds, palestrina, lakh, maestro, groove, emopia, deam"),
 }
+
+
+#: What ``collections`` may name: music21's corpus, Kelly's composed pieces, the external sets.
+KNOWN_COLLECTIONS = ("composed", "bach", "essen", "oneills", "ryans", "airds", "palestrina",
+                     "lakh", "maestro", "groove", "emopia", "deam")
+
+
+def _known_collections(value: str) -> bool:
+    names = [part.strip() for part in value.split(",")]
+    return value.strip() == "all" or (bool(names) and all(n in KNOWN_COLLECTIONS for n in names))
+
+
+def collection_set(value: str) -> frozenset[str] | None:
+    """``collections`` as a set of names, or None for "all"."""
+    if value.strip() == "all":
+        return None
+    return frozenset(part.strip() for part in value.split(",") if part.strip())
 assert set(_RULES) == {f.name for f in dataclasses.fields(TrainConfig)}
 
 

@@ -209,9 +209,15 @@ def load_datasets(key: str, source: str, *, config, data_dir: str | Path | None 
     elif source == "corpus":
         if data_dir is not None and not Path(data_dir).is_dir():
             raise InputError(f"--data-dir {data_dir}: no such folder")
+        from kelly.ml.train.config import collection_set
+
         build = corpus_entry_point()
+        extra = {}
+        wanted = collection_set(getattr(config, "collections", "all"))
+        if wanted is not None:
+            extra["collections"] = wanted
         train, val = build(key, data_dir=None if data_dir is None else Path(data_dir), seq_len=config.seq_len,
-                           val_fraction=config.val_fraction, seed=config.seed)
+                           val_fraction=config.val_fraction, seed=config.seed, **extra)
     else:
         raise InputError(f"unknown data source {source!r}; choose from {', '.join(SOURCES)}")
     check_datasets(key, train, val, source=f"{source} data")
