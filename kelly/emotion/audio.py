@@ -28,7 +28,11 @@ decibels            ``10·log10(max(mel, 1e-10) / ref)`` with ``ref = 1`` (0 dBF
 normalisation       :func:`kelly.ml.schema.normalize_mel_db`: ``(dB + 80) / 80`` clipped to
                     [0, 1]; −80 dBFS and below is 0, 0 dBFS and above is 1
 LSTM steps          one recognizer step per frame (``frames_per_step = 1``): 43.07 steps
-                    per second; the LSTM state runs across the whole file from a reset
+                    per second; the LSTM state is reset every :data:`RECOGNIZER_WINDOW`
+                    (256) frames (5.9 s), the window the network was trained on, and the
+                    first :data:`RECOGNIZER_BURN_IN` (32) frames after each reset (0.74 s,
+                    the LSTM still gathering context, unsupervised in training) are left
+                    out of the readings
 ==================  =====================================================================
 
 Readings
@@ -116,8 +120,15 @@ FRONT_END: Mapping[str, Any] = types.MappingProxyType({
     "top_db": None,                    # no clip-relative floor
     "db_floor": -80.0,                 # schema.normalize_mel_db: (dB + 80) / 80, clipped to [0, 1]
     "frames_per_step": 1,              # one EmotionRecognizer LSTM step per frame
+    "lstm_window": 256,                # frames between LSTM resets (the training window)
+    "burn_in": 32,                     # frames after a reset left out of readings (unsupervised in training)
     "steps_per_second": TARGET_SR / HOP_LENGTH,  # 43.066…
 })
+
+#: Frames between resets of the recognizer's LSTM state: the windows it was trained on.
+RECOGNIZER_WINDOW = 256
+#: Frames after each reset that readings leave out (and training does not supervise).
+RECOGNIZER_BURN_IN = 32
 
 #: Shortest audio accepted (seconds).
 MIN_SECONDS = 0.5
@@ -574,14 +585,16 @@ def recognize_audio(source: str | os.PathLike | np.ndarray, sr: float | None = N
 
 
 def _run_recognizer(mel: np.ndarray, models_dir: str | os.PathLike | None) -> tuple[np.ndarray, str, bool]:
-    """Every frame through the recognizer (network or fallback), LSTM state from a reset."""
+    """Every frame through the recognizer (network or fallback), its LSTM state reset every
+    :data:`RECOGNIZER_WINDOW` frames as in training."""
     from kelly.ml.processor import MultiModelProcessor
 
     proc = MultiModelProcessor(models_dir)
-    proc.reset()
     key = "emotionrecognizer"
     out = np.empty((len(mel), schema.EMBED_DIM), dtype=np.float32)
     for i, frame in enumerate(mel):
+        if i % RECOGNIZER_WINDOW == 0:
+            proc.reset()
         out[i] = proc.run_model(key, frame)
     info = proc.status()["models"][key]
     if proc.is_live(key):
@@ -638,9 +651,13 @@ def _readings(emb: np.ndarray, y: np.ndarray, sr: int, duration: float, native: 
     values = _decode_frames(emb)
     n_seconds = max(1, math.ceil(duration - 1e-9))
     second_of = np.minimum((np.arange(len(values)) * HOP_LENGTH) // sr, n_seconds - 1)
-    counts = np.bincount(second_of, minlength=n_seconds)
-    sums = np.stack([np.bincount(second_of, weights=values[:, k], minlength=n_seconds) for k in range(5)], axis=1)
-    means = sums / np.maximum(counts, 1)[:, None]
+    # frames just after an LSTM reset count only in a second that has no other frames
+    settled = (np.arange(len(values)) % RECOGNIZER_WINDOW) >= RECOGNIZER_BURN_IN
+    weight = np.where(settled, 1.0, 1e-6)
+    counts = np.bincount(second_of, weights=weight, minlength=n_seconds)
+    sums = np.stack([np.bincount(second_of, weights=values[:, k] * weight, minlength=n_seconds)
+                     for k in range(5)], axis=1)
+    means = sums / np.maximum(counts, 1e-12)[:, None]
     moments = []
     for k in range(n_seconds):
         level = _level_dbfs(y[k * sr:(k + 1) * sr])

@@ -9,7 +9,9 @@
 network             input                                target (mask)
 ==================  ===================================  =============================================
 EmotionRecognizer   (seq, 128) log-mel frames of the     (seq, 64) the piece's embedding; reserved
-                    piece's render (``render.py``)       dims 43–62 and padding masked
+                    piece's render (``render.py``);      dims 43–62, padding and the first
+                    training windows get a random        RECOGNIZER_BURN_IN frames of each
+                    level and tilt (:func:`colour`)      window masked
 MelodyTransformer   (seq, 64) the embedding, repeated    (seq, 128) pitches sounding in each bar, key
                                                          of C (:func:`~kelly.ml.data.targets.note_steps`);
                                                          padding rows masked
@@ -33,6 +35,7 @@ one piece out of both).
 from __future__ import annotations
 
 import os
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +62,27 @@ def record_embedding(record: dict[str, Any]) -> np.ndarray:
     return S.embed_vad(v, a, d, intensity=WEAK_INTENSITY, confidence=WEAK_CONFIDENCE, source="explicit")
 
 
+#: Training renders' loudness moves by up to this much (normalised mel units: 0.1 = 8 dB) …
+COLOUR_GAIN = 0.1
+#: … and their spectral tilt, lowest to highest band, by up to this much (0.08 = 6.4 dB).
+COLOUR_TILT = 0.08
+
+
+def colour(rows: np.ndarray, rng: np.random.Generator, n_real: int) -> np.ndarray:
+    """One training window heard through a different level and EQ (normalised mel frames).
+
+    Every training render comes from one soundfont at one level; without this the
+    recognizer learns that soundfont's balance. A random gain and a random linear tilt
+    across the 128 bands (seeded by the piece, so the data set is the same every run)
+    stand in for other instruments, mixes and rooms. Padding rows (from ``n_real`` on) stay zero.
+    """
+    gain = rng.uniform(-COLOUR_GAIN, COLOUR_GAIN)
+    tilt = rng.uniform(-COLOUR_TILT, COLOUR_TILT) * np.linspace(-1.0, 1.0, rows.shape[1], dtype=np.float32)
+    out = rows.copy()
+    out[:n_real] = np.clip(rows[:n_real] + gain + tilt[None, :], 0.0, 1.0)
+    return out
+
+
 def _windows(steps: np.ndarray, seq_len: int) -> list[tuple[np.ndarray, np.ndarray]]:
     """Cut (n, k) rows into windows of ``seq_len`` rows; the last is padded, with a row mask."""
     out = []
@@ -80,7 +104,7 @@ def piece_items(key: str, record: dict[str, Any], root: Path, *, seq_len: int) -
     emb = record_embedding(record)
     tonic = int(record["key"]["tonic_pc"])
     if key == "emotionrecognizer":
-        from kelly.emotion.audio import load_audio, log_mel_frames
+        from kelly.emotion.audio import RECOGNIZER_BURN_IN, load_audio, log_mel_frames
         from kelly.ml.data.render import audio_path
 
         wav = audio_path(record, root)
@@ -90,8 +114,12 @@ def piece_items(key: str, record: dict[str, Any], root: Path, *, seq_len: int) -
         mel = log_mel_frames(y, sr).astype(np.float32)
         target_mask = np.ones(S.EMBED_DIM, dtype=np.float32)
         target_mask[S.RESERVED_SLICE] = 0.0
+        rng = np.random.default_rng(zlib.crc32(str(record.get("id", "")).encode("utf-8")))
         items = []
         for rows, row_mask in _windows(mel, seq_len):
+            if record.get("split") == "train":
+                rows = colour(rows, rng, int(row_mask.sum()))
+            row_mask[:min(RECOGNIZER_BURN_IN, seq_len - 1)] = 0.0  # the LSTM is still gathering context
             items.append((rows, np.tile(emb, (seq_len, 1)), row_mask[:, None] * target_mask[None, :]))
         return items
     if key == "harmonypredictor" and record.get("collection") == "composed":
