@@ -271,7 +271,9 @@ def compose(emotions: EmotionState | list[EmotionState], opts: ComposeOptions = 
     hints : kelly.ml.processor.MusicHints or list of them, optional
         The networks' controls; for a journey a list (one per emotion) shapes each
         section with its own emotion's hints.
-        Network outputs that weight melody, harmony, groove and expression.
+        Network outputs that weight melody, harmony, groove and expression. Hints that
+        carry ``melody_steps`` give the melody one row of note probabilities per bar (the
+        melody network stepped bar by bar, its state carried through the piece).
     models : dict, optional
         Which networks were live, for the explanation.
     """
@@ -318,6 +320,7 @@ def compose(emotions: EmotionState | list[EmotionState], opts: ComposeOptions = 
                 else (),
                 profile=profile_for(first), bar_emotions=bar_emotions, bar_params=bar_params,
                 bar_energy=bar_energy, meter=params.meter)
+    plan, melody_network = _step_melody_network(plan, hints, len(path))
 
     # 1. chords
     rng = _rng(opts.seed, "chord")
@@ -342,6 +345,8 @@ def compose(emotions: EmotionState | list[EmotionState], opts: ComposeOptions = 
     comp, why["chords_part"] = chord.comp_track(plan, _rng(opts.seed, "chord"))
     tracks.append(comp)
     mel, why["melody"] = melody.generate(plan, _rng(opts.seed, "melody"))
+    if melody_network is not None:
+        why["melody"]["network"] = melody_network
     tracks.append(mel)
     bas, why["bass"] = bass.generate(plan, _rng(opts.seed, "bass"))
     tracks.append(bas)
@@ -399,6 +404,41 @@ def compose(emotions: EmotionState | list[EmotionState], opts: ComposeOptions = 
 
     explanation = _explain(plan, template, song, romans, events, tension_curve, breaks, why, opts, path, models)
     return Composition(song, explanation, score)
+
+
+def _step_melody_network(plan: Plan, hints, n_emotions: int) -> tuple[Plan, dict | None]:
+    """The melody network stepped once per bar of the piece, its state carried from bar to bar.
+
+    When the hints can do it (``hints.melody_steps``, see :class:`kelly.ml.processor.MelodySteps`),
+    they are asked once for the whole piece: bar ``b`` is stepped with the emotion shaping it
+    (its journey section's own emotion, else the piece's), so the state runs on across section
+    seams. Returns the plan with :attr:`Plan.bar_note_probs` filled and what to say about it
+    (``None``, and the plan unchanged, when the hints cannot be stepped per bar).
+    """
+    hint_list = list(hints) if isinstance(hints, (list, tuple)) else [] if hints is None else [hints]
+    source = next((h for h in hint_list if getattr(h, "melody_steps", None) is not None), None)
+    if source is None:
+        return plan, None
+    steps = source.melody_steps
+    bar_states = [plan.section_at_bar(bar).emotion or plan.emotion for bar in range(plan.bars)]
+    rows = np.array(steps(bar_states), dtype=np.float32)
+    if rows.shape != (plan.bars, 128) or not np.all(np.isfinite(rows)):
+        raise InputError(f"the melody network's per-bar note probabilities must be {plan.bars} rows of 128 finite "
+                         f"numbers, got shape {rows.shape}")
+    rows.flags.writeable = False
+    live = bool(getattr(steps, "live", (getattr(source, "live", None) or {}).get("melodytransformer", False)))
+    sections = n_emotions if n_emotions > 1 else 1
+    across = f" across the journey's {sections} sections, each bar with its section's own emotion" \
+        if sections > 1 else ""
+    if live:
+        statement = (f"the melody network was stepped {plan.bars} times, once per bar, its LSTM state carried "
+                     f"from bar to bar{across}; each bar's melody weighs its own row of note probabilities")
+    else:
+        statement = (f"the melody network's fallback heuristic gave each of the {plan.bars} bars a row of note "
+                     f"probabilities{across}; it keeps no state, so bars of one emotion share a row")
+    info = {"bars_stepped": plan.bars, "state_carried": live, "sections": sections, "live": live,
+            "statement": statement}
+    return replace(plan, bar_note_probs=tuple(rows)), info
 
 
 def _explain(plan: Plan, template, song, romans, events, tension_curve, breaks, why, opts, path,

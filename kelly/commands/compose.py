@@ -121,7 +121,10 @@ def _network_hints(args, state, journey=()):
     """Run the five networks (or their fallbacks) for the emotion; ``(None, info)`` with ``--no-ml``.
 
     For a journey (``journey`` = every emotion of the path) the hints are a list, one per
-    emotion, so each section is shaped by its own emotion's networks.
+    emotion, so each section is shaped by its own emotion's networks. The hints carry the
+    processor's :class:`~kelly.ml.processor.MelodySteps`, so the composer steps the melody
+    network once per bar of the whole piece (its state carried across the sections); the
+    processor puts its state back afterwards, so the same seed gives the same MIDI.
     """
     if args.no_ml:
         if args.disable:
@@ -432,6 +435,11 @@ def summary(ex) -> str:
     if ex.rule_breaks:
         lines.append("Rules broken: " + ", ".join(f"{r.rule} ({r.severity:.2f})" for r in ex.rule_breaks))
     lines.append(f"Models:  {ex.models.note}")
+    stepped = ((ex.engines or {}).get("melody") or {}).get("network") or {}
+    if stepped.get("live"):
+        across = f" across {stepped['sections']} sections" if stepped.get("sections", 1) > 1 else ""
+        lines.append(f"Melody:  the melody network stepped {stepped['bars_stepped']} bars, one per bar, its state "
+                     f"carried{across}")
     if ex.files is not None:
         lines.append(f"Wrote:   {ex.files.midi} and {ex.files.explanation}")
     return "\n".join(lines)

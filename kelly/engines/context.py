@@ -79,6 +79,10 @@ class Plan:
     bar_energy: tuple[float, ...] = ()
     #: A journey's networks' hints, one per section (each section shaped by its own emotion); empty otherwise.
     section_hints: tuple = ()
+    #: The melody network's note probabilities (128 per bar, MIDI pitch, key of C), one row per bar: the
+    #: network stepped once per bar with its state carried (see :meth:`note_probs_at_bar`); empty when the
+    #: hints cannot be stepped per bar (or there are none).
+    bar_note_probs: tuple = ()
     #: The time signature (numerator, denominator): 4/4, 3/4 or 6/8. Bar, beat and step lengths come from it.
     meter: tuple[int, int] = (4, 4)
 
@@ -159,6 +163,17 @@ class Plan:
                 if s is section and k < len(self.section_hints):
                     return self.section_hints[k]
         return self.hints
+
+    def note_probs_at_bar(self, bar: int):
+        """The melody network's note probabilities (key of C) for ``bar``, or None without networks.
+
+        The bar's own row when the network was stepped bar by bar (:attr:`bar_note_probs`),
+        else the ``note_probs`` of the hints shaping the bar (:meth:`hints_at_bar`).
+        """
+        if self.bar_note_probs:
+            return self.bar_note_probs[max(0, min(bar, len(self.bar_note_probs) - 1))]
+        hints = self.hints_at_bar(bar)
+        return None if hints is None else hints.note_probs
 
     def energy_at_bar(self, bar: int) -> float:
         """The energy of ``bar``: its section's, or in a journey the bar's own (it moves gradually)."""

@@ -101,14 +101,19 @@ def accompaniment_ceiling(plan: Plan, bar: int) -> int:
 
 
 def _hint_weights(plan: Plan, pitches: list[int], bar: int = 0) -> np.ndarray:
-    hints = plan.hints_at_bar(bar)
-    if hints is None:
+    """How much the melody network likes each of ``pitches`` in ``bar`` (1 each without networks).
+
+    The bar's own row of note probabilities (:meth:`Plan.note_probs_at_bar`: the network
+    stepped once per bar, its state carried), else the hints' one row for every bar.
+    """
+    note_probs = plan.note_probs_at_bar(bar)
+    if note_probs is None:
         return np.ones(len(pitches))
     from kelly.ml.schema import transpose_note_probs
 
     # the network's probabilities are in the key of C; move them to this key
     tonic = plan.params_at_bar(bar).key.tonic_pc
-    probs = np.asarray(transpose_note_probs(np.asarray(hints.note_probs), tonic), dtype=float)
+    probs = np.asarray(transpose_note_probs(np.asarray(note_probs), tonic), dtype=float)
     w = np.array([probs[p] if 0 <= p < len(probs) else 0.0 for p in pitches])
     # Blend with uniform so the network shapes but never silences the scale.
     return 0.5 + w / (w.max() + 1e-9)
