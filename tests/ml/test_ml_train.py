@@ -145,14 +145,16 @@ def test_corpus_source_reports_what_is_missing(monkeypatch, tmp_path):
     fake = types.ModuleType("kelly.ml.data")
     seen = {}
 
-    def training_datasets(key, *, data_dir, seq_len, val_fraction, seed):
-        seen.update(key=key, data_dir=data_dir, seq_len=seq_len)
+    def training_datasets(key, *, data_dir, seq_len, val_fraction, seed, collections=None):
+        seen.update(key=key, data_dir=data_dir, seq_len=seq_len, collections=collections)
         return tiny_data(key)
 
     fake.training_datasets = training_datasets
     monkeypatch.setitem(sys.modules, "kelly.ml.data", fake)
     train, val = train_data.load_datasets("groovepredictor", "corpus", config=TINY, data_dir=tmp_path)
-    assert len(train) == 128 and seen == {"key": "groovepredictor", "data_dir": tmp_path, "seq_len": 4}
+    assert len(train) == 128 and seen == {"key": "groovepredictor", "data_dir": tmp_path, "seq_len": 4,
+                                          "collections": {"composed", "bach", "oneills", "ryans", "airds",
+                                                          "palestrina"}}
     del fake.training_datasets
     with pytest.raises(InputError, match="has no training_datasets"):
         train_data.load_datasets("groovepredictor", "corpus", config=TINY)

@@ -59,7 +59,8 @@ class TrainConfig:
     val_fraction: float = 0.1     # share of the examples held out for validation
     seq_len: int = 32             # window length (steps) for the recurrent networks
     synthetic_samples: int = 4096  # size of the synthetic data set (--data synthetic)
-    collections: str = "all"      # --data corpus: comma-separated collections to learn from, or "all"
+    # --data corpus: comma-separated collections to learn from, or "all"; Essen (non-commercial) left out
+    collections: str = "composed,bach,oneills,ryans,airds,palestrina"
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
