@@ -11,8 +11,10 @@ Formats (file names inside the output folder):
 * ``checkpoint``: ``emotionrecognizer.pt`` …, torch ``state_dict`` files readable with
   ``torch.load(path, weights_only=True)``.
 
-A ``manifest.json`` records the seed, formats, parameter counts and files. Until trained
-weights exist the models are initialised from a fixed seed, so an export is
+A ``manifest.json`` records where the weights came from, the formats, parameter counts
+and files. The weights are either read from files (:func:`load_weights`: the trained
+weights the package ships in ``kelly/assets/models``, or a folder such as a ``kelly
+train --out`` run) or initialised from a fixed seed, so an untrained export is
 reproducible. Every file is written atomically (:mod:`kelly.fileio`).
 
 Validation checks, for every model file found: that it loads (structure), that its
@@ -25,12 +27,13 @@ all five models, their exact architecture and the parameter counts of issue #4.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
 import numpy as np
 
@@ -90,52 +93,253 @@ def output_description(key: str) -> dict:
             "note": "the 64-d emotion embedding the other four networks read (kelly.ml.schema)"}
 
 
-def sidecar(key: str, text: str, *, seed: int, trained: bool, provenance: str = "") -> dict:
-    """The metadata written beside ``<key>.json``: what it is, what its outputs mean, and its hash."""
-    import hashlib
+def sidecar(key: str, text: str, *, seed: int | None, trained: bool, provenance: str = "",
+            extra: Mapping[str, Any] | None = None) -> dict:
+    """The metadata written beside ``<key>.json``: what it is, what its outputs mean, and its hash.
 
+    ``extra`` adds fields (an export from files records there which file the weights came
+    from); ``seed`` is None when no seed is known (weights read from a file without one).
+    """
     from kelly import __version__
 
     spec = SPECS[key]
-    return {
+    doc = {
         "schema_version": SIDECAR_SCHEMA,
         "kelly_version": __version__,
         "model": spec.name, "file": spec.file_name, "sha256": hashlib.sha256(text.encode()).hexdigest(),
         "in_size": spec.in_size, "out_size": spec.out_size, "params": spec.params,
         "recurrent_state": list(spec.lstm_sizes), "float_digits": FLOAT_DIGITS,
-        "outputs": output_description(key), "seed": int(seed), "trained": bool(trained),
+        "outputs": output_description(key), "seed": None if seed is None else int(seed), "trained": bool(trained),
         "provenance": provenance or ("initialised from a fixed seed (not trained)" if not trained else ""),
     }
+    doc.update(extra or {})
+    return doc
+
+
+# ---------------------------------------------------------------------------------------
+# Weights read from files (kelly export --weights shipped|DIR)
+# ---------------------------------------------------------------------------------------
+
+#: Where the package ships its trained weights (``<key>.npz`` + ``<key>.meta.json``, written
+#: by :mod:`kelly.ml.ship`); the processor's last search folder.
+SHIPPED_DIR = Path(__file__).resolve().parent.parent / "assets" / "models"
+#: Largest sidecar read (they are a few kilobytes).
+MAX_SIDECAR_BYTES = 1 << 20
+
+
+@dataclass(frozen=True)
+class LoadedWeights:
+    """The five networks' weights read from files, and what their sidecars say about them.
+
+    Attributes
+    ----------
+    source : str
+        ``"shipped"`` or the folder they were read from (for messages and the manifest).
+    states : dict
+        Model key → torch-layout state_dict of float32 arrays
+        (:func:`kelly.ml.convert.rtneural_to_spec_state_dict`: an LSTM's summed bias in
+        ``bias_ih``, zeros in ``bias_hh``, which computes the same function).
+    trained, provenance, seeds : dict
+        Per model key: whether the sidecar says the weights were trained, how (one line),
+        and the seed it records (None when unknown).
+    files : dict
+        Model key → ``{"file": name, "sha256": hex}`` of the file read.
+    """
+
+    source: str
+    states: dict[str, dict[str, np.ndarray]]
+    trained: dict[str, bool]
+    provenance: dict[str, str]
+    seeds: dict[str, int | None]
+    files: dict[str, dict[str, str]]
+
+
+def weight_file_names(key: str, *, shipped: bool = False) -> tuple[str, ...]:
+    """The files that may hold model ``key``'s weights, in the order they are preferred.
+
+    The shipped folder holds packed files only; any other folder RTNeural JSON first, then
+    the packed form, as the processor looks for them.
+    """
+    from kelly.ml.packed import packed_name
+
+    name = SPECS[key].file_name
+    return (packed_name(name),) if shipped else (name, packed_name(name))
+
+
+def shipped_weights_available(folder: str | Path | None = None) -> bool:
+    """True when ``folder`` (default: the package's) holds a packed file for all five networks."""
+    folder = SHIPPED_DIR if folder is None else Path(folder)
+    return all((folder / weight_file_names(key, shipped=True)[0]).is_file() for key in MODEL_KEYS)
+
+
+def weight_input_files(folder: str | Path, *, shipped: bool = False) -> list[Path]:
+    """Every file :func:`load_weights` may read in ``folder`` (an export must not write over them)."""
+    folder = Path(folder)
+    names = [n for key in MODEL_KEYS for n in weight_file_names(key, shipped=shipped) + (f"{key}.meta.json",)]
+    return [folder / n for n in names if os.path.lexists(folder / n)]
+
+
+def _read_sidecar(folder: Path, key: str) -> dict | None:
+    from kelly.fileio import read_json, show_path
+
+    name = f"{key}.meta.json"
+    if not os.path.lexists(folder / name):
+        return None
+    path = safe_model_path(folder, name)
+    meta = read_json(path, what="model sidecar", max_bytes=MAX_SIDECAR_BYTES)
+    if not isinstance(meta, dict):
+        raise ModelError(f"{show_path(path)}: not a model sidecar (expected a JSON object)")
+    return meta
+
+
+def _provenance(meta: dict | None, name: str) -> str:
+    """One line saying how the weights were made, from their sidecar (export, training or shipped)."""
+    if meta is None:
+        return f"read from {name}, which has no sidecar: how these weights were made is not recorded"
+    text = meta.get("provenance") or meta.get("note")
+    if isinstance(text, str) and text.strip():
+        return text.strip()[:500]
+    if meta.get("trained") is True:  # a kelly train sidecar: data source and collections
+        training = meta.get("training") if isinstance(meta.get("training"), dict) else meta
+        config = training.get("config") if isinstance(training.get("config"), dict) else {}
+        return (f"trained by kelly train on {config.get('collections') or 'all'} "
+                f"({training.get('data') or 'unknown'} data)")
+    return f"read from {name}; its sidecar does not say how the weights were made"
+
+
+def _sidecar_seed(meta: dict | None) -> int | None:
+    if meta is None:
+        return None
+    for doc in (meta, meta.get("training") if isinstance(meta.get("training"), dict) else {}):
+        seed = doc.get("seed")
+        if isinstance(seed, int) and not isinstance(seed, bool) and 0 <= seed < 2**32:
+            return seed
+    return None
+
+
+def _load_one(folder: Path, key: str, *, shipped: bool) -> tuple[dict[str, np.ndarray], dict | None, str, str]:
+    """One network's torch-layout state, its sidecar, the file name read and its SHA-256."""
+    from kelly.fileio import show_path
+    from kelly.ml import packed
+    from kelly.ml.processor import INPUT_BOUND
+
+    spec = SPECS[key]
+    names = weight_file_names(key, shipped=shipped)
+    meta = _read_sidecar(folder, key)
+    present = [n for n in names if os.path.lexists(folder / n)]
+    where = "the package's shipped weights" if shipped else show_path(folder)
+    if not present:
+        raise ModelError(f"{where} have no {spec.name} ({' or '.join(names)} missing in {show_path(folder)})"
+                         if shipped else f"{where} has no {spec.name} weights ({' or '.join(names)})")
+    described = meta.get("file") if meta is not None else None
+    name = described if described in present else present[0]
+    path = safe_model_path(folder, name)
+    data = read_model_file(path)
+    digest = hashlib.sha256(data).hexdigest()
+    if meta is None and shipped:
+        raise ModelError(f"{show_path(path)} has no sidecar {key}.meta.json, so it cannot be checked")
+    if meta is not None:
+        if isinstance(described, str) and described != name:
+            raise ModelError(f"{show_path(folder / f'{key}.meta.json')} describes {described[:80]!r}, "
+                             f"which is not in {show_path(folder)}")
+        want = meta.get("sha256") or meta.get("model_sha256")
+        if want != digest:
+            raise ModelError(f"{show_path(path)} does not match its sidecar {key}.meta.json (SHA-256 "
+                             f"{digest[:12]}…, the sidecar says {str(want)[:12]}…): the file was changed or "
+                             "replaced")
+    is_packed = packed.is_packed(data) or name.endswith(packed.SUFFIX)
+    obj = packed.unpack(data, name=name) if is_packed else parse_model_json(data, name=name)
+    model = model_from_dict(obj, name=name, spec=spec)
+    model.check_bounded(INPUT_BOUND)
+    return rtneural_to_spec_state_dict(spec, obj), meta, name, digest
+
+
+def load_weights(folder: str | Path | None = None) -> LoadedWeights:
+    """Read all five networks' weights for an export.
+
+    Parameters
+    ----------
+    folder : path or None
+        None: the trained weights the package ships (``kelly/assets/models/<key>.npz``, each
+        with its ``<key>.meta.json`` sidecar, which must match it). A folder: ``<key>.json``
+        (RTNeural JSON) or ``<key>.npz`` (packed) for every network, such as a ``kelly train
+        --out`` or ``kelly export`` folder; a ``<key>.meta.json`` beside a file, when there is
+        one, must match it (its ``sha256`` or ``model_sha256``) and says what it is.
+
+    Every file is checked as the processor checks it (regular file of bounded size, the
+    network's exact architecture, finite float32 weights that stay bounded on inputs in
+    [-1, 1]).
+
+    Raises
+    ------
+    InputError
+        If ``folder`` is not a folder.
+    ModelError
+        A missing network, a file that does not match its sidecar, a corrupt file (one
+        line naming the file).
+    """
+    shipped = folder is None
+    base = SHIPPED_DIR if shipped else Path(folder)
+    if not base.is_dir():
+        if shipped:
+            raise ModelError("this installation of Kelly has no shipped weights (no kelly/assets/models): "
+                             "use --weights untrained or --weights DIR")
+        raise InputError(f"{base} is not a folder (--weights takes shipped, untrained or a folder of model files)")
+    states, trained, provenance, seeds, files = {}, {}, {}, {}, {}
+    for key in MODEL_KEYS:
+        state, meta, name, digest = _load_one(base, key, shipped=shipped)
+        states[key] = state
+        trained[key] = bool(meta is not None and meta.get("trained") is True)
+        provenance[key] = _provenance(meta, name)
+        seeds[key] = _sidecar_seed(meta)
+        files[key] = {"file": name, "sha256": digest}
+    return LoadedWeights(source="shipped" if shipped else str(base), states=states, trained=trained,
+                         provenance=provenance, seeds=seeds, files=files)
 
 
 def export_models(out_dir: str | Path, formats: Iterable[str] = ("rtneural",), *, seed: int = 0,
                   states: dict[str, dict[str, np.ndarray]] | None = None, trained: bool = False,
-                  provenance: str = "") -> list[Path]:
+                  provenance: str = "", weights: LoadedWeights | None = None) -> list[Path]:
     """Write the five networks in ``formats`` to ``out_dir``; returns the files written.
 
     Parameters
     ----------
     states : mapping key → torch-layout state_dict of numpy arrays, optional
-        Weights to export (trained ones); by default torch initialises them from ``seed``.
+        Weights to export (trained ones), described by ``trained`` and ``provenance``; by
+        default torch initialises them from ``seed``.
+    weights : LoadedWeights, optional
+        Weights read by :func:`load_weights` (replaces ``states``, ``trained``,
+        ``provenance`` and ``seed``): each sidecar then carries that network's own
+        provenance, training flag and seed, and ``weights_from`` (the file read and its
+        SHA-256); the manifest names the source.
     """
     formats = tuple(dict.fromkeys(formats))
     for fmt in formats:
         if fmt not in FORMATS:
             raise InputError(f"unknown export format {fmt!r}; choose from {', '.join(FORMATS)}")
     out = Path(out_dir)
-    if states is None:
+    if weights is not None:
+        states = weights.states
+    elif states is None:
         from kelly.ml import torch_models
 
         models = torch_models.build_models(seed)
         states = {key: torch_models.numpy_state_dict(m) for key, m in models.items()}
+
+    def about(key: str) -> dict[str, Any]:
+        if weights is None:
+            return {"seed": seed, "trained": trained, "provenance": provenance}
+        return {"seed": weights.seeds[key], "trained": weights.trained[key], "provenance": weights.provenance[key],
+                "extra": {"weights_from": {"source": "shipped" if weights.source == "shipped" else "folder",
+                                           **weights.files[key]}}}
+
     written: list[Path] = []
     for key in MODEL_KEYS:
         spec, state = SPECS[key], states[key]
         if "rtneural" in formats:
             text = rtneural_text(spec_state_dict_to_rtneural(spec, state))
             written.append(write_text_atomic(out / spec.file_name, text))
-            written.append(write_json_atomic(out / f"{key}.meta.json",
-                                             sidecar(key, text, seed=seed, trained=trained, provenance=provenance)))
+            written.append(write_json_atomic(out / f"{key}.meta.json", sidecar(key, text, **about(key))))
         if "onnx" in formats:
             from kelly.ml.onnx_graphs import model_graph
 
@@ -152,15 +356,28 @@ def export_models(out_dir: str | Path, formats: Iterable[str] = ("rtneural",), *
         written.append(write_bytes_atomic(out / "pipeline.onnx", pipeline_graph(states).SerializeToString()))
     from kelly import __version__
 
+    if weights is None:
+        note = provenance or ("" if trained else "weights initialised from a fixed seed (no training yet)")
+        head = {"weights": "trained" if trained else "untrained", "seed": int(seed), "trained": bool(trained),
+                "note": note}
+    else:
+        notes = set(weights.provenance.values())
+        head = {"weights": "shipped" if weights.source == "shipped" else "folder", "seed": None,
+                "trained": all(weights.trained.values()),
+                "note": notes.pop() if len(notes) == 1 else "per network: see each <model>.meta.json"}
+    models = {}
+    for key in MODEL_KEYS:
+        spec = SPECS[key]
+        models[key] = {"name": spec.name, "params": spec.params, "in": spec.in_size, "out": spec.out_size}
+        if weights is not None:
+            models[key].update(trained=weights.trained[key], provenance=weights.provenance[key],
+                               weights_from=weights.files[key])
     manifest = {
         "kelly_version": __version__,
-        "seed": int(seed),
-        "trained": bool(trained),
-        "note": provenance or ("weights initialised from a fixed seed (no training yet)" if not trained else ""),
+        **head,
         "formats": list(formats),
         "total_params": TOTAL_PARAMS,
-        "models": {key: {"name": SPECS[key].name, "params": SPECS[key].params,
-                         "in": SPECS[key].in_size, "out": SPECS[key].out_size} for key in MODEL_KEYS},
+        "models": models,
         "files": sorted(p.name for p in written),
     }
     written.append(write_json_atomic(out / "manifest.json", manifest))
