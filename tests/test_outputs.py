@@ -232,6 +232,7 @@ def test_export_force_replaces(tmp_path, capsys):
 
     out = tmp_path / "models"
     assert main(["export", "--out", str(out)]) == 0
+    capsys.readouterr()  # a note on standard error says which weights were exported
     assert sorted(p.name for p in out.iterdir()) == sorted(export_file_names(["rtneural"]))  # the check knows them
     assert "already exists" in cli_error(["export", "--out", out], capsys)
     assert main(["export", "--out", str(out), "--force"]) == 0
