@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from kelly.fileio import write_text_atomic
+from kelly.ml.evaluate import AXIS_MARGIN
 from kelly.ml.specs import MODEL_KEYS, SPECS
 
 #: What each network reads and is trained to produce (one line each).
@@ -34,6 +35,9 @@ WHAT = {
                         "32 groove parameters measured from the MIDI (drums, timing, accents), masked where "
                         "the file cannot tell"),
 }
+
+
+AXIS_NOTE = f"{AXIS_MARGIN:g}"
 
 
 def _fmt(x: Any) -> str:
@@ -108,9 +112,17 @@ def render_card(metas: dict[str, dict]) -> str:
         for folder, q in (meta.get("quadrants") or {}).items():
             sf = "FluidR3_GM (the soundfont it trained on)" if folder == "audio" else \
                 "TimGM6mb (a soundfont it never heard)"
+            axis = q.get("on_axis") or {}
+            apart = ""
+            if axis.get("n"):
+                apart = (f" Counted apart: {axis['n']} pieces whose label lies on an axis "
+                         f"({', '.join(axis['emotions'])}: valence within {AXIS_NOTE} of 0 or arousal within "
+                         f"{AXIS_NOTE} of 0.5, so no quadrant is right), {axis['correct']} of them read on the "
+                         f"label's side; all {q['n'] + axis['n']} pieces together: "
+                         f"{(q['correct'] + axis['correct']) / (q['n'] + axis['n']):.1%}.")
             out += [f"Valence/arousal quadrant of the **test** pieces (emotions never trained on) rendered with "
                     f"{sf}, heard through `kelly feel --audio` (overall reading = median of the per-second "
-                    f"readings): **{q['accuracy']:.1%}** ({q['correct']} of {q['n']}).", ""]
+                    f"readings): **{q['accuracy']:.1%}** ({q['correct']} of {q['n']}).{apart}", ""]
             out += _confusion(q)
             out.append("")
     out += ["## Limits", "",

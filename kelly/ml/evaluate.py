@@ -29,6 +29,14 @@ from kelly.errors import InputError
 QUADRANTS = ("V+A+", "V-A+", "V-A-", "V+A-")
 #: Arousal at or above this is "activated" (the middle of Kelly's [0, 1] arousal).
 AROUSAL_SPLIT = 0.5
+#: A label closer than this to an axis (valence 0 or arousal 0.5) has no quadrant to get right:
+#: "worry" sits at arousal 0.5 exactly. Such pieces are counted apart (``on_axis``).
+AXIS_MARGIN = 0.05
+
+
+def on_axis(valence: float, arousal: float, margin: float = AXIS_MARGIN) -> bool:
+    """Whether a label lies on (within ``margin`` of) the valence or arousal axis."""
+    return abs(valence) < margin or abs(arousal - AROUSAL_SPLIT) < margin
 
 
 def quadrant(valence: float, arousal: float) -> str:
@@ -40,8 +48,10 @@ def recognizer_quadrants(models_dir: str | os.PathLike, *, data_dir: str | os.Pa
                          folder: str = "audio", split: str = "test") -> dict[str, Any]:
     """Quadrant accuracy of the recognizer in ``models_dir`` on the renders in ``folder``.
 
-    Returns ``{"n", "correct", "accuracy", "labels", "confusion", "pieces", "model"}`` where
-    ``confusion[i][j]`` counts pieces labelled ``QUADRANTS[i]`` heard as ``QUADRANTS[j]``.
+    Returns ``{"n", "correct", "accuracy", "labels", "confusion", "on_axis", "pieces", "model"}``
+    where ``confusion[i][j]`` counts pieces labelled ``QUADRANTS[i]`` heard as ``QUADRANTS[j]``
+    over the pieces whose label has a quadrant (:func:`on_axis` false), and ``on_axis``
+    reports the others apart (``n``, ``correct`` by the ≥ rule, their emotions).
 
     Raises
     ------
@@ -56,6 +66,7 @@ def recognizer_quadrants(models_dir: str | os.PathLike, *, data_dir: str | os.Pa
     root = resolve(data_dir)
     recs = [r for r in load_composed(root) if r.get("split") == split]
     confusion = np.zeros((len(QUADRANTS), len(QUADRANTS)), dtype=int)
+    axis = {"n": 0, "correct": 0, "emotions": []}
     pieces = []
     model = ""
     for rec in recs:
@@ -64,18 +75,26 @@ def recognizer_quadrants(models_dir: str | os.PathLike, *, data_dir: str | os.Pa
             continue
         reading = recognize_audio(wav, models_dir=models_dir)
         model = reading.model
-        want = quadrant(rec["labels"]["valence"], rec["labels"]["arousal"])
+        v, a = rec["labels"]["valence"], rec["labels"]["arousal"]
+        want = quadrant(v, a)
         got = quadrant(reading.overall.valence, reading.overall.arousal)
-        confusion[QUADRANTS.index(want), QUADRANTS.index(got)] += 1
+        if on_axis(v, a):
+            axis["n"] += 1
+            axis["correct"] += int(want == got)
+            if rec.get("emotion") not in axis["emotions"]:
+                axis["emotions"].append(rec.get("emotion"))
+        else:
+            confusion[QUADRANTS.index(want), QUADRANTS.index(got)] += 1
         pieces.append({"id": rec["id"], "emotion": rec.get("emotion"), "label": want, "heard": got,
+                       "on_axis": on_axis(v, a),
                        "valence": round(reading.overall.valence, 3), "arousal": round(reading.overall.arousal, 3)})
     if not pieces:
         raise InputError(f"no {split} piece has a render in {root / folder}: render them first "
                          f"(python -m kelly.ml.data render --split {split} --folder {folder})")
     n = int(confusion.sum())
     correct = int(np.trace(confusion))
-    return {"n": n, "correct": correct, "accuracy": correct / n, "labels": list(QUADRANTS),
-            "confusion": confusion.tolist(), "pieces": pieces, "model": model, "folder": folder}
+    return {"n": n, "correct": correct, "accuracy": correct / n if n else float("nan"), "labels": list(QUADRANTS),
+            "confusion": confusion.tolist(), "on_axis": axis, "pieces": pieces, "model": model, "folder": folder}
 
 
 def _torch_model(key: str, path: Path):
