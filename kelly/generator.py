@@ -25,7 +25,7 @@ from kelly.emotion.state import EmotionState
 from kelly.engines import (arrange, arrangement, bass, chord, counter_melody, drums, dynamics, fill, melody, pad, rhythm,
                            strings, transition, variation)
 from kelly.engines.context import Plan, Section
-from kelly.engines.ml_hints import apply_expression, apply_groove
+from kelly.engines.ml_hints import apply_expression, apply_groove, tempo_controls, write_controllers
 from kelly.engines.profiles import profile_for
 from kelly.errors import InputError
 from kelly.intent.rule_generators import GENERATORS
@@ -206,18 +206,38 @@ def _groove_pass(song: Song, plan: Plan, seed: int) -> tuple[Song, dict]:
     constant lean (laid-back +, pushed −, plus the emotion's drag or rush), then the
     humanizer with complexity from the timing variation (§3.4) and vulnerability from
     1 − dominance.
+
+    With the networks' hints (:mod:`kelly.engines.ml_hints`) the swing follows each bar's
+    ``swing`` output, the pitched parts lean against the kit by ``push_pull``, and the
+    humanizer's complexity, timing and velocity spreads are scaled by ``humanize``,
+    ``microtiming_ms``, ``timing_humanize``, ``timing_spread`` and ``velocity_humanize``.
     """
+    from kelly.engines import ml_hints
     from kelly.groove.humanize import humanize
     from kelly.groove.presets import HumanizeSettings
-    from kelly.groove.swing import swing
+    from kelly.groove.swing import swing, swing_spans
 
     params = plan.params
     info: dict = {"swing": params.swing, "feel": params.timing_feel}
-    if params.swing > 0 and not plan.compound:  # 6/8 already divides its beat in three
-        song = swing(song, params.swing)
+    if plan.hints is None:
+        if params.swing > 0 and not plan.compound:  # 6/8 already divides its beat in three
+            song = swing(song, params.swing)
+    elif not plan.compound:
+        spans = ml_hints.swing_spans(plan)
+        song = swing_spans(song, spans)
+        info["swing"] = spans[0][2] if len(spans) == 1 else [
+            {"bar": start // plan.bar_ticks + 1, "swing": amount} for start, _, amount in spans]
     lean_beats = {"laid_back": 0.02, "pushed": -0.015}.get(params.timing_feel, 0.0) + params.timing_bias * -1.0
     lean = int(round(lean_beats * plan.ppq))
-    if lean:
+    push = ml_hints.lean_by_bar(plan) if plan.hints is not None else None
+    if push and any(push):
+        for t in song.tracks:
+            own = lean if not t.is_drum or params.timing_feel == "laid_back" else 0
+            t.notes = [n.moved(start=max(0, n.start + own + (0 if t.is_drum else
+                                                              push[min(plan.bars - 1, n.start // plan.bar_ticks)])))
+                       for n in t.notes]
+        info["push_pull_ticks"] = sorted(set(push))
+    elif lean:
         for t in song.tracks:
             if not t.is_drum or params.timing_feel == "laid_back":
                 t.notes = [n.moved(start=max(0, n.start + lean)) for n in t.notes]
@@ -226,6 +246,9 @@ def _groove_pass(song: Song, plan: Plan, seed: int) -> tuple[Song, dict]:
     vulnerability = 1.0 - plan.emotion.dominance
     settings = HumanizeSettings(complexity=complexity, vulnerability=vulnerability,
                                 ghost_notes=plan.emotion.arousal < 0.8, name="emotion")
+    if plan.hints is not None:
+        settings, info["humanize_scales"] = ml_hints.humanize_settings(plan, settings)
+        complexity = settings.complexity
     if complexity > 0:
         downbeats = {t.name: [n for n in t.notes if n.pitch == 36 and n.start % plan.bar_ticks == 0]
                      for t in song.tracks if t.is_drum}
@@ -385,7 +408,10 @@ def compose(emotions: EmotionState | list[EmotionState], opts: ComposeOptions = 
     _apply_rules("dynamics", tracks, plan, opts.seed)
 
     # 4. tempo map and the song
-    tempos = _apply_rules("tempo", _tempo_map(plan), plan, opts.seed)
+    tempos = _tempo_map(plan)
+    if plan.hints is not None:
+        tempos, why["tempo"] = tempo_controls(tempos, plan)
+    tempos = _apply_rules("tempo", tempos, plan, opts.seed)
     key_sig = plan.key.signature_name()
     song = Song(tracks=[t for t in tracks if t.notes] or tracks[:1], tempos=tempos, time_signature=plan.meter,
                 key_signature=key_sig, title=f"Kelly - {first.label}", ppq=PPQ,
@@ -401,6 +427,8 @@ def compose(emotions: EmotionState | list[EmotionState], opts: ComposeOptions = 
         t.notes = sorted(n for n in t.notes if n.start < plan.total_ticks + plan.bar_ticks)
         arrange.keep_in_range(t)
         arrange.clean_track(t)
+    if plan.hints is not None:
+        why["controllers"] = write_controllers(song, plan)
 
     explanation = _explain(plan, template, song, romans, events, tension_curve, breaks, why, opts, path, models)
     return Composition(song, explanation, score)

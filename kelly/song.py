@@ -94,6 +94,15 @@ class Track:
 
     ``role`` defaults to a guess from the name (so files read back keep their roles); the
     engines set it explicitly.
+
+    ``controls`` are the part's performance controllers, each ``(tick, kind, number, value)``:
+    kind ``"cc"`` is a control change (``number`` the controller 0–127, ``value`` 0–127:
+    64 sustain pedal, 1 modulation, 11 expression, 72/73/74 release, attack, brightness);
+    kind ``"pitch"`` is the pitch wheel (``number`` 0, ``value`` −8192…8191, 0 the centre).
+    They are written on the part's channel, in sorted order, before the notes that share
+    their tick. The engines add them only when the networks' expression hints ask for
+    them, so a song composed without hints has none. :func:`read_midi` does not read them
+    back (analysis and the groove tools work on notes).
     """
 
     name: str
@@ -101,21 +110,24 @@ class Track:
     channel: int = 0
     notes: list[Note] = field(default_factory=list)
     role: Role | None = None
+    controls: list[tuple[int, str, int, int]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.role is None:
             self.role = role_from_name(self.name, self.channel)
 
     def with_notes(self, notes: list[Note]) -> "Track":
-        """The same part (name, program, channel, role) with other notes."""
-        return Track(self.name, self.program, self.channel, notes, self.role)
+        """The same part (name, program, channel, role, controllers) with other notes."""
+        return Track(self.name, self.program, self.channel, notes, self.role, list(self.controls))
 
     @property
     def is_drum(self) -> bool:
         return self.channel == DRUM_CHANNEL
 
     def __repr__(self) -> str:
-        return f"Track({self.name!r}, program={self.program}, channel={self.channel + 1}, notes={len(self.notes)})"
+        extra = f", controls={len(self.controls)}" if self.controls else ""
+        return (f"Track({self.name!r}, program={self.program}, channel={self.channel + 1}, "
+                f"notes={len(self.notes)}{extra})")
 
 
 @dataclass
@@ -201,6 +213,17 @@ def _track_to_midi(track: Track, header=()) -> mido.MidiTrack:
     events.extend((0, 0, msg) for msg in header)  # a stable sort keeps them after the name
     if not track.is_drum:
         events.append((0, 1, mido.Message("program_change", channel=ch, program=int(track.program) & 127)))
+    # controllers sort with the note-offs (order 2) and, appended first, come before them and before the
+    # note-ons of their tick: a pedal or a bend is in place when the note it shapes starts
+    for tick, kind, number, value in sorted(track.controls):
+        tick = max(0, int(tick))
+        if kind == "pitch":
+            events.append((tick, 2, mido.Message("pitchwheel", channel=ch, pitch=min(8191, max(-8192, int(value))))))
+        elif kind == "cc":
+            events.append((tick, 2, mido.Message("control_change", channel=ch, control=min(127, max(0, int(number))),
+                                                 value=min(127, max(0, int(value))))))
+        else:
+            raise ValueError(f"unknown controller kind {kind!r} on track {track.name!r} (use 'cc' or 'pitch')")
     for note in track.notes:
         if note.duration <= 0:
             continue
@@ -338,7 +361,10 @@ def read_midi_bytes(data: bytes | bytearray | memoryview, *, name: str = "<bytes
     * tempo changes and markers after that limit (so after the last note) → dropped.
 
     Meta events Kelly does not use (sequence number, SMPTE offset, text, lyrics,
-    sequencer-specific, unknown types …) are skipped whatever their contents.
+    sequencer-specific, unknown types …) are skipped whatever their contents, and so are
+    control changes and pitch bends (``Track.controls`` of a song Kelly wrote, a DAW's
+    automation): they are read past and bounded like every event, but analysis and the
+    groove tools work on notes, so a file read back has ``controls`` empty.
 
     Parameters
     ----------

@@ -8,6 +8,21 @@ range (§3.4: 40 + (1 − r)·40 … 80 + 47·r):
 
 Phrase shapes per profile (§6.5: grief = constant/decrescendo/swell; anger = accents
 and sforzandi). The engine writes velocities; the groove pass only jitters them.
+
+With the networks' hints (:class:`kelly.engines.ml_hints.Controls`, each bar its own)
+the same sum is written with the expression outputs as controls, all neutral at 0.5:
+
+    velocity = base + shift + part offset
+               + spread · (contrast · section energy + phrase shape + accent + downbeat
+                           + crescendo + phrase arch)
+
+``velocity_base`` shifts the base half-way to ``127·u`` (and the range with it);
+``velocity_range`` scales the spread by ``0.5 + u``; ``accent`` moves the metric accents
+by ``6·d`` on every beat (never below 0); the groove's ``downbeat_accent`` adds ``6·d`` on
+beat one; ``crescendo`` ramps ``±10·d`` over each four-bar phrase, ``phrase_arch`` arches it
+by ``10·d·(sin πx − 2/π)``; the groove's ``dynamic_contrast`` scales the section-energy term
+by ``2·u`` (0 flattens the sections, 1 doubles their difference). Drums keep their own
+accents and take the contrast, crescendo and arch at the weights they take the rest.
 """
 
 from __future__ import annotations
@@ -16,6 +31,7 @@ import math
 
 
 from kelly.engines.context import Plan
+from kelly.engines.ml_hints import controls_by_bar, signed
 from kelly.song import Track
 
 #: Offset of each part from the base velocity: the melody leads, pads sit underneath.
@@ -71,6 +87,8 @@ def apply(plan: Plan, tracks: list[Track]) -> dict:
     bends everything down so nothing outside the climax bar passes 118 (124 at the climax).
     """
     shape = SHAPES.get(plan.profile, "swell")
+    if plan.hints is not None:
+        return _apply_with_controls(plan, tracks, shape)
     lo_all, hi_all = 127, 1
     phrase_ticks = 4 * plan.bar_ticks
     peak = climax_bar(plan)
@@ -100,3 +118,57 @@ def apply(plan: Plan, tracks: list[Track]) -> dict:
             out.append(n.moved(velocity=max(1, min(127, v))))
         track.notes = out
     return {"shape": shape, "climax_bar": peak + 1}
+
+
+#: How far the expression controls move velocities at their extremes (velocity units).
+ACCENT_RANGE, DOWNBEAT_RANGE, CRESCENDO_RANGE, ARCH_RANGE = 6, 6, 10, 10
+
+
+def _apply_with_controls(plan: Plan, tracks: list[Track], shape: str) -> dict:
+    """:func:`apply` with the networks' expression and groove outputs as controls (see the module docstring)."""
+    ctl = controls_by_bar(plan)
+    phrase_ticks = 4 * plan.bar_ticks
+    peak = climax_bar(plan)
+    for track in tracks:
+        offset = PART_OFFSET.get(track.name, 0)
+        out = []
+        for n in track.notes:
+            bar = min(plan.bars - 1, n.start // plan.bar_ticks)
+            c = ctl[bar]
+            params = plan.params_at_bar(bar)
+            section = plan.section_at_bar(bar)
+            energy = (section.energy - 0.6) * 16 if len(plan.sections) > 1 else 0.0
+            energy *= 2 * c.groove["dynamic_contrast"]
+            x = (n.start % phrase_ticks) / phrase_ticks
+            shaped = (phrase_shape(shape, x) + CRESCENDO_RANGE * c.e("crescendo") * (2 * x - 1)
+                      + ARCH_RANGE * c.e("phrase_arch") * (math.sin(math.pi * x) - 2 / math.pi))
+            beat_pos = (n.start % plan.bar_ticks) % plan.beat_ticks
+            downbeat = n.start % plan.bar_ticks == 0
+            ceiling = CLIMAX_CEILING if bar == peak else CEILING
+            if track.is_drum:
+                rel = n.velocity - params.velocity
+                target = params.velocity + rel + energy * 0.7 + shaped * 0.5
+                v = _soft_limit(max(1, target), ceiling)
+            else:
+                accent = 4 if downbeat else (2 if beat_pos == 0 else 0)
+                if beat_pos == 0:
+                    accent = max(0.0, accent + ACCENT_RANGE * c.e("accent"))
+                if downbeat:
+                    accent += DOWNBEAT_RANGE * c.g("downbeat_accent")
+                shift = 0.5 * (127.0 * c.expression["velocity_base"] - params.velocity)
+                spread = 0.5 + c.expression["velocity_range"]
+                target = params.velocity + shift + offset + spread * (energy + shaped + accent)
+                floor = max(1.0, BED_FLOOR.get(track.name, params.velocity_min) + min(0.0, shift))
+                v = _soft_limit(min(params.velocity_max + shift, max(floor, target)), ceiling)
+            out.append(n.moved(velocity=max(1, min(127, int(round(v))))))
+        track.notes = out
+    first = ctl[0]
+    return {"shape": shape, "climax_bar": peak + 1, "controls": {
+        "velocity_shift": signed(0.5 * (127.0 * first.expression["velocity_base"] - plan.params.velocity)),
+        "velocity_spread": signed(0.5 + first.expression["velocity_range"]),
+        "beat_accent": signed(ACCENT_RANGE * first.e("accent")),
+        "downbeat_accent": signed(DOWNBEAT_RANGE * first.g("downbeat_accent")),
+        "crescendo_per_phrase": signed(2 * CRESCENDO_RANGE * first.e("crescendo")),
+        "phrase_arch": signed(ARCH_RANGE * first.e("phrase_arch")),
+        "section_contrast": signed(2 * first.groove["dynamic_contrast"]),
+        **({"per_section": True} if plan.section_hints else {})}}

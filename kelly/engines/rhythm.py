@@ -69,7 +69,15 @@ def pattern_for(plan: Plan) -> str:
 
 
 def percussion(plan: Plan, rng: np.random.Generator) -> tuple[Track, dict]:
-    """Shaker (70) on 8ths/16ths, tambourine (54) on the backbeat, claps (39) for bright energy."""
+    """Shaker (70) on 8ths/16ths, tambourine (54) on the backbeat, claps (39) for bright energy.
+
+    With the networks' hints (each bar its own): ``subdivision`` beyond ±1/3 sets the
+    shaker's grid (sixteenths above, eighths below; else arousal decides);
+    ``percussion_density`` above neutral adds a tambourine on the off-beat eighths
+    (probability ``d``), below it drops off-beat shaker notes (probability ``|d|``).
+    """
+    if plan.hints is not None:
+        return _percussion_with_controls(plan, rng)
     notes: list[Note] = []
     sixteenths = plan.emotion.arousal > 0.7
     beat_steps = plan.beat_ticks // SIXTEENTH
@@ -85,3 +93,42 @@ def percussion(plan: Plan, rng: np.random.Generator) -> tuple[Track, dict]:
         for s in backbeat:
             notes.append(note(base + s * SIXTEENTH, 39 if plan.emotion.valence > 0.3 else 54, 60, vel - 12))
     return Track("Percussion", 0, DRUM_CHANNEL, notes, Role.PERCUSSION), {"shaker": "16ths" if sixteenths else "8ths"}
+
+
+def _percussion_with_controls(plan: Plan, rng: np.random.Generator) -> tuple[Track, dict]:
+    """:func:`percussion` with ``subdivision`` and ``percussion_density`` as controls."""
+    from kelly.engines.ml_hints import controls_by_bar
+
+    ctl = controls_by_bar(plan)
+    notes: list[Note] = []
+    beat_steps = plan.beat_ticks // SIXTEENTH
+    backbeat = (4, 12) if plan.meter == (4, 4) else tuple(range(beat_steps, plan.steps, beat_steps))
+    grids, shaker_dropped, tambourines = set(), 0, 0
+    for bar in range(plan.bars):
+        if not plan.layer_on("rhythm", bar):
+            continue
+        c = ctl[bar]
+        sb, pd = c.g("subdivision"), c.g("percussion_density")
+        sixteenths = True if sb > 1 / 3 else False if sb < -1 / 3 else plan.emotion.arousal > 0.7
+        grids.add("16ths" if sixteenths else "8ths")
+        base = bar * plan.bar_ticks
+        vel = plan.params_at_bar(bar).velocity
+        for s in range(0, plan.steps, 1 if sixteenths else 2):
+            accent = 10 if s % beat_steps == beat_steps // 2 else 0
+            jitter = rng.integers(-4, 5)
+            if pd < 0 and s % beat_steps and rng.random() < -pd:
+                shaker_dropped += 1
+                continue
+            notes.append(note(base + s * SIXTEENTH, 70, 60, vel - 30 + accent + jitter))
+        clap = 39 if plan.emotion.valence > 0.3 else 54
+        for s in backbeat:
+            notes.append(note(base + s * SIXTEENTH, clap, 60, vel - 12))
+        if pd > 0:
+            for s in range(beat_steps // 2, plan.steps, beat_steps):
+                if s not in backbeat and rng.random() < pd:
+                    notes.append(note(base + s * SIXTEENTH, 54, 60, vel - 18))
+                    tambourines += 1
+    notes.sort()
+    return Track("Percussion", 0, DRUM_CHANNEL, notes, Role.PERCUSSION), {
+        "shaker": "/".join(sorted(grids)) or ("16ths" if plan.emotion.arousal > 0.7 else "8ths"),
+        "controls": {"shaker_notes_dropped": shaker_dropped, "tambourines_added": tambourines}}

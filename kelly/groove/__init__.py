@@ -6,6 +6,7 @@ Library entry points (all return new :class:`~kelly.song.Song` objects, notes so
   curve, swing) onto a song at an intensity in [0, 1];
 * :func:`humanize` — seeded "Drunken Drummer" drift, dynamics, dropouts and ghosts;
 * :func:`swing` — swing the off-beat eighths (definition in :mod:`kelly.groove.swing`);
+  :func:`swing_spans` — each stretch of the song by its own amount;
 * :func:`extract_groove` — measure a template from a performance;
 * :func:`get_template` / :func:`get_preset` / :func:`get_style` — the built-in data.
 """
@@ -22,7 +23,7 @@ from kelly.groove.presets import (
     preset_names,
     settings_from_intent,
 )
-from kelly.groove.swing import swing, swing_delay
+from kelly.groove.swing import swing, swing_delay, swing_spans
 from kelly.groove.templates import (
     GENRE_TEMPLATES,
     GrooveTemplate,
@@ -36,5 +37,5 @@ __all__ = [
     "GENRE_TEMPLATES", "PRESETS", "STYLES", "GrooveTemplate", "HumanizeSettings",
     "apply_template", "extract_groove", "get_preset", "get_style", "get_template", "humanize",
     "load_template", "measure_swing", "preset_names", "resolve_template", "settings_from_intent",
-    "swing", "swing_delay", "template_names",
+    "swing", "swing_delay", "swing_spans", "template_names",
 ]

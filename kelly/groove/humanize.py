@@ -15,6 +15,10 @@ Why it is shaped this way (after the original DAiW ``groove_engine.py``, referen
 * Non-drum tracks get the same kind of drift and dynamics scaled by
   ``settings.non_drum_scale``, with notes that start together (a chord) moved
   together, and no dropouts or ghosts.
+* The networks' hints scale the spreads (:func:`kelly.engines.ml_hints.humanize_settings`):
+  ``settings.drum_timing`` the kit's timing, ``settings.part_timing`` and
+  ``settings.track_timing`` the pitched parts' (per track), ``settings.velocity_spread``
+  every velocity spread. Their defaults (1) leave everything exactly as described above.
 
 Every random draw comes from the ``numpy.random.Generator`` passed in, in a fixed
 order (five draws per drum note, two per non-drum note), so a seed gives the same
@@ -129,7 +133,7 @@ def humanize(song: Song, settings: HumanizeSettings, rng=None, *, tracks=None) -
             if track.is_drum:
                 notes = _humanize_drums(notes, settings, rng, song.ppq)
             else:
-                notes = _humanize_parts(notes, settings, rng, song.ppq)
+                notes = _humanize_parts(notes, settings, rng, song.ppq, settings.timing_for(track.name))
         out.append(track.with_notes(_tidy(notes)))
     return copy_song(song, out)
 
@@ -149,12 +153,13 @@ def _humanize_drums(notes: list, settings: HumanizeSettings, rng: np.random.Gene
     starts = np.array([nt.start for nt in notes], dtype=np.int64)
     base_vel = np.array([nt.velocity for nt in notes], dtype=float)
     protection = np.array([PROTECTION.get(drum_role(p), 0.0) for p in pitches])
-    mult = np.array([timing_multiplier(p, settings) for p in pitches])
+    mult = np.array([timing_multiplier(p, settings) for p in pitches]) * settings.drum_timing
 
     keep = u_drop >= c * MAX_DROPOUT_PROB * (1.0 - protection)
     drift = _drift(z_time, c, mult, scale)
     new_starts = np.maximum(0, starts + drift)
     target, sigma = velocity_target(v, base_vel)
+    sigma = sigma * settings.velocity_spread
     new_vel = np.clip(np.rint(target + sigma * z_vel), settings.velocity_min, settings.velocity_max)
     new_vel = np.clip(new_vel, 1, 127).astype(np.int64)
 
@@ -180,8 +185,9 @@ def _humanize_drums(notes: list, settings: HumanizeSettings, rng: np.random.Gene
     return out
 
 
-def _humanize_parts(notes: list, settings: HumanizeSettings, rng: np.random.Generator, ppq: int) -> list:
-    """Drift and dynamics for a pitched part: scaled down, chords kept together."""
+def _humanize_parts(notes: list, settings: HumanizeSettings, rng: np.random.Generator, ppq: int,
+                    timing: float = 1.0) -> list:
+    """Drift and dynamics for a pitched part: scaled down (timing further by ``timing``), chords kept together."""
     n = len(notes)
     scale = ppq / 480.0
     k = settings.non_drum_scale
@@ -189,10 +195,11 @@ def _humanize_parts(notes: list, settings: HumanizeSettings, rng: np.random.Gene
     onsets, group = np.unique(starts, return_inverse=True)
     z_time = rng.standard_normal(len(onsets))
     z_vel = rng.standard_normal(n)
-    drift = _drift(z_time, settings.complexity * k, np.ones(len(onsets)), scale)[group]
+    drift = _drift(z_time, settings.complexity * k * timing, np.ones(len(onsets)), scale)[group]
     new_starts = np.maximum(0, starts + drift)
     base = np.array([nt.velocity for nt in notes], dtype=float)
     target, sigma = velocity_target(settings.vulnerability, base)
+    sigma = sigma * settings.velocity_spread
     new_vel = np.clip(np.rint(base + k * (target - base) + k * sigma * z_vel), 1, 127).astype(np.int64)
     return [nt.moved(start=int(s), velocity=int(vel)) for nt, s, vel in zip(notes, new_starts, new_vel)]
 

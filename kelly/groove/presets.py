@@ -50,6 +50,14 @@ class HumanizeSettings:
     non_drum_scale : float in [0, 1]
         Non-drum parts get timing and velocity changes scaled by this (no dropouts, no
         ghosts), because a melody that wanders as far as a hi-hat sounds sloppy.
+    drum_timing : float >= 0
+        Scales every drum's timing spread (1 leaves it; the networks' ``microtiming_ms``).
+    part_timing : float >= 0
+        Scales the pitched parts' timing spread (1 leaves it; ``timing_humanize``).
+    track_timing : tuple of (track name, float >= 0)
+        Further timing scale for named pitched tracks (the melody's ``timing_spread``).
+    velocity_spread : float >= 0
+        Scales the velocity spread of drums and parts (1 leaves it; ``velocity_humanize``).
     name : str
         Where the settings came from (preset or style name), for reports.
     """
@@ -65,6 +73,10 @@ class HumanizeSettings:
     snare_timing_mult: float = 0.7
     hihat_timing_mult: float = 1.2
     non_drum_scale: float = 0.5
+    drum_timing: float = 1.0
+    part_timing: float = 1.0
+    track_timing: tuple = ()
+    velocity_spread: float = 1.0
     name: str = "custom"
 
     def __post_init__(self) -> None:
@@ -78,9 +90,17 @@ class HumanizeSettings:
             raise InputError(
                 f"velocity range must satisfy 1 <= min <= max <= 127, got {self.velocity_min}..{self.velocity_max}"
             )
-        for key in ("kick_timing_mult", "snare_timing_mult", "hihat_timing_mult"):
+        for key in ("kick_timing_mult", "snare_timing_mult", "hihat_timing_mult", "drum_timing", "part_timing",
+                    "velocity_spread"):
             if getattr(self, key) < 0:
                 raise InputError(f"{key} must be >= 0")
+        for item in self.track_timing:
+            if len(item) != 2 or not isinstance(item[0], str) or not item[1] >= 0:
+                raise InputError(f"track_timing entries must be (track name, scale >= 0), got {item!r}")
+
+    def timing_for(self, track_name: str) -> float:
+        """The pitched part ``track_name``'s timing scale: :attr:`part_timing` times its :attr:`track_timing` entry."""
+        return self.part_timing * dict(self.track_timing).get(track_name, 1.0)
 
     def with_overrides(self, *, complexity: float | None = None, vulnerability: float | None = None,
                        ghost_notes: bool | None = None) -> "HumanizeSettings":

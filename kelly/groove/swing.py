@@ -224,7 +224,60 @@ def swing(song: Song, amount: float, *, tracks=None) -> Song:
             n.moved(start=int(s), duration=int(max(1, e - s)))
             for n, s, e in zip(track.notes, new_starts, new_ends)
         ]
-        out.append(track.with_notes(_tidy(notes)))
+        moved = track.with_notes(_tidy(notes))
+        if track.controls:  # a pedal or a bend stays with the notes it shapes
+            ticks = np.rint(warp([c[0] for c in track.controls], amount, song.ppq)).astype(np.int64)
+            moved.controls = sorted((int(t), kind, number, value)
+                                    for t, (_, kind, number, value) in zip(ticks, track.controls))
+        out.append(moved)
+    return copy_song(song, out)
+
+
+def swing_spans(song: Song, spans, *, tracks=None) -> Song:
+    """Swing each stretch of ``song`` by its own amount (a journey's sections, the networks' swing per bar).
+
+    Parameters
+    ----------
+    song : Song
+        Input; not modified.
+    spans : iterable of (start, end, amount)
+        ``[start, end)`` in ticks and a swing factor in [0, 1]; a note takes the amount of
+        the stretch its start lies in (both its ends warped by it) and a note in none is
+        left straight. Stretches should begin on beats (the warp is per beat).
+    tracks : iterable of str or int, optional
+        Track names or indices to swing; all tracks when omitted.
+
+    Returns
+    -------
+    Song
+        A new song with sorted notes; with one stretch covering the song it equals
+        :func:`swing` with that amount.
+    """
+    spans = sorted((int(a), int(b), check_amount(x)) for a, b, x in spans)
+    chosen = select_tracks(song, tracks)
+    starts_at = np.array([a for a, _, _ in spans], dtype=np.int64)
+
+    def amount_at(tick: int) -> float:
+        k = int(np.searchsorted(starts_at, tick, side="right")) - 1
+        return spans[k][2] if k >= 0 and spans[k][0] <= tick < spans[k][1] else 0.0
+
+    out: list[Track] = []
+    for index, track in enumerate(song.tracks):
+        if index not in chosen or not track.notes or not any(x for _, _, x in spans):
+            out.append(track.with_notes(list(track.notes)))
+            continue
+        notes = []
+        for n in track.notes:
+            amount = amount_at(n.start)
+            if amount == 0.0:
+                notes.append(n)
+                continue
+            s, e = np.rint(warp(np.array([n.start, n.end], dtype=float), amount, song.ppq)).astype(np.int64)
+            notes.append(n.moved(start=int(s), duration=int(max(1, e - s))))
+        moved = track.with_notes(_tidy(notes))
+        moved.controls = sorted((int(np.rint(warp([t], amount_at(t), song.ppq))[0]), kind, number, value)
+                                for t, kind, number, value in track.controls)
+        out.append(moved)
     return copy_song(song, out)
 
 

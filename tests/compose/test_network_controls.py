@@ -1,14 +1,20 @@
-"""The networks' outputs shape the music as controls (issue 10, item 4: the parts done so far).
+"""The networks' outputs shape the music as controls (issue 10, item 4).
 
 * a harmony network with no preference (uniform chord probabilities) changes no chord;
   one that clearly prefers a chord of the mode changes inner bars to it;
-* hi-hats open on off-beat eighths even when the groove leans the parts ahead or behind;
-* in a journey each section is shaped by its own emotion's hints.
+* hi-hats open on off-beat eighths while the band leans ahead of the kit;
+* in a journey each section is shaped by its own emotion's hints;
+* every one of the 32 groove and 16 expression outputs changes the written MIDI when it
+  moves from its minimum to its maximum, the others neutral (the proof that each is used;
+  what each does is measured in ``test_groove_expression_controls.py``).
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
+import pytest
 
 from kelly.emotion.thesaurus import state_for
 from kelly.generator import ComposeOptions, compose
@@ -45,23 +51,25 @@ def test_a_clear_preference_changes_inner_bars_to_the_preferred_chord():
     assert changed and all(b.startswith("Em") for _, b in changed), changed
 
 
-def test_hats_open_on_off_beats_even_when_the_groove_leans():
+def test_hats_open_on_off_beats_while_the_band_leans_ahead():
     state = state_for("anxiety")  # a straight kit with closed hats on the eighths
     groove = np.zeros(32)
-    names = list(schema.groove_dict(np.zeros(32)))
-    groove[names.index("push_pull")] = 1.0  # lean ahead
+    names = list(schema.GROOVE_PARAMS)
+    groove[names.index("push_pull")] = 1.0  # the band pushes ahead of the kit
     groove[names.index("hat_open_prob")] = 1.0
     comp = compose(state, ComposeOptions(bars=8, seed=2, humanize=0.0), hints=_hints(groove=groove))
-    info = comp.explanation.engines["groove_hints"]
-    assert info["lean_ticks"] != 0
-    assert info["hats_opened"] > 0
+    assert comp.explanation.engines["groove"]["push_pull_ticks"] == [-14]  # 0.03 beat earlier
+    drums = [n for t in comp.song.tracks if t.is_drum for n in t.notes]
+    opened = [n for n in drums if n.pitch == 46]
+    assert opened and all(n.start % 480 == 240 for n in opened)  # the kit stays on the grid, on the "and"s
+    assert comp.explanation.engines["drums"]["controls"]["open_hats"] >= len(opened)  # fills may replace some
     closed = groove.copy()
     closed[names.index("hat_open_prob")] = -1.0  # the same lean, no opening
     plain = compose(state, ComposeOptions(bars=8, seed=2, humanize=0.0), hints=_hints(groove=closed))
-    assert plain.explanation.engines["groove_hints"]["hats_opened"] == 0
-    opened = sum(n.pitch == 46 for t in comp.song.tracks if t.is_drum for n in t.notes)
-    before = sum(n.pitch == 46 for t in plain.song.tracks if t.is_drum for n in t.notes)
-    assert opened == before + info["hats_opened"]
+    assert plain.explanation.engines["drums"]["controls"]["open_hats"] == 0
+    assert not any(n.pitch == 46 for t in plain.song.tracks if t.is_drum for n in t.notes)
+    melody = {n.start % 120 for t in comp.song.tracks if t.role.value == "melody" for n in t.notes if n.start}
+    assert melody == {120 - 14}  # every melody note pushed 14 ticks ahead of its grid line
 
 
 def test_each_journey_section_takes_its_own_emotions_hints():
@@ -84,3 +92,32 @@ def test_each_journey_section_takes_its_own_emotions_hints():
     second_half = (second * bar, 16 * bar)
     assert mean_pitch(split, *first_half) == mean_pitch(both_low, *first_half)
     assert mean_pitch(split, *second_half) > mean_pitch(both_low, *second_half)
+
+
+def _extreme(name: str, value: float) -> MusicHints:
+    """Neutral hints with one named groove or expression output at ``value`` (network units)."""
+    groove, expression = np.zeros(32), np.full(16, 0.5)
+    if name in schema.GROOVE_PARAMS:
+        groove[schema.GROOVE_PARAMS.index(name)] = value
+    else:
+        expression[schema.EXPRESSION_PARAMS.index(name)] = value
+    return _hints(groove=groove, expression=expression)
+
+
+@pytest.mark.parametrize("name", schema.GROOVE_PARAMS + schema.EXPRESSION_PARAMS)
+def test_every_output_changes_the_music_from_its_minimum_to_its_maximum(name):
+    """Eight bars of happiness with every part (kit, percussion, fills, strings, counter-melody, pad),
+    four sections: each output alone, at its two ends, writes different MIDI."""
+    lo, hi = (-1.0, 1.0) if name in schema.GROOVE_PARAMS else (0.0, 1.0)
+    opts = ComposeOptions(bars=8, seed=1, complexity=1.0)
+    state = state_for("happiness")
+    low = compose(state, opts, hints=_extreme(name, lo)).song.to_bytes()
+    high = compose(state, opts, hints=_extreme(name, hi)).song.to_bytes()
+    assert low != high, f"{name} changes nothing"
+
+
+def test_every_output_has_a_control_and_no_other_outputs_exist():
+    assert len(schema.GROOVE_PARAMS) == 32 and len(schema.EXPRESSION_PARAMS) == 16
+    doc = (Path(__file__).parents[2] / "docs" / "network-controls.md").read_text()
+    for name in schema.GROOVE_PARAMS + schema.EXPRESSION_PARAMS:
+        assert f"`{name}`" in doc, f"{name} missing from docs/network-controls.md"
