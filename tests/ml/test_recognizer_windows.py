@@ -41,3 +41,20 @@ def test_recognizer_items_mask_the_burn_in_and_colour_only_training_pieces(tmp_p
     trained = piece_items("emotionrecognizer", {**rec, "split": "train"}, tmp_path, seq_len=RECOGNIZER_WINDOW)
     assert not np.array_equal(trained[0][0], x)  # coloured
     assert np.array_equal(trained[0][2], mask)  # same supervision
+
+
+def test_remapped_song_reorchestrates_pitched_parts_only_and_is_seeded(tmp_path):
+    from kelly.emotion.thesaurus import state_for
+    from kelly.generator import ComposeOptions, compose
+    from kelly.ml.data.render import REMAP_PROGRAMS, remapped_song
+
+    song = compose(state_for("excitement"), ComposeOptions(bars=2, seed=1)).song
+    song.save(tmp_path / "x.mid")
+    rec = {"id": "composed/excitement/s1", "midi": "x.mid"}
+    a, b = remapped_song(rec, tmp_path), remapped_song(rec, tmp_path)
+    assert [t.program for t in a.tracks] == [t.program for t in b.tracks]
+    drums = [(t.program, t2.program) for t, t2 in zip(song.tracks, a.tracks) if t.is_drum]
+    assert drums and all(x == y for x, y in drums)
+    pitched = [(t.program, t2.program) for t, t2 in zip(song.tracks, a.tracks) if not t.is_drum]
+    assert all(y in REMAP_PROGRAMS for _, y in pitched) and any(x != y for x, y in pitched)
+    assert [len(t.notes) for t in a.tracks] == [len(t.notes) for t in song.tracks]

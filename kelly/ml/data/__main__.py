@@ -2,7 +2,7 @@
 
     python -m kelly.ml.data convert [--collections bach essen oneills] [--limit N] [--workers 2]
     python -m kelly.ml.data compose [--emotions grief joy] [--seeds 0 1 2 3] [--bars 8] [--workers 2]
-    python -m kelly.ml.data render  [--what composed|corpus] [--split test] [--soundfont SF2 --folder audio-timgm]
+    python -m kelly.ml.data render  [--what composed|corpus] [--split test] [--soundfont SF2 --folder audio-timgm] [--remap]
                                     [--limit N] [--workers 2]
     python -m kelly.ml.data summary
 
@@ -33,7 +33,10 @@ def main(argv: list[str] | None = None) -> int:
     rend.add_argument("--split", choices=("train", "validation", "test"), default=None,
                       help="render only the pieces of this split")
     rend.add_argument("--soundfont", default=None, help="General MIDI soundfont (default: the first one found)")
-    rend.add_argument("--folder", default="audio", help="folder in the data folder for the WAVs (default: audio)")
+    rend.add_argument("--folder", default=None,
+                      help="folder in the data folder for the WAVs (default: audio, or audio-remap with --remap)")
+    rend.add_argument("--remap", action="store_true",
+                      help="re-orchestrate every pitched part at random first (a second training render)")
     summ = sub.add_parser("summary", help="count what the manifests hold")
     for p in (conv, comp, rend, summ):
         p.add_argument("--data-dir", default=None)
@@ -61,8 +64,11 @@ def main(argv: list[str] | None = None) -> int:
             recs = load_composed(args.data_dir) if args.what == "composed" else load_manifest(args.data_dir)
             if args.split:
                 recs = [r for r in recs if r.get("split") == args.split]
+            from kelly.ml.data.render import AUDIO_FOLDER, REMAP_FOLDER
+
+            folder = args.folder or (REMAP_FOLDER if args.remap else AUDIO_FOLDER)
             paths = render_records(recs, data_dir=args.data_dir, limit=args.limit, soundfont=args.soundfont,
-                                   folder=args.folder, workers=args.workers)
+                                   folder=folder, workers=args.workers, remap=args.remap)
             print(f"{len(paths)} WAV files")
         else:
             from kelly.ml.data.composed import load_composed

@@ -7,7 +7,8 @@ times faster than real time). WAV files go beside the MIDI under ``<data_dir>/au
 named after the MIDI path, and are skipped when they already exist, so rendering
 resumes like conversion does.
 
-A second soundfont renders into its own folder (``folder="audio-timgm"``): the model
+``--remap`` renders each piece re-orchestrated (:func:`remapped_song`) into
+``audio-remap``: a second training render per piece. A second soundfont renders into its own folder (``folder="audio-timgm"``): the model
 card's held-out check plays the recognizer test pieces through a soundfont it never
 heard in training.
 """
@@ -35,9 +36,39 @@ def audio_path(record: dict[str, Any], data_dir: str | os.PathLike | None = None
     return root / check_file_name(folder) / Path(record["midi"]).with_suffix(".wav")
 
 
+#: Where the re-orchestrated renders go (:func:`render_record` with ``remap=True``).
+REMAP_FOLDER = "audio-remap"
+#: The General MIDI programs a re-orchestrated part may take: keys, mallets, organ, guitars,
+#: basses, strings, ensembles, brass, reeds, pipes, synth leads and pads (no effects or percussion).
+REMAP_PROGRAMS = tuple(range(0, 16)) + tuple(range(16, 24)) + tuple(range(24, 32)) + tuple(range(32, 40)) \
+    + tuple(range(40, 56)) + tuple(range(56, 64)) + tuple(range(64, 80)) + tuple(range(80, 96))
+
+
+def remapped_song(record: dict[str, Any], root: Path):
+    """The record's song with every pitched part moved to another GM program (seeded by the piece).
+
+    Why: the recognizer must hear emotion in how the music moves (tempo, mode, register,
+    density, loudness), not in which instruments Kelly happened to pick for an emotion. The
+    same piece re-orchestrated at random, through the same soundfont, is a second training
+    render whose instruments carry no label.
+    """
+    import zlib
+
+    import numpy as np
+
+    from kelly.song import read_midi
+
+    song = read_midi(root / record["midi"])
+    rng = np.random.default_rng(zlib.crc32(("remap:" + str(record.get("id", ""))).encode("utf-8")))
+    for t in song.tracks:
+        if not t.is_drum:
+            t.program = int(rng.choice(REMAP_PROGRAMS))
+    return song
+
+
 def render_record(record: dict[str, Any], *, data_dir: str | os.PathLike | None = None,
                   soundfont: str | os.PathLike | None = None, sample_rate: int = SAMPLE_RATE,
-                  force: bool = False, folder: str = AUDIO_FOLDER) -> Path:
+                  force: bool = False, folder: str = AUDIO_FOLDER, remap: bool = False) -> Path:
     """Render one manifest record's MIDI to WAV (skipped if the WAV exists, unless ``force``).
 
     Raises
@@ -52,7 +83,14 @@ def render_record(record: dict[str, Any], *, data_dir: str | os.PathLike | None 
     if out.is_file() and not force:
         return out
     out.parent.mkdir(parents=True, exist_ok=True)
-    return render_midi_file(root / record["midi"], out, soundfont=soundfont, sample_rate=sample_rate, force=True)
+    if not remap:
+        return render_midi_file(root / record["midi"], out, soundfont=soundfont, sample_rate=sample_rate, force=True)
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="kelly-remap-") as work:
+        midi = Path(work) / "remapped.mid"
+        remapped_song(record, root).save(midi)
+        return render_midi_file(midi, out, soundfont=soundfont, sample_rate=sample_rate, force=True)
 
 
 def _render_one(job: tuple) -> str:
@@ -63,7 +101,7 @@ def _render_one(job: tuple) -> str:
 def render_records(records: Iterable[dict[str, Any]], *, data_dir: str | os.PathLike | None = None,
                    soundfont: str | os.PathLike | None = None, sample_rate: int = SAMPLE_RATE,
                    limit: int | None = None, show_progress: bool = True, folder: str = AUDIO_FOLDER,
-                   workers: int = 1) -> list[Path]:
+                   workers: int = 1, remap: bool = False) -> list[Path]:
     """Render many records (status ``ok`` only; at most ``limit``); returns the WAV paths in order.
 
     ``workers`` > 1 renders in that many processes (each runs its own ``fluidsynth``).
@@ -75,7 +113,8 @@ def render_records(records: Iterable[dict[str, Any]], *, data_dir: str | os.Path
     recs = [r for r in records if r.get("status", "ok") == "ok" and r.get("midi")]
     if limit is not None:
         recs = recs[:max(0, int(limit))]
-    kwargs = {"data_dir": data_dir, "soundfont": soundfont, "sample_rate": sample_rate, "folder": folder}
+    kwargs = {"data_dir": data_dir, "soundfont": soundfont, "sample_rate": sample_rate, "folder": folder,
+              "remap": remap}
     jobs = [(r, kwargs) for r in recs]
     if workers == 1 or len(jobs) <= 1:
         return [Path(_render_one(j)) for j in progress(jobs, total=len(jobs), desc="render", enabled=show_progress)]

@@ -9,9 +9,11 @@
 network             input                                target (mask)
 ==================  ===================================  =============================================
 EmotionRecognizer   (seq, 128) log-mel frames of the     (seq, 64) the piece's embedding; reserved
-                    piece's render (``render.py``);      dims 43–62, padding and the first
-                    training windows get a random        RECOGNIZER_BURN_IN frames of each
-                    level and tilt (:func:`colour`)      window masked
+                    piece's render (``render.py``; a     dims 43–62, padding and the first
+                    training piece also re-orchestrated  RECOGNIZER_BURN_IN frames of each
+                    when rendered with ``--remap``);     window masked
+                    training windows get a random
+                    level and tilt (:func:`colour`)
 MelodyTransformer   (seq, 64) the embedding, repeated    (seq, 128) pitches sounding in each bar, key
                                                          of C (:func:`~kelly.ml.data.targets.note_steps`);
                                                          padding rows masked
@@ -105,22 +107,24 @@ def piece_items(key: str, record: dict[str, Any], root: Path, *, seq_len: int) -
     tonic = int(record["key"]["tonic_pc"])
     if key == "emotionrecognizer":
         from kelly.emotion.audio import RECOGNIZER_BURN_IN, load_audio, log_mel_frames
-        from kelly.ml.data.render import audio_path
+        from kelly.ml.data.render import REMAP_FOLDER, audio_path
 
-        wav = audio_path(record, root)
-        if not wav.is_file():
-            return []
-        y, sr = load_audio(wav)
-        mel = log_mel_frames(y, sr).astype(np.float32)
+        train = record.get("split") == "train"
+        # training pieces are also heard re-orchestrated (render.py --remap), when that render exists
+        wavs = [audio_path(record, root)] + ([audio_path(record, root, folder=REMAP_FOLDER)] if train else [])
+        wavs = [w for w in wavs if w.is_file()]
         target_mask = np.ones(S.EMBED_DIM, dtype=np.float32)
         target_mask[S.RESERVED_SLICE] = 0.0
         rng = np.random.default_rng(zlib.crc32(str(record.get("id", "")).encode("utf-8")))
         items = []
-        for rows, row_mask in _windows(mel, seq_len):
-            if record.get("split") == "train":
-                rows = colour(rows, rng, int(row_mask.sum()))
-            row_mask[:min(RECOGNIZER_BURN_IN, seq_len - 1)] = 0.0  # the LSTM is still gathering context
-            items.append((rows, np.tile(emb, (seq_len, 1)), row_mask[:, None] * target_mask[None, :]))
+        for wav in wavs:
+            y, sr = load_audio(wav)
+            mel = log_mel_frames(y, sr).astype(np.float32)
+            for rows, row_mask in _windows(mel, seq_len):
+                if train:
+                    rows = colour(rows, rng, int(row_mask.sum()))
+                row_mask[:min(RECOGNIZER_BURN_IN, seq_len - 1)] = 0.0  # the LSTM is still gathering context
+                items.append((rows, np.tile(emb, (seq_len, 1)), row_mask[:, None] * target_mask[None, :]))
         return items
     if key == "harmonypredictor" and record.get("collection") == "composed":
         from kelly.ml.data.composed import chord_steps
