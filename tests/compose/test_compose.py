@@ -201,7 +201,7 @@ def test_complexity_controls_layers():
     assert len([t for t in low.tracks if t.notes]) < len([t for t in high.tracks if t.notes])
 
 
-def test_networks_shape_the_music_and_are_reported(tmp_path):
+def test_networks_shape_the_music_and_are_reported(tmp_path, no_shipped_models):
     assert main(["compose", "I feel hopeful", "--bars", "8", "--out", str(tmp_path / "a.mid")]) == 0
     assert main(["compose", "I feel hopeful", "--bars", "8", "--no-ml", "--out", str(tmp_path / "b.mid")]) == 0
     with_ml = json.loads((tmp_path / "a.json").read_text())

@@ -290,7 +290,7 @@ def test_limits_can_be_tightened(tmp_path):
 # --------------------------------------------------------------------------- readings
 
 
-def test_reading_per_second_and_overall(tmp_path):
+def test_reading_per_second_and_overall(tmp_path, no_shipped_models):
     path = write(tmp_path / "c.wav", np.concatenate([chord(44100, 2.5), np.zeros(44100, np.float32)]), 44100)
     reading = A.recognize_audio(path)
     assert reading.model == A.FALLBACK_MODEL and not reading.live
@@ -320,7 +320,7 @@ def test_frames_are_decoded_as_the_schema_decodes_an_embedding():
                                             d["confidence"]])
 
 
-def test_loud_noise_reads_more_aroused_than_a_soft_sine():
+def test_loud_noise_reads_more_aroused_than_a_soft_sine(no_shipped_models):
     """The fallback maps loudness (mean normalised mel level) to arousal; that is all this asserts."""
     soft = A.recognize_audio(soft_slow(), 22050)
     loud = A.recognize_audio(loud_fast_noise(), 22050)
@@ -395,7 +395,7 @@ def test_a_model_file_is_used_and_named_when_present(tmp_path, capsys):
 # --------------------------------------------------------------------------- kelly feel --audio
 
 
-def test_feel_audio_json_lines(tmp_path, capsys):
+def test_feel_audio_json_lines(tmp_path, capsys, no_shipped_models):
     path = write(tmp_path / "song.flac", np.stack([chord(48000, 2.2), chord(48000, 2.2)], 1), 48000, format="FLAC")
     assert cli.main(["feel", "--audio", path, "--json"]) == 0
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]

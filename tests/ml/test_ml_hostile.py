@@ -302,7 +302,7 @@ def test_compose_survives_bad_models_on_the_search_path(cli, capsys, tmp_path, m
     assert "emotionrecognizer.json: is " in _one_line_error(capsys)
 
 
-def test_odd_search_path_entries_are_harmless(tmp_path, monkeypatch):
+def test_odd_search_path_entries_are_harmless(tmp_path, monkeypatch, no_shipped_models):
     a_file = tmp_path / "not-a-folder"
     a_file.write_text("x")
     monkeypatch.setenv("KELLY_MODELS", os.pathsep.join(["~no-such-user-kelly/models", str(a_file),

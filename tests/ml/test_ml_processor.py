@@ -84,7 +84,7 @@ def test_fallback_groove_and_expression(bare):
     assert e_calm["legato"] > e_wild["legato"] and e_wild["attack"] > e_calm["attack"]
 
 
-def test_loaded_models_are_live_and_can_be_disabled(tmp_path):
+def test_loaded_models_are_live_and_can_be_disabled(tmp_path, no_shipped_models):
     from kelly.ml.convert import dense_json
 
     rng = np.random.default_rng(0)

@@ -491,7 +491,7 @@ def expression_target(notes: NoteArrays, *, dynamics: bool | None = None) -> tup
 
     Formulas (all clipped to [0, 1]):
 
-    * velocity_base: mean velocity / 127; velocity_range: (95th − 5th percentile) / 2 / 40;
+    * velocity_base: mean velocity of the loudest part (by its mean) / 127; velocity_range: (95th − 5th percentile) / 2 / 40;
       accent: (mean velocity on beats − mean off them) / 20;
     * legato: median of (duration / time to the same track's next onset), mapped
       ``(ratio − 0.3) / 0.8`` (0.3 of the slot → 0, full value → 0.875, overlapping → 1);
@@ -518,7 +518,11 @@ def expression_target(notes: NoteArrays, *, dynamics: bool | None = None) -> tup
         vel = p.velocity.astype(np.float64)
         bar = bar_ticks(ppq, p.meter)
         beat = beat_ticks(ppq, p.meter)
-        u["velocity_base"] = _unit(vel.mean() / 127.0)
+        # the lead's level: the mean velocity of the part that plays loudest on average (a solo
+        # performance is that part; in an arrangement the pads and inner parts sit under it), which
+        # is what the composer's base velocity means (kelly.engines.dynamics shifts from it)
+        leads = [vel[p.track == t].mean() for t in np.unique(p.track)]
+        u["velocity_base"] = _unit(max(leads) / 127.0)
         u["velocity_range"] = _unit((np.percentile(vel, 95) - np.percentile(vel, 5)) / 2.0 / 40.0)
         on_beat = (p.onset % beat) == 0
         if on_beat.any() and (~on_beat).any():
