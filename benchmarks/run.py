@@ -25,6 +25,7 @@ SECTIONS = (
     "benchmarks.bench_compose",
     "benchmarks.bench_ml",
     "benchmarks.bench_train",
+    "benchmarks.bench_trained",
     "benchmarks.bench_feel",
     "benchmarks.bench_music",
     "benchmarks.bench_modes",

@@ -48,8 +48,9 @@ whose centres fall in that second are averaged; the name is the thesaurus entry 
 to the averaged (V, A, D) point. The overall reading is the **median** of the per-second
 readings over the seconds that are not silent (RMS level below −60 dBFS).
 
-Today no trained recognizer exists (issue 10 trains it), so the fallback heuristic is
-what runs, and every reading says so in :attr:`AudioReading.model`.
+Kelly ships a trained recognizer (``kelly/assets/models``, described in
+``kelly/assets/MODEL_CARD.md``); every reading names the model that ran in
+:attr:`AudioReading.model`.
 
 Files
 -----

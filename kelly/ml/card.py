@@ -81,7 +81,10 @@ def render_card(metas: dict[str, dict]) -> str:
             "(Bach chorales, O'Neill, Ryan, Aird, Palestrina; Essen is left out of shipped weights because its "
             "licence is non-commercial) with **weak labels** (valence from mode, arousal from tempo, note "
             "density and metre, dominance a constant 0.5), and pieces Kelly composed for 95 named emotions × 8 "
-            "seeds with **exact labels**, rendered with FluidSynth and FluidR3_GM for the recognizer.",
+            "seeds with **exact labels**, rendered with FluidSynth and FluidR3_GM for the recognizer: every "
+            "training piece twice, as composed and re-orchestrated with random General MIDI programs "
+            "(`render --remap`), each window at a random level (±8 dB) and spectral tilt (±6.4 dB), so that "
+            "the instruments Kelly picks for an emotion carry no label.",
             "",
             "Split: by piece, from a CRC-32 of the piece's group (`kelly.ml.data.split`): 80 % train, 10 % "
             "validation, 10 % test. Kelly's composed pieces are grouped by emotion, so the test emotions were "
