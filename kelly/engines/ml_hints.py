@@ -88,8 +88,17 @@ def reweight_progression(romans: list[str], plan: Plan, hints, rng: np.random.Ge
     engine's own chord: the network decides, not the random generator, and a network with
     no preference (uniform probabilities) changes nothing. ``rng`` is kept for the
     signature (other stages draw from it in turn) but no longer used here.
+
+    The probabilities are read as lift over ``hints.chord_baseline`` when the hints carry one
+    (the network's mean over every emotion): a trained network puts most weight on the tonic
+    for every emotion, because pieces spend most of their time there, and read raw that would
+    turn every inner bar into I. The lift says which chords this emotion favours more than
+    emotions in general do.
     """
     probs = np.asarray(hints.chord_probs, dtype=float)
+    baseline = getattr(hints, "chord_baseline", None)
+    if baseline is not None:
+        probs = probs / np.maximum(np.asarray(baseline, dtype=float), 1e-6)
     out = list(romans)
     for k, text in enumerate(romans):
         bar = offset + k

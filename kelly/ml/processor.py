@@ -163,6 +163,13 @@ class MusicHints:
         stepped once per bar, its state carried): a callable ``(emotions) -> [n_bars, 128]``.
         A processor's hints carry one; hints made by hand may leave it out, and
         ``note_probs`` then shapes every bar alike. Not compared, not in :meth:`to_dict`.
+    chord_baseline : np.ndarray [shape=(64,)] or None
+        The harmony network's (or fallback's) mean chord distribution over the thesaurus's
+        emotions: how likely each chord is for any emotion. The composer reads the network's
+        preference for a chord as its lift over this (``chord_probs / chord_baseline``), so a
+        chord every piece uses a lot (the tonic) does not win every bar. Set only when the
+        harmony network is live: it learned how often chords sound, while the fallback's
+        weights are preferences by design. None: read ``chord_probs`` as they are.
 
     The arrays are read-only copies.
     """
@@ -174,6 +181,7 @@ class MusicHints:
     live: dict[str, bool] = field(default_factory=dict)
     embedding: np.ndarray = field(default_factory=lambda: _frozen(np.zeros(schema.EMBED_DIM)))
     melody_steps: Any = field(default=None, compare=False, repr=False)
+    chord_baseline: np.ndarray | None = field(default=None, compare=False, repr=False)
 
     def top_notes(self, k: int = 5) -> list[int]:
         """The ``k`` likeliest MIDI pitches (key of C), likeliest first."""
@@ -495,7 +503,30 @@ class MultiModelProcessor:
             live["emotionrecognizer"] = False
         return MusicHints(note_probs=_frozen(notes), chord_probs=_frozen(chords), groove=_frozen(groove),
                           expression=_frozen(expression), live=live, embedding=_frozen(embedding),
-                          melody_steps=MelodySteps(self))
+                          melody_steps=MelodySteps(self),
+                          chord_baseline=self.chord_baseline() if live.get("harmonypredictor") else None)
+
+    def chord_baseline(self) -> np.ndarray:
+        """The harmony network's (or fallback's) mean chord distribution over the thesaurus's emotions.
+
+        Computed once per loaded set of models (95 dense steps, well under a millisecond) and
+        cached; the audio half of the harmony context is zeros, as for text and explicit emotions.
+        """
+        cached = getattr(self, "_chord_baseline", None)
+        if cached is not None and cached[0] == self._run.get("harmonypredictor"):
+            return cached[1]
+        from kelly.emotion.thesaurus import load_thesaurus, state_for
+
+        run = self._run["harmonypredictor"]
+        ctx = np.zeros(schema.HARMONY_CONTEXT_DIM, dtype=np.float32)
+        total = np.zeros(schema.N_CHORDS, dtype=np.float64)
+        entries = load_thesaurus().entries
+        for entry in entries:
+            ctx[:schema.EMBED_DIM] = schema.embed_emotion(state_for(entry.name))
+            total += np.asarray(run(ctx), dtype=np.float64)
+        base = _frozen(np.maximum(total / max(1, len(entries)), 1e-6))
+        self._chord_baseline = (run, base)
+        return base
 
     def melody_bars(self, embeddings: Any) -> np.ndarray:
         """The melody network stepped once per bar: one row of note probabilities per embedding.

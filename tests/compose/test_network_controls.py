@@ -121,3 +121,46 @@ def test_every_output_has_a_control_and_no_other_outputs_exist():
     doc = (Path(__file__).parents[2] / "docs" / "network-controls.md").read_text()
     for name in schema.GROOVE_PARAMS + schema.EXPRESSION_PARAMS:
         assert f"`{name}`" in doc, f"{name} missing from docs/network-controls.md"
+
+
+def test_chord_preference_is_read_as_lift_over_the_networks_own_average():
+    """A trained harmony network puts most weight on the tonic for every emotion (pieces live there);
+    read raw, every inner bar would become I. Read as lift over its mean, equal lift changes nothing."""
+    import dataclasses
+
+    state = state_for("hope")
+    probs = np.full(64, 0.01)
+    probs[schema.chord_class_index(0, "maj")] = 0.6  # the tonic, as every piece has it
+    probs /= probs.sum()
+    raw = compose(state, ComposeOptions(bars=16, seed=1), hints=_hints(chords=probs))
+    lifted = compose(state, ComposeOptions(bars=16, seed=1),
+                     hints=dataclasses.replace(_hints(chords=probs), chord_baseline=probs))
+    plain = compose(state, ComposeOptions(bars=16, seed=1))
+    symbols = [[c.symbol for c in comp.explanation.progression.chords] for comp in (raw, lifted, plain)]
+    assert _tonic_bars(raw) > _tonic_bars(plain)  # raw: the tonic takes inner bars
+    assert symbols[1] == symbols[2]  # lift 1 everywhere: the engine's own chords
+
+
+def _tonic_bars(comp) -> int:
+    """Bars whose chord is rooted on the home key's tonic."""
+    tonic = comp.explanation.parameters.key.split()[0]
+    return sum(c.symbol.startswith(tonic) and c.symbol[len(tonic):len(tonic) + 1] not in ("#", "b")
+               for c in comp.explanation.progression.chords)
+
+
+def test_shipped_harmony_network_does_not_flood_pieces_with_the_tonic():
+    from kelly.ml.processor import MultiModelProcessor
+
+    proc = MultiModelProcessor()
+    if not proc.is_live("harmonypredictor"):
+        import pytest
+
+        pytest.skip("no trained harmony network on the search path")
+    more = 0
+    for name in ("hope", "grief", "happiness", "rage", "serenity", "anxiety"):
+        state = state_for(name)
+        for seed in (0, 1):
+            opts = ComposeOptions(bars=16, seed=seed)
+            more += _tonic_bars(compose(state, opts, hints=proc.hints_for_emotion(state))) \
+                - _tonic_bars(compose(state, opts))
+    assert more <= 6, more  # at most about one extra tonic bar in two of the twelve pieces
