@@ -139,8 +139,23 @@ class Controls:
     __slots__ = ("groove", "expression")
 
     def __init__(self, hints) -> None:
-        self.groove = groove_dict(np.asarray(hints.groove))
-        self.expression = expression_dict(np.asarray(hints.expression))
+        groove = np.asarray(hints.groove, dtype=np.float64)
+        expression = np.asarray(hints.expression, dtype=np.float64)
+        # A trained network learned absolute measurements (kicks per bar, note length, …) while the
+        # engines read each control relative to how they already write for the emotion. So its
+        # output is read as the deviation from its own mean over every emotion: what this emotion
+        # asks for beyond what emotions in general get. velocity_base is the one absolute control
+        # (a MIDI level) and is read as it is.
+        g_base = getattr(hints, "groove_baseline", None)
+        if g_base is not None:
+            groove = np.clip(groove - np.asarray(g_base, dtype=np.float64), -1.0, 1.0)
+        e_base = getattr(hints, "expression_baseline", None)
+        if e_base is not None:
+            centred = np.clip(expression - np.asarray(e_base, dtype=np.float64) + 0.5, 0.0, 1.0)
+            centred[0] = expression[0]  # velocity_base
+            expression = centred
+        self.groove = groove_dict(groove)
+        self.expression = expression_dict(expression)
 
     def g(self, name: str) -> float:
         """Groove output ``name`` from neutral: a bipolar one as it is, a unipolar one as ``2·u − 1``."""

@@ -170,6 +170,12 @@ class MusicHints:
         chord every piece uses a lot (the tonic) does not win every bar. Set only when the
         harmony network is live: it learned how often chords sound, while the fallback's
         weights are preferences by design. None: read ``chord_probs`` as they are.
+    groove_baseline, expression_baseline : np.ndarray [shape=(32,), (16,)] or None
+        The groove and dynamics networks' mean outputs over the thesaurus's emotions, set only
+        when those networks are live: the engines read a trained network's output as its
+        deviation from this mean (:class:`kelly.engines.ml_hints.Controls`), because it learned
+        absolute measurements while the engines' controls are relative to how they write the
+        emotion anyway. The fallbacks' curves are centred by design and are read as they are.
 
     The arrays are read-only copies.
     """
@@ -182,6 +188,8 @@ class MusicHints:
     embedding: np.ndarray = field(default_factory=lambda: _frozen(np.zeros(schema.EMBED_DIM)))
     melody_steps: Any = field(default=None, compare=False, repr=False)
     chord_baseline: np.ndarray | None = field(default=None, compare=False, repr=False)
+    groove_baseline: np.ndarray | None = field(default=None, compare=False, repr=False)
+    expression_baseline: np.ndarray | None = field(default=None, compare=False, repr=False)
 
     def top_notes(self, k: int = 5) -> list[int]:
         """The ``k`` likeliest MIDI pitches (key of C), likeliest first."""
@@ -504,28 +512,47 @@ class MultiModelProcessor:
         return MusicHints(note_probs=_frozen(notes), chord_probs=_frozen(chords), groove=_frozen(groove),
                           expression=_frozen(expression), live=live, embedding=_frozen(embedding),
                           melody_steps=MelodySteps(self),
-                          chord_baseline=self.chord_baseline() if live.get("harmonypredictor") else None)
+                          chord_baseline=self.baseline("harmonypredictor") if live.get("harmonypredictor") else None,
+                          groove_baseline=self.baseline("groovepredictor") if live.get("groovepredictor") else None,
+                          expression_baseline=self.baseline("dynamicsengine") if live.get("dynamicsengine")
+                          else None)
 
     def chord_baseline(self) -> np.ndarray:
-        """The harmony network's (or fallback's) mean chord distribution over the thesaurus's emotions.
+        """The harmony network's (or fallback's) mean chord distribution over the thesaurus's emotions."""
+        return self.baseline("harmonypredictor")
 
-        Computed once per loaded set of models (95 dense steps, well under a millisecond) and
-        cached; the audio half of the harmony context is zeros, as for text and explicit emotions.
+    def baseline(self, key: str) -> np.ndarray:
+        """Network ``key``'s (or its fallback's) mean output over the thesaurus's 95 emotions.
+
+        For the harmony, groove and dynamics networks (dense, stateless), from each emotion's
+        embedding as :meth:`hints_for_emotion` builds it (the harmony context's audio half
+        zeros). Computed once per loaded model (95 dense steps, well under a millisecond) and
+        cached. The harmony mean is floored at 1e-6 (it divides).
         """
-        cached = getattr(self, "_chord_baseline", None)
-        if cached is not None and cached[0] == self._run.get("harmonypredictor"):
-            return cached[1]
+        if key not in ("harmonypredictor", "groovepredictor", "dynamicsengine"):
+            raise InputError(f"no baseline for {key!r}: only the harmony, groove and dynamics networks have one")
+        cache = self.__dict__.setdefault("_baselines", {})
+        run = self._run[key]
+        if key in cache and cache[key][0] is run:
+            return cache[key][1]
         from kelly.emotion.thesaurus import load_thesaurus, state_for
 
-        run = self._run["harmonypredictor"]
-        ctx = np.zeros(schema.HARMONY_CONTEXT_DIM, dtype=np.float32)
-        total = np.zeros(schema.N_CHORDS, dtype=np.float64)
         entries = load_thesaurus().entries
+        total = None
         for entry in entries:
-            ctx[:schema.EMBED_DIM] = schema.embed_emotion(state_for(entry.name))
-            total += np.asarray(run(ctx), dtype=np.float64)
-        base = _frozen(np.maximum(total / max(1, len(entries)), 1e-6))
-        self._chord_baseline = (run, base)
+            emb = schema.embed_emotion(state_for(entry.name))
+            if key == "harmonypredictor":
+                x = np.zeros(schema.HARMONY_CONTEXT_DIM, dtype=np.float32)
+                x[:schema.EMBED_DIM] = emb
+            elif key == "dynamicsengine":
+                x = np.asarray(emb[:schema.DYNAMICS_CONTEXT_DIM], dtype=np.float32)
+            else:
+                x = np.asarray(emb, dtype=np.float32)
+            out = np.asarray(run(x), dtype=np.float64)
+            total = out if total is None else total + out
+        mean = total / max(1, len(entries))
+        base = _frozen(np.maximum(mean, 1e-6) if key == "harmonypredictor" else mean)
+        cache[key] = (run, base)
         return base
 
     def melody_bars(self, embeddings: Any) -> np.ndarray:

@@ -164,3 +164,25 @@ def test_shipped_harmony_network_does_not_flood_pieces_with_the_tonic():
             more += _tonic_bars(compose(state, opts, hints=proc.hints_for_emotion(state))) \
                 - _tonic_bars(compose(state, opts))
     assert more <= 6, more  # at most about one extra tonic bar in two of the twelve pieces
+
+
+def test_trained_groove_and_expression_are_read_from_their_own_mean():
+    """A network's output equal to its mean over all emotions is neutral (d = 0) for every control
+    but velocity_base, an absolute level; without a baseline (fallbacks, hand-made hints) as it is."""
+    import dataclasses
+
+    from kelly.engines.ml_hints import Controls
+
+    rng = np.random.default_rng(5)
+    groove = rng.uniform(-0.9, 0.9, 32)
+    expression = rng.uniform(0.1, 0.9, 16)
+    hints = _hints(groove=groove, expression=expression)
+    raw = Controls(hints)
+    centred = Controls(dataclasses.replace(hints, groove_baseline=groove, expression_baseline=expression))
+    names = list(schema.groove_dict(np.zeros(32)))
+    assert all(abs(centred.g(n)) < 1e-9 for n in names)
+    assert all(abs(centred.e(n)) < 1e-9 for n in list(schema.expression_dict(np.full(16, 0.5)))[1:])
+    assert centred.expression["velocity_base"] == raw.expression["velocity_base"]
+    assert any(abs(raw.g(n)) > 0.3 for n in names)
+    shifted = Controls(dataclasses.replace(hints, groove_baseline=groove - 0.4, expression_baseline=expression))
+    assert shifted.g("push_pull") == pytest.approx(0.4) and shifted.g("swing") == pytest.approx(0.4)
