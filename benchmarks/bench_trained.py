@@ -19,7 +19,9 @@ Measured, "in the direction of the data":
    pieces (training split of the shipped collections, all relative to the tonic, weighted
    by duration): Jensen–Shannon divergence in bits (0 = the same distribution, 1 = disjoint).
 2. The **composed melodies**: the same divergence for the melody tracks Kelly writes.
-3. **How much changes** against ``--no-ml``: share of melody notes whose pitch differs
+3. **The musical bar** of each variant (clash, melody on top, mode heard, range, duplicates,
+   foreground velocity; :mod:`kelly.quality`).
+4. **How much changes** against ``--no-ml``: share of melody notes whose pitch differs
    from the no-ml piece's note at the same position (in onset order), bars whose chord changed, drum hits, control-change events, mean
    velocity.
 """
@@ -157,6 +159,22 @@ def _changes(base, other) -> dict[str, float]:
             "drum_hits": drums(other) - drums(base), "cc_events": ccs(other), "velocity": vel(other) - vel(base)}
 
 
+def _quality(comps) -> dict[str, float]:
+    """The musical bar (kelly.quality) over a variant's pieces: the same checks as the music report."""
+    from kelly import quality as Q
+
+    clash = [Q.clash_rate(c.song) for c in comps]
+    top = [Q.melody_on_top_rate(c.song) for c in comps]
+    heard = [Q.mode_family_heard(c.song, Q.declared_key(c.song, c.explanation)) for c in comps]
+    fg = [Q.velocity_stats(c.song).get("foreground_mean") for c in comps]
+    return {"clash": float(np.median([x for x in clash if x is not None])),
+            "on_top": float(np.median([x for x in top if x is not None])),
+            "mode_heard": float(np.mean([bool(h) for h in heard if h is not None])),
+            "out_of_range": float(sum(sum(Q.out_of_range_notes(c.song).values()) for c in comps)),
+            "duplicates": float(sum(sum(Q.duplicate_notes(c.song).values()) for c in comps)),
+            "foreground_velocity": float(np.median([x for x in fg if x is not None]))}
+
+
 def measure() -> dict:
     from kelly.emotion.thesaurus import state_for
     from kelly.generator import ComposeOptions, compose
@@ -189,6 +207,7 @@ def measure() -> dict:
             if name != "no-ml":
                 rows = [_changes(pieces["no-ml"][k][0], pieces[name][k][0]) for k in pieces[name]]
                 variants[name]["changes"] = {k: float(np.median([r[k] for r in rows])) for k in rows[0]}
+            variants[name]["quality"] = _quality([c for c, _ in pieces[name].values()])
     return {"corpus": corpus, "variants": variants, "seconds": time.perf_counter() - t0}
 
 
@@ -233,6 +252,14 @@ def run() -> str:
             continue
         out.append(f"| {name} | {c['melody_new']:.0%} | {c['chords_changed']:.0%} | {c['drum_hits']:+.0f} | "
                    f"{c['cc_events']:.0f} | {c['velocity']:+.1f} |")
+    out.append("")
+    out += ["**The musical bar** (kelly.quality, as in the music report; medians over the pieces, counts summed):",
+            "", "| variant | melody clash | melody on top | mode family heard | out of range | duplicate notes | "
+            "foreground velocity |", "|---|---:|---:|---:|---:|---:|---:|"]
+    for name, v in variants.items():
+        q = v["quality"]
+        out.append(f"| {name} | {q['clash']:.1%} | {q['on_top']:.0%} | {q['mode_heard']:.0%} | "
+                   f"{q['out_of_range']:.0f} | {q['duplicates']:.0f} | {q['foreground_velocity']:.0f} |")
     out.append("")
     return "\n".join(out)
 

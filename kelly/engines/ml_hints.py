@@ -93,12 +93,16 @@ def reweight_progression(romans: list[str], plan: Plan, hints, rng: np.random.Ge
     (the network's mean over every emotion): a trained network puts most weight on the tonic
     for every emotion, because pieces spend most of their time there, and read raw that would
     turn every inner bar into I. The lift says which chords this emotion favours more than
-    emotions in general do.
+    emotions in general do. A chord read that way must also be at least as probable outright
+    as the engine's own, so that a chord the network almost never gives (a iii in major, whose
+    lift over a tiny mean is large) cannot pull the piece into another key. And (again with a
+    baseline, i.e. a trained network) the new chord must be a diatonic substitute of the engine's (sharing two of its three tones: I for vi,
+    ii for IV, iii for V), so the bar keeps its harmonic function: a IV turned into iii
+    (I–iii–V–I) loses the subdominant and is heard in the relative minor's key.
     """
-    probs = np.asarray(hints.chord_probs, dtype=float)
+    raw = np.asarray(hints.chord_probs, dtype=float)
     baseline = getattr(hints, "chord_baseline", None)
-    if baseline is not None:
-        probs = probs / np.maximum(np.asarray(baseline, dtype=float), 1e-6)
+    probs = raw if baseline is None else raw / np.maximum(np.asarray(baseline, dtype=float), 1e-6)
     out = list(romans)
     for k, text in enumerate(romans):
         bar = offset + k
@@ -107,15 +111,29 @@ def reweight_progression(romans: list[str], plan: Plan, hints, rng: np.random.Ge
         prefix, _, current = text.rpartition(":")
         prefix = prefix + ":" if prefix else ""
         key = plan.params_at_bar(bar).key
-        own = float(probs[_class_of(current, plan, bar)])
+        own_class = _class_of(current, plan, bar)
+        own = float(probs[own_class])
         best, best_p = current, own
         for r in chord_pool(key):
-            p = float(probs[_class_of(r, plan, bar)])
-            if r != current and p > best_p:
+            c = _class_of(r, plan, bar)
+            p = float(probs[c])
+            # with a baseline the chord must also be at least as likely as the engine's outright:
+            # a rare chord (a iii in major) on a tiny baseline would otherwise win on lift alone
+            # and pull the piece into another key
+            if r != current and p > best_p and (baseline is None or (
+                    raw[c] >= raw[own_class] and _shares_two_tones(r, current, key))):
                 best, best_p = r, p
         if best != current and best_p >= PREFERENCE_MARGIN * own:
             out[k] = prefix + best
     return out
+
+
+def _shares_two_tones(a: str, b: str, key) -> bool:
+    """Whether two numerals' chords share two pitch classes: a diatonic substitute (chords a third
+    apart: I for vi, ii for IV, iii for V) keeps the harmonic function of the bar it replaces."""
+    pa = set(roman_to_chord(a, key).chord.pitch_classes())
+    pb = set(roman_to_chord(b, key).chord.pitch_classes())
+    return len(pa & pb) >= 2
 
 
 #: How much more probable (×) the network must find another chord before the engine's chord gives way.
