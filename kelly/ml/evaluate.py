@@ -98,16 +98,12 @@ def recognizer_quadrants(models_dir: str | os.PathLike, *, data_dir: str | os.Pa
 
 
 def _torch_model(key: str, path: Path):
-    """A torch module holding the weights of a model file (JSON or packed)."""
-    from kelly.ml import packed
-    from kelly.ml.convert import rtneural_to_spec_state_dict
-    from kelly.ml.runtime import parse_model_json, read_model_file
-    from kelly.ml.specs import SPECS
+    """A torch module holding the weights of a model file (JSON or packed), checked against its sidecar."""
+    from kelly.ml.export import load_state
     from kelly.ml.torch_models import model_from_state_dict
 
-    data = read_model_file(path)
-    obj = packed.to_rtneural(path) if packed.is_packed(data) else parse_model_json(data, name=path.name)
-    return model_from_state_dict(key, rtneural_to_spec_state_dict(SPECS[key], obj))
+    state, *_ = load_state(path.parent, key)
+    return model_from_state_dict(key, state)
 
 
 def test_metrics(key: str, models_dir: str | os.PathLike, *, data_dir: str | os.PathLike | None = None,

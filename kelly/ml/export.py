@@ -217,7 +217,8 @@ def _sidecar_seed(meta: dict | None) -> int | None:
     return None
 
 
-def _load_one(folder: Path, key: str, *, shipped: bool) -> tuple[dict[str, np.ndarray], dict | None, str, str]:
+def load_state(folder: Path, key: str, *,
+               shipped: bool = False) -> tuple[dict[str, np.ndarray], dict | None, str, str]:
     """One network's torch-layout state, its sidecar, the file name read and its SHA-256."""
     from kelly.fileio import show_path
     from kelly.ml import packed
@@ -287,7 +288,7 @@ def load_weights(folder: str | Path | None = None) -> LoadedWeights:
         raise InputError(f"{base} is not a folder (--weights takes shipped, untrained or a folder of model files)")
     states, trained, provenance, seeds, files = {}, {}, {}, {}, {}
     for key in MODEL_KEYS:
-        state, meta, name, digest = _load_one(base, key, shipped=shipped)
+        state, meta, name, digest = load_state(base, key, shipped=shipped)
         states[key] = state
         trained[key] = bool(meta is not None and meta.get("trained") is True)
         provenance[key] = _provenance(meta, name)

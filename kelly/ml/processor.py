@@ -517,10 +517,6 @@ class MultiModelProcessor:
                           expression_baseline=self.baseline("dynamicsengine") if live.get("dynamicsengine")
                           else None)
 
-    def chord_baseline(self) -> np.ndarray:
-        """The harmony network's (or fallback's) mean chord distribution over the thesaurus's emotions."""
-        return self.baseline("harmonypredictor")
-
     def baseline(self, key: str) -> np.ndarray:
         """Network ``key``'s (or its fallback's) mean output over the thesaurus's 95 emotions.
 
