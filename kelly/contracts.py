@@ -24,7 +24,7 @@ The JSON Schema (:func:`explanation_schema`) is published as
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -327,3 +327,175 @@ def schema_text(name: str = "explanation") -> str:
     import json
 
     return json.dumps(SCHEMAS[name](), indent=2, ensure_ascii=False) + "\n"
+
+
+# =========================================================================== live engine
+# The real-time engine's state and the socket protocol's messages (kelly.ipc), shared
+# with the web app. Every frame on the socket is one of these models as a JSON object
+# whose ``type`` names the model. Requests may carry an ``id`` (a number or a short
+# string) that the answer repeats, so a client can match answers to questions.
+
+#: Version of the socket protocol (kelly.ipc); bumped on a breaking change of a message.
+PROTOCOL_VERSION = "1"
+
+RequestId = int | Annotated[str, Field(max_length=64)] | None
+MAX_TEXT_CHARS = 10_000
+MAX_PATH_CHARS = 4096
+
+
+class _Message(_Strict):
+    id: RequestId = Field(default=None, description="repeated in the answer (an integer or up to 64 characters)")
+
+
+# --------------------------------------------------------------------------- requests
+class LoadModel(_Message):
+    """Load a model file from inside the engine's models folder (never outside it)."""
+
+    type: Literal["LoadModel"] = "LoadModel"
+    path: str = Field(min_length=1, max_length=MAX_PATH_CHARS,
+                      description="a file name (or relative path) inside the models folder")
+
+
+class SetEmotion(_Message):
+    """Set the emotion explicitly (a V/A pad): fused with the other sources at full confidence."""
+
+    type: Literal["SetEmotion"] = "SetEmotion"
+    valence: float = Field(ge=-1.0, le=1.0)
+    arousal: float = Field(ge=0.0, le=1.0)
+    dominance: float = Field(default=0.5, ge=0.0, le=1.0)
+
+
+class SetText(_Message):
+    """Tell the engine how you feel in words; read by the text reader and fused."""
+
+    type: Literal["SetText"] = "SetText"
+    text: str = Field(min_length=1, max_length=MAX_TEXT_CHARS)
+
+
+class GenerateMIDI(_Message):
+    """Compose ``bars`` bars for the current emotion into a MIDI file in the engine's output folder."""
+
+    type: Literal["GenerateMIDI"] = "GenerateMIDI"
+    bars: int = Field(default=8, ge=1, le=512)
+
+
+class GetState(_Message):
+    type: Literal["GetState"] = "GetState"
+
+
+class SetModelEnabled(_Message):
+    """Switch one of the five networks on or off (off: its fallback heuristic runs)."""
+
+    type: Literal["SetModelEnabled"] = "SetModelEnabled"
+    model: str = Field(min_length=1, max_length=64)
+    enabled: bool
+
+
+class Subscribe(_Message):
+    """Receive a ``State`` frame every ``interval_ms`` until the connection closes."""
+
+    type: Literal["Subscribe"] = "Subscribe"
+    interval_ms: int = Field(default=100, ge=10, le=60_000)
+
+
+class Shutdown(_Message):
+    """Stop the engine: all notes off, files closed, the socket removed."""
+
+    type: Literal["Shutdown"] = "Shutdown"
+
+
+Request = LoadModel | SetEmotion | SetText | GenerateMIDI | GetState | SetModelEnabled | Subscribe | Shutdown
+#: Request models by their ``type``.
+REQUESTS: dict[str, type[_Message]] = {m.model_fields["type"].default: m for m in
+                                       (LoadModel, SetEmotion, SetText, GenerateMIDI, GetState, SetModelEnabled,
+                                        Subscribe, Shutdown)}
+
+
+# --------------------------------------------------------------------------- state
+class LiveEmotion(_Strict):
+    """An emotion reading in the engine: one source's, or the fused one."""
+
+    valence: float = Field(ge=-1.0, le=1.0)
+    arousal: float = Field(ge=0.0, le=1.0)
+    dominance: float = Field(ge=0.0, le=1.0)
+    confidence: float = Field(ge=0.0, le=1.0)
+    label: str | None = Field(default=None, description="nearest thesaurus emotion")
+    age_s: float | None = Field(default=None, ge=0.0, description="seconds since this source last spoke")
+
+
+class LiveModel(_Strict):
+    enabled: bool
+    live: bool = Field(description="the network runs (False: its fallback heuristic)")
+    path: str | None = None
+    status: str
+
+
+class EngineState(_Strict):
+    """What the running engine is doing (the ``State`` answer, and each ``Subscribe`` frame)."""
+
+    running: bool
+    seq: int = Field(ge=0, description="increases with every change")
+    time_s: float = Field(ge=0.0, description="engine clock, seconds since start")
+    clock: Literal["internal", "audio", "external"]
+    playing: bool
+    bar: int = Field(ge=0)
+    tempo_bpm: float = Field(gt=0.0)
+    time_signature: str
+    emotion: LiveEmotion = Field(description="the fused, smoothed emotion the music follows")
+    sources: dict[str, LiveEmotion] = Field(default_factory=dict,
+                                            description="audio, text, biometrics, explicit: the latest of each")
+    models: dict[str, LiveModel] = Field(default_factory=dict)
+    sample_rate: int = Field(gt=0)
+    block: int = Field(gt=0)
+    latency_samples: int = Field(ge=0, description="latency the lookahead adds")
+    blocks: int = Field(ge=0, description="audio blocks processed")
+    overruns: int = Field(ge=0, description="blocks that took longer than their budget")
+    dropped_frames: int = Field(ge=0, description="mel frames lost because the inference thread fell behind")
+    inferences: int = Field(ge=0)
+    notes_sounding: int = Field(ge=0)
+    midi_out: str | None = None
+    warnings: list[str] = Field(default_factory=list, description="sensor dropouts, fallbacks, ...")
+
+
+# --------------------------------------------------------------------------- responses
+class Ok(_Message):
+    type: Literal["Ok"] = "Ok"
+    message: str | None = None
+
+
+class ModelLoaded(_Message):
+    type: Literal["ModelLoaded"] = "ModelLoaded"
+    name: str = Field(description="the network's key, e.g. emotionrecognizer")
+
+
+class MIDIGenerated(_Message):
+    type: Literal["MIDIGenerated"] = "MIDIGenerated"
+    path: str
+    bars: int = Field(ge=1)
+
+
+class State(_Message):
+    type: Literal["State"] = "State"
+    state: EngineState
+
+
+class Error(_Message):
+    type: Literal["Error"] = "Error"
+    message: str
+
+
+Response = Ok | ModelLoaded | MIDIGenerated | State | Error
+RESPONSES: dict[str, type[_Message]] = {m.model_fields["type"].default: m for m in
+                                        (Ok, ModelLoaded, MIDIGenerated, State, Error)}
+
+
+def protocol_schema() -> dict:
+    """The JSON Schema of every socket message (requests and responses), for the app and other clients."""
+    from pydantic import TypeAdapter
+
+    return {"$schema": JSON_SCHEMA_DIALECT, "title": "Kelly socket protocol", "version": PROTOCOL_VERSION,
+            "description": "Each frame: a 4-byte little-endian length, then that many bytes of UTF-8 JSON.",
+            "request": TypeAdapter(Request).json_schema(), "response": TypeAdapter(Response).json_schema()}
+
+
+SCHEMAS["protocol"] = protocol_schema

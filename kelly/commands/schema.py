@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 
 #: The schemas this command prints (kelly.contracts.SCHEMAS; a test keeps the two lists equal).
-NAMES = ("explanation",)
+NAMES = ("explanation", "protocol")
 
 
 def register(sub) -> None:
@@ -19,7 +19,7 @@ def register(sub) -> None:
                        description="Print the JSON Schema (draft 2020-12) of a contract Kelly publishes; the "
                                    "explanation is what kelly compose writes beside each MIDI file.")
     p.add_argument("name", nargs="?", default="explanation", choices=NAMES,
-                   help="which schema (default: explanation)")
+                   help="which schema: explanation (the JSON beside each MIDI file) or protocol (the engine socket messages); default explanation")
     p.set_defaults(func=run)
 
 
