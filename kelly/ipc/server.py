@@ -129,7 +129,7 @@ class EngineServer:
         self.max_clients = max_clients
         self.send_timeout = send_timeout
         self._lock = threading.Lock()
-        self._state = "new"  # new -> running -> stopping -> stopped
+        self._state = "new"  # new -> starting -> running -> stopping -> stopped (starting -> cancelled -> stopped)
         self._stopping = threading.Event()
         self._stopped = threading.Event()
         self._listener: socket.socket | None = None
@@ -178,7 +178,13 @@ class EngineServer:
             self._state = "stopped"
             self._stopped.set()
             raise
-        self._state = "running"
+        with self._lock:
+            if self._state != "starting":  # stop() was called meanwhile
+                self._release_files()
+                self._state = "stopped"
+                self._stopped.set()
+                raise KellyError("the engine server was stopped while it started")
+            self._state = "running"
         self._accept_thread = threading.Thread(target=self._accept_loop, name="kelly-ipc-accept", daemon=True)
         self._accept_thread.start()
         log.info("kelly engine listening at %s", self.path)
@@ -189,23 +195,13 @@ class EngineServer:
         folder = self.path.parent
         paths.prepare_dir(folder, dedicated=self._dedicated)
         shown = show_path(self.path)
-        # One engine per path: the lock is held for the server's life (the kernel drops it if we die),
-        # so checking for a stale socket and binding are never raced by a second engine.
-        lock_path = self.path.with_name(self.path.name + ".lock")
-        try:
-            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-        except OSError as exc:
-            raise KellyError(f"cannot create the lock file {show_path(lock_path)}: {exc.strerror or exc}") from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            os.close(fd)
-            raise KellyError(f"another kelly engine is listening at {shown}") from None
-        self._lock_fd = fd
+        self._lock_fd = self._take_lock()
         paths.clear_stale(self.path)
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self._listener = listener
-        old = os.umask(0o177)  # the socket is born 0600: no moment when others could connect
+        # The socket is born 0600: no moment when others could connect. (The umask is process-wide: a file
+        # another thread creates in these microseconds is born private too, which errs on the safe side.)
+        old = os.umask(0o177)
         try:
             listener.bind(os.fspath(self.path))
         except OSError as exc:
@@ -221,6 +217,34 @@ class EngineServer:
         listener.listen(min(self.max_clients * 2, socket.SOMAXCONN))
         listener.setblocking(False)
         self._wake_r, self._wake_w = socket.socketpair()
+
+    def _take_lock(self) -> int:
+        """Hold ``PATH.lock`` for the server's life: one engine per path.
+
+        While it is held, checking for a stale socket and binding cannot be raced by a
+        second engine; the kernel drops it if we die. The file is removed on stop while
+        still locked, so a lock taken on a file that was meanwhile unlinked is retried.
+        """
+        lock_path = self.path.with_name(self.path.name + ".lock")
+        for _ in range(5):
+            try:
+                fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+            except OSError as exc:
+                raise KellyError(f"cannot create the lock file {show_path(lock_path)}: "
+                                 f"{exc.strerror or exc}") from None
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                os.close(fd)
+                raise KellyError(f"another kelly engine is listening at {show_path(self.path)}") from None
+            try:
+                same = os.path.samestat(os.fstat(fd), os.lstat(lock_path))
+            except OSError:
+                same = False
+            if same:
+                return fd
+            os.close(fd)  # the engine before us removed it as we opened it: take the new one
+        raise KellyError(f"cannot take the lock file {show_path(lock_path)}: it keeps changing")
 
     def _release_files(self) -> None:
         """Close the listener, remove our socket file (only ours) and the lock file."""
@@ -256,6 +280,9 @@ class EngineServer:
             if self._state in ("new", "stopped"):
                 self._state = "stopped"
                 self._stopped.set()
+                return
+            if self._state == "starting":  # start() sees this when it has bound, and undoes it
+                self._state = "cancelled"
                 return
             if self._state == "stopping":
                 wait = True
