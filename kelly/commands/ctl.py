@@ -54,7 +54,7 @@ def register(sub) -> None:
     a = actions.add_parser("disable", parents=[common], help="switch a network off (its fallback heuristic runs)")
     a.add_argument("model", help="the network's key, e.g. harmonypredictor")
     a = actions.add_parser("watch", parents=[common], help="print the state as it changes, until Ctrl-C")
-    a.add_argument("--count", type=int, default=0, help="stop after N states (default: never)")
+    a.add_argument("--count", type=int, default=0, metavar="N", help="stop after N states (default: never)")
     a.add_argument("--interval", type=int, default=500, metavar="MS", help="milliseconds between states "
                                                                             "(10-60000, default 500)")
     actions.add_parser("shutdown", parents=[common], help="stop the engine")
@@ -116,6 +116,10 @@ def run(args: argparse.Namespace) -> int:
     args.socket = getattr(args, "socket", None)
     args.json = getattr(args, "json", False)
     args.timeout = getattr(args, "timeout", 5.0)
+    if not args.timeout > 0:  # also refuses nan
+        from kelly.errors import InputError
+
+        raise InputError(f"--timeout must be a number of seconds above 0 (got {args.timeout:g})")
     from kelly.contracts import (GenerateMIDI, GetState, LoadModel, MIDIGenerated, ModelLoaded, Ok, SetEmotion,
                                  SetModelEnabled, SetText, Shutdown, State)
     from kelly.ipc.client import GENERATE_TIMEOUT, KellyClient, build

@@ -109,6 +109,11 @@ def test_no_engine_is_exit_2_with_the_message(short_tmp, capsys):
     assert captured.err == f"kelly: error: no kelly engine is listening at {path}; start one with `kelly engine`\n"
 
 
+def test_a_timeout_must_be_positive(ctl):
+    code, _, err = ctl("--timeout", "0", "state")
+    assert code == 2 and err == "kelly: error: --timeout must be a number of seconds above 0 (got 0)\n"
+
+
 def test_an_action_is_required(capsys):
     with pytest.raises(SystemExit) as info:
         main(["ctl"])
