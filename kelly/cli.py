@@ -38,6 +38,7 @@ COMMAND_MODULES = (
     "kelly.commands.intent",
     "kelly.commands.rules",
     "kelly.commands.schema",
+    "kelly.commands.engine",
     "kelly.commands.ctl",
 )
 

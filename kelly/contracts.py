@@ -438,7 +438,7 @@ class EngineState(_Strict):
     time_s: float = Field(ge=0.0, description="engine clock, seconds since start")
     clock: Literal["internal", "audio", "external"]
     playing: bool
-    bar: int = Field(ge=0)
+    bar: int = Field(ge=0, description="the bar playing, counted from 1 (0 before the first)")
     tempo_bpm: float = Field(gt=0.0)
     time_signature: str
     emotion: LiveEmotion = Field(description="the fused, smoothed emotion the music follows")

@@ -1,0 +1,679 @@
+"""The real-time engine: audio, words, heart and hands in; live MIDI out, bar by bar.
+
+Threads and what each may do
+----------------------------
+* **audio path** (:meth:`Engine.process_block`, called once per block by the run loop or
+  a device callback): the lookahead delay line, the streaming mel front-end
+  (:class:`~kelly.realtime.frontend.MelFrontEnd`, preallocated buffers) and a push of each
+  new mel frame into a single-producer single-consumer ring
+  (:class:`~kelly.realtime.ringbuffer.SpscRing`). No locks, no waiting, no file or
+  socket I/O: a full ring drops the frame and counts it. Each block's processing time
+  is recorded against its budget (``block / sr``: 10.67 ms for 512 samples at 48 kHz).
+* **inference thread**: pops frames and runs the five networks
+  (:meth:`~kelly.ml.processor.MultiModelProcessor.pipeline_step`, the numpy hot path),
+  resets the recognizer's LSTM every :data:`~kelly.emotion.audio.RECOGNIZER_WINDOW`
+  frames as it was trained and leaves the :data:`~kelly.emotion.audio.RECOGNIZER_BURN_IN`
+  frames after a reset, and silent frames, out of the reading; the reading is smoothed
+  (alpha 0.1 per frame, as in the seed plugin) and becomes the ``audio`` source. Model
+  loads and switches asked over the socket run here, between two frames, so the
+  networks never change under a running step.
+* **music** (:meth:`Engine.tick`, in the run loop): feeds the biometrics replay, fuses
+  the sources by confidence (:func:`kelly.emotion.fusion.fuse`) and advances the
+  :class:`~kelly.realtime.live.BarScheduler`, which composes a phrase when the emotion
+  has moved and plays it through a :class:`~kelly.realtime.midi_out.NoteTracker`.
+* **control** (the socket server's threads): the :class:`kelly.ipc.server.EngineControl`
+  methods; they touch the sources under a lock and hand model changes to the inference
+  thread.
+
+Clocks
+------
+``audio``: the engine's time is the count of samples processed (a WAV file or device);
+``internal``: a monotonic clock (no audio in); ``external``: a DAW's MIDI clock sets
+tempo and position (:class:`~kelly.realtime.clock.ClockFollower`). With ``sync=True``
+(``kelly engine --fast``) a WAV file is processed as fast as the machine allows and each
+block waits for the inference thread to catch up, so the same file and seed give the
+same MIDI, byte for byte.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import numpy as np
+
+from kelly.emotion.state import EmotionState
+from kelly.errors import InputError, KellyError, ModelError
+
+#: Where the engine writes the MIDI files asked for over the socket (GenerateMIDI), by default.
+DEFAULT_OUT_DIR = Path("kelly-out") / "engine"
+#: Mel frames the ring between the audio path and the inference thread holds (23.8 s at 43 frames/s).
+RING_FRAMES = 1024
+#: Block durations kept for the statistics (the last this many blocks).
+TIMING_WINDOW = 1 << 16
+#: A mel frame whose every band is below this normalised level (-60 dBFS) is silence.
+SILENT_FRAME = 0.25
+#: How often the fused emotion is written to :attr:`Engine.trace` (engine seconds), and how many entries it keeps.
+TRACE_EVERY_S = 0.1
+TRACE_KEEP = 100_000
+#: Sources the engine fuses, in the order the state lists them.
+SOURCES = ("audio", "text", "biometrics", "explicit")
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """How an engine runs (the ``kelly engine`` options)."""
+
+    sr: int = 48000
+    block: int = 512
+    lookahead: int | None = None        # samples; None: the front-end's own latency
+    alpha: float = 0.1                   # smoothing of the audio reading, per frame
+    seed: int = 0
+    phrase_bars: int = 8
+    threshold: float = 0.2
+    complexity: float = 0.5
+    models_dir: str | None = None
+    out_dir: str | os.PathLike = DEFAULT_OUT_DIR
+    ring_frames: int = RING_FRAMES
+    sync: bool = False
+    start_emotion: str = "calm"
+
+    def check(self) -> None:
+        if not isinstance(self.sr, int) or not 4000 <= self.sr <= 384000:
+            raise InputError(f"--sr must be a whole number of Hz from 4000 to 384000, got {self.sr!r}")
+        if not isinstance(self.block, int) or not 16 <= self.block <= 8192:
+            raise InputError(f"--block must be a whole number of samples from 16 to 8192, got {self.block!r}")
+        if self.lookahead is not None and (not isinstance(self.lookahead, int) or not 0 <= self.lookahead <= 96000):
+            raise InputError(f"--lookahead must be a whole number of samples from 0 to 96000, got {self.lookahead!r}")
+        if not 0.0 < self.alpha <= 1.0:
+            raise InputError(f"--alpha must be in (0, 1], got {self.alpha!r}")
+        if not 0 <= self.seed < 2**32:
+            raise InputError(f"--seed must be from 0 to {2**32 - 1}, got {self.seed!r}")
+        if not 0.0 <= self.complexity <= 1.0:
+            raise InputError(f"--complexity must be between 0 and 1, got {self.complexity!r}")
+
+
+@dataclass
+class SourceReading:
+    """One source's latest emotion, with when it spoke (engine seconds)."""
+
+    valence: float
+    arousal: float
+    dominance: float
+    confidence: float
+    time_s: float
+    intensity: float = 0.5
+    label: str | None = None
+
+
+@dataclass
+class BlockTimes:
+    """Processing time of the audio path per block (seconds), preallocated."""
+
+    budget_s: float
+    times: np.ndarray = field(default_factory=lambda: np.zeros(TIMING_WINDOW, dtype=np.float64))
+    count: int = 0
+    overruns: int = 0
+    worst_s: float = 0.0
+
+    def add(self, seconds: float) -> None:
+        self.times[self.count % len(self.times)] = seconds
+        self.count += 1
+        if seconds > self.worst_s:
+            self.worst_s = seconds
+        if seconds > self.budget_s:
+            self.overruns += 1
+
+    def recorded(self) -> np.ndarray:
+        return self.times[:min(self.count, len(self.times))]
+
+    def summary(self) -> dict[str, float]:
+        t = self.recorded()
+        if not len(t):
+            return {"blocks": 0}
+        return {"blocks": self.count, "median_ms": float(np.median(t) * 1e3),
+                "p99_ms": float(np.percentile(t, 99) * 1e3), "max_ms": float(self.worst_s * 1e3),
+                "budget_ms": self.budget_s * 1e3, "overruns": self.overruns}
+
+
+def _nearest(v: float, a: float, d: float):
+    from kelly.emotion.thesaurus import load_thesaurus
+
+    return load_thesaurus().nearest(v, a, d)
+
+
+class Engine:
+    """A running Kelly: see the module docstring for its threads and clocks.
+
+    Parameters
+    ----------
+    config : EngineConfig
+    sink : MidiSink or None
+        Where the MIDI goes (``kelly.realtime.midi_out.open_midi_out``); None plays to
+        nowhere (the state and GenerateMIDI still work).
+    clock : {"audio", "internal", "external"}
+    follower : ClockFollower, optional
+        Required for ``clock="external"``.
+    biometrics : optional
+        A list of :class:`kelly.emotion.bio.BioSample` to replay on the engine clock, or
+        a live listener with ``latest()`` (:class:`kelly.emotion.bio.OscBioListener`).
+    """
+
+    def __init__(self, config: EngineConfig = EngineConfig(), *, sink=None, clock: str = "internal", follower=None,
+                 biometrics=None, composer: str = "rules") -> None:
+        from kelly.composer import get_composer
+        from kelly.emotion.fusion import EmotionSmoother
+        from kelly.emotion.thesaurus import state_for
+        from kelly.ml.processor import MultiModelProcessor
+        from kelly.realtime.frontend import MelFrontEnd
+        from kelly.realtime.live import ExternalTransport, InternalTransport, BarScheduler, LiveComposer
+        from kelly.realtime.lookahead import LookaheadBuffer
+        from kelly.realtime.midi_out import NoteTracker
+        from kelly.realtime.ringbuffer import SpscRing
+
+        config.check()
+        if clock not in ("audio", "internal", "external"):
+            raise InputError(f"clock must be audio, internal or external, got {clock!r}")
+        if clock == "external" and follower is None:
+            raise InputError("an external clock needs a MIDI clock input (--clock-in PORT)")
+        self.config = config
+        self.clock = clock
+        self.sink = sink
+        # -- audio path (preallocated) --
+        self.frontend = MelFrontEnd(config.sr, config.block)
+        lookahead = self.frontend.latency_samples if config.lookahead is None else config.lookahead
+        self.lookahead = LookaheadBuffer(lookahead, config.block)
+        self.ring = SpscRing(config.ring_frames, self.frontend.frames.shape[1])
+        self.block_times = BlockTimes(budget_s=config.block / config.sr)
+        self.samples = 0
+        # -- inference --
+        self._infer_proc = MultiModelProcessor(config.models_dir)
+        self._smoother = EmotionSmoother(config.alpha)
+        self.frames_done = 0
+        self.frames_heard = 0
+        self._ops: list[tuple[Callable[[], Any], threading.Event, list]] = []
+        self._ops_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._frame = np.zeros(self.frontend.frames.shape[1], dtype=np.float32)
+        # -- emotion sources --
+        self._lock = threading.RLock()
+        start = state_for(config.start_emotion)
+        self._sources: dict[str, SourceReading] = {}
+        self._default = SourceReading(start.valence, start.arousal, start.dominance, 0.0, 0.0, start.intensity,
+                                      start.label)
+        self._bio_replay = None
+        self._bio_live = None
+        if isinstance(biometrics, (list, tuple)):
+            from kelly.emotion.bio import BioReplay
+
+            self._bio_replay = BioReplay(list(biometrics))
+        elif biometrics is not None:
+            self._bio_live = biometrics
+        self._bio_warnings: list[str] = []
+        self._seq = itertools.count(1)
+        self.seq = 0
+        self.now_s = 0.0
+        self.emotion_changes: list[tuple[float, str, float, float, float]] = []  # (time, source, v, a, d)
+        # -- music --
+        self._compose_proc = MultiModelProcessor(config.models_dir)
+        self._composer = get_composer(composer)
+        self._compose_lock = threading.Lock()
+        self.tracker = NoteTracker(sink) if sink is not None else None
+        live = LiveComposer(self._compose_song, seed=config.seed, phrase_bars=config.phrase_bars,
+                            threshold=config.threshold)
+        self._t0 = time.monotonic()
+        transport = ExternalTransport(follower, self.clock_now) if clock == "external" else InternalTransport(120.0)
+        self._acc = np.zeros(6)       # time, then time-weighted V, A, D, intensity, confidence of this bar
+        self._acc_t = 0.0
+        self._asked: str | None = None  # a deliberate change waiting for the next bar line
+        self._trace_t = -math.inf
+        self.trace: list[tuple] = []  # (time, V, A, D, confidence, label) every TRACE_EVERY_S
+        self.scheduler = BarScheduler(self.tracker, live, self.bar_state, transport) if self.tracker else None
+        self.live = live
+        self.running = False
+        self._generated = 0
+        self._virtual = False          # an internal clock stepped by run(realtime=False)
+        self._stop_requested = False
+        self.on_shutdown: Callable[[], None] | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self) -> "Engine":
+        """Start the inference thread."""
+        if self._thread is None:
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._inference_loop, name="kelly-inference", daemon=True)
+            self._thread.start()
+            self.running = True
+        return self
+
+    def stop(self) -> None:
+        """Stop: all notes off, MIDI closed, the inference thread joined. Safe to call twice."""
+        if not self.running and self._thread is None:
+            return
+        self.running = False
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5.0)
+            self._thread = None
+        if self.tracker is not None:
+            if self.scheduler is not None:
+                self.scheduler.stop(self.now_s)
+            self.tracker.close(self.now_s)
+            self.tracker = None
+        self._bump()
+
+    def __enter__(self) -> "Engine":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def clock_now(self) -> float:
+        """Seconds on the engine clock: samples processed (audio clock) or since start."""
+        if self.clock == "audio":
+            return self.samples / self.config.sr
+        if self._virtual:
+            return self.now_s
+        return time.monotonic() - self._t0
+
+    # ------------------------------------------------------------------ audio path
+    def process_block(self, block: np.ndarray) -> int:
+        """The audio thread's work for one block; returns the mel frames handed to inference.
+
+        ``block`` : float32 [shape=(n,)], n ≤ ``config.block``, at ``config.sr``. A block
+        with NaN or infinite samples is replaced by silence and counted (``bad_blocks``);
+        the analysis never sees it.
+        """
+        t0 = time.perf_counter()
+        self.lookahead.process(block)
+        n = self.frontend.process(block)  # NaN/inf samples become silence there (counted: frontend.bad_blocks)
+        frames = self.frontend.frames
+        first = self.frontend.frame_index
+        ring = self.ring
+        for i in range(n):
+            ring.push(frames[i], first + i)
+        self.samples += len(block)
+        self.block_times.add(time.perf_counter() - t0)
+        if self.config.sync:
+            self.wait_idle()
+        return n
+
+    def wait_idle(self, timeout: float = 10.0) -> None:
+        """Wait until the inference thread has processed every frame pushed so far."""
+        target = self.ring.pushed
+        deadline = time.monotonic() + timeout
+        while self.frames_done < target and self._thread is not None:
+            if time.monotonic() > deadline:
+                raise KellyError("the inference thread did not keep up (waited 10 s)")
+            time.sleep(0.0001)
+
+    # ------------------------------------------------------------------ inference thread
+    def _inference_loop(self) -> None:
+        from kelly.emotion.audio import RECOGNIZER_BURN_IN, RECOGNIZER_WINDOW
+        from kelly.ml import schema
+
+        proc, ring, frame, smoother = self._infer_proc, self.ring, self._frame, self._smoother
+        iv, ia, idom, ii, ic = (schema.I_VALENCE, schema.I_AROUSAL, schema.I_DOMINANCE, schema.I_INTENSITY,
+                                schema.I_CONFIDENCE)
+        hop_s = 512 / 22050.0
+        idle = 0
+        while not self._stop.is_set():
+            if self._ops:
+                self._run_ops()
+            stamp = ring.pop(frame)
+            if stamp is None:
+                idle += 1
+                time.sleep(0.0002 if idle < 50 else 0.001)
+                continue
+            idle = 0
+            k = self.frames_done % RECOGNIZER_WINDOW
+            if k == 0:
+                proc.reset()
+            emb = proc.pipeline_step(frame)[0]
+            if k >= RECOGNIZER_BURN_IN and float(frame.max()) >= SILENT_FRAME:
+                v, a, d = smoother.update(float(emb[iv]), float(emb[ia]), float(emb[idom]))
+                conf = min(1.0, max(0.0, float(emb[ic])))
+                inten = min(1.0, max(0.0, float(emb[ii])))
+                self._sources["audio"] = SourceReading(v, a, d, conf, stamp * hop_s, inten)
+                self.frames_heard += 1
+            self.frames_done += 1
+        self._run_ops()
+
+    def _run_ops(self) -> None:
+        with self._ops_lock:
+            ops, self._ops = self._ops, []
+        for fn, done, result in ops:
+            try:
+                result.append(fn())
+            except BaseException as exc:  # handed back to the caller, which raises it
+                result.append(exc)
+            done.set()
+
+    def _on_inference_thread(self, fn: Callable[[], Any]) -> Any:
+        """Run ``fn`` between two frames on the inference thread (inline when it is not running)."""
+        if self._thread is None or not self._thread.is_alive():
+            return fn()
+        done, result = threading.Event(), []
+        with self._ops_lock:
+            self._ops.append((fn, done, result))
+        if not done.wait(5.0):
+            raise KellyError("the inference thread did not answer within 5 s")
+        if isinstance(result[0], BaseException):
+            raise result[0]
+        return result[0]
+
+    # ------------------------------------------------------------------ music
+    def tick(self, time_s: float | None = None) -> None:
+        """Advance the music to ``time_s`` (engine seconds; default: the clock now)."""
+        t = self.clock_now() if time_s is None else float(time_s)
+        self.now_s = t
+        if self._bio_replay is not None:
+            self._feed_bio(t)
+        elif self._bio_live is not None:
+            self._poll_bio(t)
+        self._accumulate(t)
+        if self.scheduler is not None:
+            self.scheduler.advance(t)
+
+    def _feed_bio(self, t: float) -> None:
+        self._take_bio(self._bio_replay.reading_at(t), t)
+
+    def _poll_bio(self, t: float) -> None:
+        reading = self._bio_live.latest()
+        if reading is not None:
+            self._take_bio(reading, t)
+
+    def _take_bio(self, reading, t: float) -> None:
+        """The biometric source: the reader's latest (its confidence already fades with the sensors' age)."""
+        self._bio_warnings = list(reading.warnings)
+        with self._lock:
+            if reading.confidence > 0:
+                self._sources["biometrics"] = SourceReading(reading.valence, reading.arousal, reading.dominance,
+                                                            reading.confidence, t, reading.intensity)
+            else:
+                self._sources.pop("biometrics", None)
+
+    def _fused(self):
+        """The sources fused by confidence now (a FusedEmotion), or None when none speaks."""
+        from kelly.emotion.fusion import SourceReading as FusionInput, fuse
+
+        now = self.clock_now()
+        with self._lock:
+            readings = {name: FusionInput(valence=r.valence, arousal=r.arousal, dominance=r.dominance,
+                                          confidence=r.confidence, intensity=r.intensity,
+                                          age_s=0.0 if name == "biometrics" else max(0.0, now - r.time_s))
+                        for name, r in self._sources.items()}
+        fused = fuse(readings) if readings else None
+        return fused if fused is not None and fused.confidence > 0 and fused.label is not None else None
+
+    def _state(self, v: float, a: float, d: float, intensity: float, confidence: float) -> EmotionState:
+        entry = _nearest(v, a, d)
+        return EmotionState(label=entry.name, family=entry.family, valence=float(min(1.0, max(-1.0, v))),
+                            arousal=float(min(1.0, max(0.0, a))), dominance=float(min(1.0, max(0.0, d))),
+                            intensity=float(min(1.0, max(0.0, intensity))),
+                            confidence=float(min(1.0, max(0.0, confidence))), source="live")
+
+    def fused_state(self) -> EmotionState:
+        """The emotion the sources say now, fused by confidence (the start emotion while none speaks)."""
+        fused = self._fused()
+        if fused is None:
+            d = self._default
+            return self._state(d.valence, d.arousal, d.dominance, d.intensity, 0.0)
+        return self._state(fused.valence, fused.arousal, fused.dominance, fused.intensity, fused.confidence)
+
+    def _accumulate(self, t: float) -> None:
+        """Add the fused emotion now to the running bar average (weighted by the time it held)."""
+        fused = self._fused()
+        dt = max(0.0, t - self._acc_t)
+        self._acc_t = t
+        if fused is None or dt <= 0:
+            return
+        acc = self._acc
+        acc[0] += dt
+        acc[1] += dt * fused.valence
+        acc[2] += dt * fused.arousal
+        acc[3] += dt * fused.dominance
+        acc[4] += dt * fused.intensity
+        acc[5] += dt * fused.confidence
+        if t - self._trace_t >= TRACE_EVERY_S:
+            self._trace_t = t
+            self.trace.append((round(t, 3), round(fused.valence, 4), round(fused.arousal, 4),
+                               round(fused.dominance, 4), round(fused.confidence, 4), fused.label))
+            del self.trace[:-TRACE_KEEP]
+
+    def bar_state(self) -> tuple[EmotionState, str | None]:
+        """What the next bar follows, and why it must start a new phrase (None: only if it moved enough).
+
+        Normally the emotion of the bar that just ended (the fused emotion averaged over
+        time), which keeps the frame-to-frame jitter of the audio reading out of the music.
+        After a deliberate change (SetEmotion, SetText) the emotion now, and a new phrase.
+        """
+        acc = self._acc
+        asked, self._asked = self._asked, None
+        if asked is not None or acc[0] <= 0:
+            state = self.fused_state()
+        else:
+            w = acc[0]
+            state = self._state(acc[1] / w, acc[2] / w, acc[3] / w, acc[4] / w, acc[5] / w)
+        acc[:] = 0.0
+        return state, asked
+
+    @property
+    def warnings(self) -> list[str]:
+        return list(self._bio_warnings)
+
+    def _compose_song(self, emotion: EmotionState, bars: int, seed: int):
+        from kelly.composer import ComposeOptions
+
+        with self._compose_lock:
+            hints = self._compose_proc.hints_for_emotion(emotion)
+            opts = ComposeOptions(bars=bars, seed=seed, complexity=self.config.complexity)
+            return self._composer.compose(emotion, opts, controls=hints).song
+
+    def _bump(self) -> None:
+        self.seq = next(self._seq)
+
+    # ------------------------------------------------------------------ control (kelly.ipc.server.EngineControl)
+    def set_emotion(self, valence: float, arousal: float, dominance: float = 0.5) -> None:
+        for name, x, lo, hi in (("valence", valence, -1, 1), ("arousal", arousal, 0, 1), ("dominance", dominance, 0, 1)):
+            if isinstance(x, bool) or not isinstance(x, (int, float)) or not math.isfinite(x) or not lo <= x <= hi:
+                raise InputError(f"{name} must be a number in [{lo}, {hi}], got {x!r}")
+        now = self.clock_now()
+        with self._lock:
+            self._sources["explicit"] = SourceReading(float(valence), float(arousal), float(dominance), 1.0, now,
+                                                      0.6, None)
+            self.emotion_changes.append((now, "explicit", float(valence), float(arousal), float(dominance)))
+            self._asked = "asked (SetEmotion)"
+        self._bump()
+
+    def set_text(self, text: str) -> str:
+        from kelly.emotion.text import read_text
+
+        state = read_text(text)
+        now = self.clock_now()
+        with self._lock:
+            self._sources["text"] = SourceReading(state.valence, state.arousal, state.dominance, state.confidence,
+                                                  now, state.intensity, state.label)
+            self.emotion_changes.append((now, "text", state.valence, state.arousal, state.dominance))
+            self._asked = f"asked (text: {state.label})"
+        self._bump()
+        return f"read as {state.label} (valence {state.valence:+.2f}, arousal {state.arousal:.2f}, " \
+               f"confidence {state.confidence:.2f})"
+
+    def models_folder(self) -> Path:
+        """The one folder LoadModel reads from: ``--models-dir``, else the user's models folder."""
+        from kelly.ml.processor import default_search_path
+
+        if self.config.models_dir is not None:
+            return Path(self.config.models_dir).expanduser()
+        return default_search_path(None)[-2]  # $XDG_DATA_HOME/kelly/models
+
+    def load_model(self, path: str) -> str:
+        from kelly.ml.processor import _load_checked, safe_model_path
+        from kelly.ml.specs import MODEL_KEYS
+
+        folder = self.models_folder()
+        if not isinstance(path, str) or not path:
+            raise InputError("LoadModel needs a file name inside the models folder")
+        name = path
+        # a path that names the models folder itself is accepted, anything else must be a plain name
+        if os.sep in path or (os.altsep and os.altsep in path):
+            p = Path(path).expanduser()
+            if p.is_absolute() and p.parent.resolve() == folder.resolve():
+                name = p.name
+            else:
+                raise ModelError(f"LoadModel reads only from the models folder {folder}: give a file name, "
+                                 f"not {path!r}")
+        target = safe_model_path(folder, name)
+        stem = name.lower()
+        key = next((k for k in MODEL_KEYS if stem.startswith(k)), None)
+        if key is None:
+            raise ModelError(f"cannot tell which network {name!r} is: the file name must start with one of "
+                             f"{', '.join(MODEL_KEYS)}")
+        if not target.is_file():
+            raise ModelError(f"no model file {name!r} in the models folder {folder}")
+        _load_checked(target, key)  # refuse a bad file here, before anything changes
+        self._on_inference_thread(lambda: self._infer_proc.load_model_file(key, target))
+        with self._compose_lock:
+            self._compose_proc.load_model_file(key, target)
+        self._bump()
+        return key
+
+    def set_model_enabled(self, model: str, enabled: bool) -> None:
+        from kelly.ml.specs import get_spec
+
+        try:
+            key = get_spec(model).key
+        except KellyError:
+            raise
+        self._on_inference_thread(lambda: self._infer_proc.set_enabled(key, enabled))
+        with self._compose_lock:
+            self._compose_proc.set_enabled(key, enabled)
+        self._bump()
+
+    def generate_midi(self, bars: int) -> str:
+        from kelly.composer import ComposeOptions
+
+        if isinstance(bars, bool) or not isinstance(bars, int) or not 1 <= bars <= 512:
+            raise InputError(f"bars must be a whole number from 1 to 512, got {bars!r}")
+        state = self.fused_state()
+        with self._compose_lock:
+            hints = self._compose_proc.hints_for_emotion(state)
+            self._generated += 1
+            seed = (self.config.seed + 1000 + self._generated) % 2**32
+            song = self._composer.compose(state, ComposeOptions(bars=bars, seed=seed,
+                                                                complexity=self.config.complexity),
+                                          controls=hints).song
+        folder = Path(self.config.out_dir)
+        folder.mkdir(parents=True, exist_ok=True)
+        from kelly.fileio import write_bytes_atomic
+
+        data = song.to_bytes()
+        for n in range(1, 10_000):
+            out = folder / f"live-{state.label.replace(' ', '-')}-{n:03d}.mid"
+            if not out.exists():
+                write_bytes_atomic(out, data, overwrite=False)
+                return str(out)
+        raise KellyError(f"no free file name left in {folder}")
+
+    def get_state(self):
+        from kelly.contracts import EngineState, LiveEmotion, LiveModel
+
+        fused = self.fused_state()
+        now = self.clock_now()
+        with self._lock:
+            sources = {name: LiveEmotion(valence=r.valence, arousal=r.arousal, dominance=r.dominance,
+                                         confidence=r.confidence, label=r.label or _nearest(r.valence, r.arousal,
+                                                                                            r.dominance).name,
+                                         age_s=max(0.0, now - r.time_s))
+                       for name, r in self._sources.items()}
+        status = self._compose_proc.status()["models"]
+        models = {k: LiveModel(enabled=v["enabled"], live=v["live"], path=v["path"], status=v["status"])
+                  for k, v in status.items()}
+        sch = self.scheduler
+        ts = sch.time_signature if sch else (4, 4)
+        return EngineState(
+            running=self.running, seq=self.seq, time_s=max(0.0, now), clock=self.clock,
+            playing=bool(sch and sch.transport.playing()), bar=sch.bar + 1 if sch and sch.stats.bars else 0,
+            tempo_bpm=sch.tempo_bpm if sch else 120.0, time_signature=f"{ts[0]}/{ts[1]}",
+            emotion=LiveEmotion(valence=fused.valence, arousal=fused.arousal, dominance=fused.dominance,
+                                confidence=fused.confidence, label=fused.label),
+            sources=sources, models=models, sample_rate=self.config.sr, block=self.config.block,
+            latency_samples=self.latency_samples, blocks=self.block_times.count,
+            overruns=self.block_times.overruns, dropped_frames=int(getattr(self.ring, "dropped", 0)),
+            inferences=self.frames_done, notes_sounding=int(self.tracker.sounding) if self.tracker else 0,
+            midi_out=getattr(self.sink, "name", None), warnings=list(self.warnings))
+
+    def shutdown(self) -> None:
+        self._stop_requested = True
+        if self.on_shutdown is not None:
+            self.on_shutdown()
+
+    @property
+    def latency_samples(self) -> int:
+        """Latency the engine adds, in input samples: the lookahead."""
+        return int(self.lookahead.latency_samples)
+
+    # ------------------------------------------------------------------ running
+    def run(self, blocks: Iterable[np.ndarray] | None = None, *, realtime: bool = True,
+            seconds: float | None = None, bars: int | None = None) -> None:
+        """Drive the engine until the audio ends, ``seconds`` or ``bars`` pass, or shutdown.
+
+        ``blocks``: audio blocks (a WAV or device source); without them the clock is
+        internal and the engine ticks every block period. ``realtime=False`` runs as fast
+        as possible (with ``config.sync`` this is deterministic).
+        """
+        self._stop_requested = False
+        self._virtual = blocks is None and not realtime
+        period = self.config.block / self.config.sr
+        wall0 = time.monotonic()
+        t = 0.0
+
+        def done() -> bool:
+            if self._stop_requested:
+                return True
+            if seconds is not None and t >= seconds:
+                return True
+            return bars is not None and self.scheduler is not None and self.scheduler.stats.bars > bars
+
+        if blocks is not None:
+            for block in blocks:
+                self.process_block(block)
+                t = self.samples / self.config.sr
+                if bars is not None and self.scheduler is not None and self.scheduler.bar_beat > 0 \
+                        and self._bars_done(bars, t):
+                    break
+                self.tick(t)
+                if done():
+                    break
+                if realtime:
+                    lag = wall0 + t - time.monotonic()
+                    if lag > 0:
+                        time.sleep(lag)
+            if self.clock == "audio":
+                self.now_s = t
+            return
+        while not done():
+            if realtime:
+                time.sleep(period)
+                t = time.monotonic() - self._t0 if self.clock != "audio" else t + period
+            else:
+                t += period
+            if bars is not None and self._bars_done(bars, t):
+                break
+            self.tick(t)
+        self.now_s = t
+
+    def _bars_done(self, bars: int, t: float) -> bool:
+        """True when ``t`` is at or past the end of bar ``bars`` (the run stops on that bar line)."""
+        sch = self.scheduler
+        if sch is None:
+            return False
+        return sch.stats.bars >= bars and sch.transport.beat_at(t) >= sch.bar_beat - 1e-9
