@@ -29,6 +29,7 @@ SECTIONS = (
     "benchmarks.bench_feel",
     "benchmarks.bench_music",
     "benchmarks.bench_modes",
+    "benchmarks.bench_realtime",
 )
 RESULTS = Path(__file__).with_name("results.md")
 _MARKER = re.compile(r"^<!-- bench: (\w+)(?:, written ([^>]*?))? -->$", re.M)
