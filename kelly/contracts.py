@@ -344,6 +344,10 @@ MAX_PATH_CHARS = 4096
 
 
 class _Message(_Strict):
+    """A socket frame. Strict: ``"0.5"`` is not a number and ``1`` is not ``true`` on the wire."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, strict=True)
+
     id: RequestId = Field(default=None, description="repeated in the answer (an integer or up to 64 characters)")
 
 
