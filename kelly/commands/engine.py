@@ -70,13 +70,31 @@ def _open_sink(spec: str | None, notes: list[str]):
     from kelly.realtime.midi_out import open_midi_out
 
     if spec is not None:
+        if spec.strip().lower().endswith((".mid", ".midi")):
+            _make_folder(spec)
         return open_midi_out(spec)
     try:
         return open_midi_out("virtual")
     except KellyError as exc:
         path = "kelly-out/engine/live.mid"
+        _make_folder(path)
         notes.append(f"no virtual MIDI port ({exc}); writing {path} instead (choose with --midi-out)")
         return open_midi_out(path)
+
+
+def _make_folder(path: str) -> None:
+    """Make the MIDI file's folder now: a folder that cannot be made must fail before the take, not after it."""
+    from pathlib import Path
+
+    from kelly.errors import OutputError
+    from kelly.fileio import show_path
+
+    folder = Path(path.strip()).expanduser().parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"cannot write {show_path(path.strip())}: cannot make the folder {show_path(folder)} "
+                          f"({exc.strerror or exc})") from None
 
 
 def _biometrics(spec: str | None):
@@ -145,7 +163,7 @@ def run(args) -> int:
         for line in notes:
             print(line, file=sys.stderr)
         engine.on_shutdown = lambda: None
-        _handle_signals(engine)
+        closers.append(_handle_signals(engine))
         with engine:
             engine.run(source, realtime=not args.fast, seconds=args.seconds, bars=args.bars)
     finally:
@@ -167,16 +185,30 @@ def run(args) -> int:
     return 0
 
 
-def _handle_signals(engine) -> None:
-    """Ctrl-C and SIGTERM end the run cleanly (all notes off, the file written)."""
+class _Restore:
+    """Puts back the signal handlers a run replaced (a closer: ``kelly.cli.main`` may run in a longer process)."""
+
+    def __init__(self, saved: dict) -> None:
+        self.saved = saved
+
+    def close(self) -> None:
+        for signum, handler in self.saved.items():
+            signal.signal(signum, handler)
+
+
+def _handle_signals(engine) -> _Restore:
+    """Ctrl-C and SIGTERM end the run cleanly (all notes off, the file written), until the returned closer runs."""
     if threading.current_thread() is not threading.main_thread():
-        return
+        return _Restore({})
 
     def stop(signum, frame):
         engine.shutdown()
 
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
+    saved = {}
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        saved[signum] = signal.getsignal(signum)
+        signal.signal(signum, stop)
+    return _Restore(saved)
 
 
 def _report(engine, sink) -> dict:

@@ -238,6 +238,7 @@ class Engine:
         self.scheduler = BarScheduler(self.tracker, live, self.bar_state, transport) if self.tracker else None
         self.live = live
         self.running = False
+        self.note_ons = 0              # notes played (kept when the tracker closes)
         self._generated = 0
         self._virtual = False          # an internal clock stepped by run(realtime=False)
         self._stop_requested = False
@@ -247,6 +248,8 @@ class Engine:
     def start(self) -> "Engine":
         """Start the inference thread."""
         if self._thread is None:
+            if self.clock == "internal" and not self.running:
+                self._t0 = time.monotonic()  # engine time 0 (bar 1) is when it starts, not when it was built
             self._stop.clear()
             self._thread = threading.Thread(target=self._inference_loop, name="kelly-inference", daemon=True)
             self._thread.start()
@@ -255,7 +258,7 @@ class Engine:
 
     def stop(self) -> None:
         """Stop: all notes off, MIDI closed, the inference thread joined. Safe to call twice."""
-        if not self.running and self._thread is None:
+        if not self.running and self._thread is None and self.tracker is None:
             return
         self.running = False
         self._stop.set()
@@ -266,6 +269,7 @@ class Engine:
             if self.scheduler is not None:
                 self.scheduler.stop(self.now_s)
             self.tracker.close(self.now_s)
+            self.note_ons = self.tracker.note_ons
             self.tracker = None
         self._bump()
 
@@ -598,6 +602,7 @@ class Engine:
         models = {k: LiveModel(enabled=v["enabled"], live=v["live"], path=v["path"], status=v["status"])
                   for k, v in status.items()}
         sch = self.scheduler
+        tracker = self.tracker  # once: stop() may set it to None meanwhile (a state asked during shutdown)
         ts = sch.time_signature if sch else (4, 4)
         return EngineState(
             running=self.running, seq=self.seq, time_s=max(0.0, now), clock=self.clock,
@@ -608,7 +613,7 @@ class Engine:
             sources=sources, models=models, sample_rate=self.config.sr, block=self.config.block,
             latency_samples=self.latency_samples, blocks=self.block_times.count,
             overruns=self.block_times.overruns, dropped_frames=int(getattr(self.ring, "dropped", 0)),
-            inferences=self.frames_done, notes_sounding=int(self.tracker.sounding) if self.tracker else 0,
+            inferences=self.frames_done, notes_sounding=int(tracker.sounding) if tracker is not None else 0,
             midi_out=getattr(self.sink, "name", None), warnings=list(self.warnings))
 
     def shutdown(self) -> None:
@@ -624,17 +629,19 @@ class Engine:
     # ------------------------------------------------------------------ running
     def run(self, blocks: Iterable[np.ndarray] | None = None, *, realtime: bool = True,
             seconds: float | None = None, bars: int | None = None) -> None:
-        """Drive the engine until the audio ends, ``seconds`` or ``bars`` pass, or shutdown.
+        """Drive the engine until the audio ends, the engine clock reaches ``seconds``, ``bars`` bars have
+        played, or shutdown (final: a later run returns at once).
 
         ``blocks``: audio blocks (a WAV or device source); without them the clock is
         internal and the engine ticks every block period. ``realtime=False`` runs as fast
         as possible (with ``config.sync`` this is deterministic).
         """
-        self._stop_requested = False
+        # no reset of _stop_requested here: a shutdown (Ctrl-C, kelly ctl shutdown) that comes while the
+        # engine is still starting is final, not lost
         self._virtual = blocks is None and not realtime
         period = self.config.block / self.config.sr
         wall0 = time.monotonic()
-        t = 0.0
+        t = t_start = self.now_s
 
         def done() -> bool:
             if self._stop_requested:
@@ -654,7 +661,7 @@ class Engine:
                 if done():
                     break
                 if realtime:
-                    lag = wall0 + t - time.monotonic()
+                    lag = wall0 + (t - t_start) - time.monotonic()
                     if lag > 0:
                         time.sleep(lag)
             if self.clock == "audio":

@@ -42,6 +42,9 @@ PHRASE_BARS = 8
 #: about the distance between neighbouring thesaurus emotions of one family, so that the jitter of
 #: an audio reading between, say, aversion and repugnance does not restart the music every bar.
 CHANGE_THRESHOLD = 0.2
+#: Smallest change of an external clock's tempo (BPM) written to the tracker at a bar line: the estimate
+#: jitters by a few tenths of a BPM, which would otherwise add a tempo change to every bar of a file.
+TEMPO_STEP = 0.5
 #: Event order within one instant: note-offs first, then programs and controllers, then note-ons.
 _OFF, _PROGRAM, _CONTROL, _PITCH, _ON = range(5)
 
@@ -220,7 +223,10 @@ class ExternalTransport:
         self._now = now
 
     def playing(self) -> bool:
-        return bool(self.follower.playing)
+        # After Start / Continue / Song Position the first clock marks the position (the MIDI
+        # specification): play from that clock on, not from the Start message a clock earlier.
+        f = self.follower
+        return bool(f.playing) and not getattr(f, "_waiting", False)
 
     def version(self) -> int:
         return int(self.follower.version)
@@ -272,6 +278,7 @@ class BarScheduler:
         self._was_playing = False
         self.time_signature = (4, 4)
         self.stats = SchedulerStats()
+        self._sent_bpm: float | None = None  # the tempo last given to the tracker
 
     @property
     def tempo_bpm(self) -> float:
@@ -297,6 +304,7 @@ class BarScheduler:
         while self.bar_beat <= beat + 1e-9:
             self._flush_before(self.bar_beat)
             self._start_bar(self._next_bar, self.bar_beat)
+            beat = tr.beat_at(time_s)  # the new bar may have changed the tempo: where ``time_s`` falls moved
         self._flush_until(beat, time_s)
 
     def stop(self, time_s: float) -> None:
@@ -309,7 +317,8 @@ class BarScheduler:
     def _relocate(self, time_s: float) -> None:
         """Start again from the bar line at or after the transport's position."""
         self._heap.clear()
-        self.tracker.all_notes_off(time_s)
+        if self.stats.bars:  # before the first bar nothing sounds; silencing would only move the tracker's
+            self.tracker.all_notes_off(time_s)  # clock past time 0 and push the first downbeat off the grid
         beat = max(0.0, self.transport.beat_at(time_s))
         per_bar = self.composer.phrase.beats_per_bar if self.composer.phrase else 4.0
         # at the very start (within a beat of the top) play from bar 1 rather than waiting a whole bar
@@ -322,8 +331,11 @@ class BarScheduler:
         emotion, force = self._emotion()
         phrase, local = self.composer.bar(bar, emotion, force)
         tr = self.transport
-        if tr.set_tempo(phrase.tempo_bpm, beat) or self.stats.bars == 0:
+        changed = tr.set_tempo(phrase.tempo_bpm, beat)
+        # a DAW's clock sets its own tempo: tell the tracker (a file's tempo map) when it has moved
+        if changed or self._sent_bpm is None or abs(self.tempo_bpm - self._sent_bpm) >= TEMPO_STEP:
             self.tracker.set_tempo(self.tempo_bpm, tr.time_at(beat))
+            self._sent_bpm = self.tempo_bpm
         if local == 0:
             at = tr.time_at(beat)
             self.stats.phrase_starts.append((bar, at, emotion.label, phrase.reason))
