@@ -48,6 +48,9 @@ def register(sub) -> None:
     p.add_argument("--complexity", type=float, default=0.5, help="0 simple … 1 busy (default 0.5)")
     p.add_argument("--phrase-bars", type=int, default=8, help="bars composed at once (default 8)")
     p.add_argument("--alpha", type=float, default=0.1, help="smoothing of the audio emotion per frame (default 0.1)")
+    p.add_argument("--runtime", choices=("numpy", "int8"), default="numpy",
+                   help="how the inference thread runs the five networks: the numpy hot path (default) or "
+                        "onnxruntime with int8 weights (needs all five networks live)")
     p.add_argument("--models-dir", metavar="DIR", help="models folder (also the only folder LoadModel reads)")
     p.add_argument("--out-dir", metavar="DIR", default=None,
                    help="where GenerateMIDI writes files (default kelly-out/engine)")
@@ -140,7 +143,7 @@ def run(args) -> int:
         config = EngineConfig(sr=sr, block=args.block, lookahead=args.lookahead, alpha=args.alpha, seed=args.seed,
                               phrase_bars=args.phrase_bars, complexity=args.complexity, models_dir=args.models_dir,
                               out_dir=args.out_dir or DEFAULT_OUT_DIR, sync=bool(args.fast and source is not None),
-                              start_emotion=args.emotion)
+                              start_emotion=args.emotion, runtime=args.runtime)
         config.check()
         sink = _open_sink(args.midi_out, notes)
         clock = "external" if follower is not None else ("audio" if source is not None else "internal")
@@ -223,6 +226,7 @@ def _report(engine, sink) -> dict:
         "latency_ms": round(1000.0 * engine.latency_samples / engine.config.sr, 2),
         "block_times": engine.block_times.summary(),
         "bad_blocks": engine.frontend.bad_blocks,
+        "runtime": engine.runtime_note,
         "frames": engine.frames_done,
         "frames_heard": engine.frames_heard,
         "dropped_frames": int(getattr(engine.ring, "dropped", 0)),
@@ -243,7 +247,8 @@ def _summary(r: dict) -> str:
         lines.append(f"audio path: {bt['blocks']} blocks of {r['block']} at {r['sample_rate']} Hz, median "
                      f"{bt['median_ms']:.3f} ms, p99 {bt['p99_ms']:.3f} ms, max {bt['max_ms']:.3f} ms against "
                      f"{bt['budget_ms']:.2f} ms ({bt['overruns']} over budget)")
-        lines.append(f"mel frames analysed: {r['frames']} ({r['frames_heard']} heard, {r['dropped_frames']} dropped); "
+        lines.append(f"mel frames analysed: {r['frames']} ({r['frames_heard']} heard, {r['dropped_frames']} dropped) on "
+                     f"the {r['runtime']} path; "
                      f"latency added: {r['latency_samples']} samples ({r['latency_ms']} ms)")
     lines.append(f"{r['bars']} bars in {len(r['phrases'])} phrases:")
     for ph in r["phrases"][:40]:

@@ -95,6 +95,11 @@ class ClockFollower:
         return self._playing
 
     @property
+    def waiting(self) -> bool:
+        """True between Start/Continue/Song Position and the next clock, which is where playing begins."""
+        return self._waiting
+
+    @property
     def version(self) -> int:
         """Changes at every Start, Continue, Stop and Song Position Pointer (a jump the scheduler must see)."""
         return self._version

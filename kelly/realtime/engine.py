@@ -83,6 +83,7 @@ class EngineConfig:
     ring_frames: int = RING_FRAMES
     sync: bool = False
     start_emotion: str = "calm"
+    runtime: str = "numpy"               # the inference thread's path: "numpy" or "int8" (onnxruntime)
 
     def check(self) -> None:
         if not isinstance(self.sr, int) or not 4000 <= self.sr <= 384000:
@@ -97,6 +98,8 @@ class EngineConfig:
             raise InputError(f"--seed must be from 0 to {2**32 - 1}, got {self.seed!r}")
         if not 0.0 <= self.complexity <= 1.0:
             raise InputError(f"--complexity must be between 0 and 1, got {self.complexity!r}")
+        if self.runtime not in ("numpy", "int8"):
+            raise InputError(f"--runtime must be numpy or int8, got {self.runtime!r}")
 
 
 @dataclass
@@ -194,6 +197,9 @@ class Engine:
         self.samples = 0
         # -- inference --
         self._infer_proc = MultiModelProcessor(config.models_dir)
+        self._int8 = None
+        self.runtime_note = "numpy"
+        self._rebuild_int8()
         self._smoother = EmotionSmoother(config.alpha)
         self.frames_done = 0
         self.frames_heard = 0
@@ -338,9 +344,12 @@ class Engine:
                 continue
             idle = 0
             k = self.frames_done % RECOGNIZER_WINDOW
+            int8 = self._int8
             if k == 0:
                 proc.reset()
-            emb = proc.pipeline_step(frame)[0]
+                if int8 is not None:
+                    int8.reset()
+            emb = proc.pipeline_step(frame)[0] if int8 is None else int8.step(frame)
             if k >= RECOGNIZER_BURN_IN and float(frame.max()) >= SILENT_FRAME:
                 v, a, d = smoother.update(float(emb[iv]), float(emb[ia]), float(emb[idom]))
                 conf = min(1.0, max(0.0, float(emb[ic])))
@@ -349,6 +358,19 @@ class Engine:
                 self.frames_heard += 1
             self.frames_done += 1
         self._run_ops()
+
+    def _rebuild_int8(self) -> None:
+        """(Re)build the int8 graph from the networks now loaded; the numpy path when it cannot be."""
+        if self.config.runtime != "int8":
+            return
+        from kelly.realtime.int8 import Int8Pipeline
+
+        try:
+            self._int8 = Int8Pipeline(self._infer_proc)
+            self.runtime_note = "int8 (onnxruntime, harmony network in float32)"
+        except KellyError as exc:
+            self._int8 = None
+            self.runtime_note = f"numpy: the int8 path is off because {exc}"
 
     def _run_ops(self) -> None:
         with self._ops_lock:
@@ -544,7 +566,7 @@ class Engine:
         if not target.is_file():
             raise ModelError(f"no model file {name!r} in the models folder {folder}")
         _load_checked(target, key)  # refuse a bad file here, before anything changes
-        self._on_inference_thread(lambda: self._infer_proc.load_model_file(key, target))
+        self._on_inference_thread(lambda: (self._infer_proc.load_model_file(key, target), self._rebuild_int8()))
         with self._compose_lock:
             self._compose_proc.load_model_file(key, target)
         self._bump()
@@ -557,7 +579,7 @@ class Engine:
             key = get_spec(model).key
         except KellyError:
             raise
-        self._on_inference_thread(lambda: self._infer_proc.set_enabled(key, enabled))
+        self._on_inference_thread(lambda: (self._infer_proc.set_enabled(key, enabled), self._rebuild_int8()))
         with self._compose_lock:
             self._compose_proc.set_enabled(key, enabled)
         self._bump()

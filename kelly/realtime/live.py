@@ -58,9 +58,10 @@ def emotion_distance(a: EmotionState, b: EmotionState) -> float:
 class Phrase:
     """A composed phrase as timed events: what the scheduler plays from one bar line on.
 
-    ``bars[b]`` holds bar ``b``'s events as ``(beat, order, kind, channel, a, b)`` with
+    ``bars[b]`` holds bar ``b``'s events as ``(beat, order, kind, channel, a, b, note)`` with
     ``beat`` in quarter notes from the phrase's start; a note-on and its note-off are both
-    listed in the bar where the note starts (the off may lie beyond the bar).
+    listed in the bar where the note starts (the off may lie beyond the bar) and share
+    ``note``, the note's number in the phrase (-1 for controllers).
     """
 
     emotion: EmotionState
@@ -97,15 +98,15 @@ class Phrase:
                     continue
                 bar = note.start // bar_ticks
                 off = min(note.end, end_tick)
-                bars[bar].append((note.start / ppq, _ON, "on", ch, note.pitch, note.velocity))
-                bars[bar].append((off / ppq, _OFF, "off", ch, note.pitch, 0))
+                bars[bar].append((note.start / ppq, _ON, "on", ch, note.pitch, note.velocity, count))
+                bars[bar].append((off / ppq, _OFF, "off", ch, note.pitch, 0, count))
                 count += 1
             for tick, kind, number, value in track.controls:
                 if 0 <= tick < end_tick:
                     if kind == "cc":
-                        bars[tick // bar_ticks].append((tick / ppq, _CONTROL, "cc", ch, number, value))
+                        bars[tick // bar_ticks].append((tick / ppq, _CONTROL, "cc", ch, number, value, -1))
                     elif kind == "pitch":
-                        bars[tick // bar_ticks].append((tick / ppq, _PITCH, "pitch", ch, value, 0))
+                        bars[tick // bar_ticks].append((tick / ppq, _PITCH, "pitch", ch, value, 0, -1))
         num, den = song.time_signature
         return cls(emotion=emotion, start_bar=start_bar, seed=seed, tempo_bpm=float(song.tempos[0][1]),
                    time_signature=(num, den), beats_per_bar=bar_ticks / ppq,
@@ -226,7 +227,7 @@ class ExternalTransport:
         # After Start / Continue / Song Position the first clock marks the position (the MIDI
         # specification): play from that clock on, not from the Start message a clock earlier.
         f = self.follower
-        return bool(f.playing) and not getattr(f, "_waiting", False)
+        return bool(f.playing) and not f.waiting
 
     def version(self) -> int:
         return int(self.follower.version)
@@ -274,6 +275,7 @@ class BarScheduler:
         self.bar_beat = 0.0          # where the next bar to start begins
         self._next_bar = 0
         self._programs: dict[int, int] = {}
+        self._owner: dict[tuple[int, int], tuple[int, int]] = {}  # (channel, pitch) -> the note holding it
         self._version = transport.version()
         self._was_playing = False
         self.time_signature = (4, 4)
@@ -294,6 +296,7 @@ class BarScheduler:
         if not playing:
             if self._was_playing:
                 self.tracker.all_notes_off(time_s)
+                self._owner.clear()
                 self._heap.clear()
             self._was_playing = False
             return
@@ -310,6 +313,7 @@ class BarScheduler:
     def stop(self, time_s: float) -> None:
         """All notes off and forget what was scheduled."""
         self._heap.clear()
+        self._owner.clear()
         self.tracker.all_notes_off(time_s)
 
     # -- internals --------------------------------------------------------------------
@@ -319,6 +323,7 @@ class BarScheduler:
         self._heap.clear()
         if self.stats.bars:  # before the first bar nothing sounds; silencing would only move the tracker's
             self.tracker.all_notes_off(time_s)  # clock past time 0 and push the first downbeat off the grid
+        self._owner.clear()
         beat = max(0.0, self.transport.beat_at(time_s))
         per_bar = self.composer.phrase.beats_per_bar if self.composer.phrase else 4.0
         # at the very start (within a beat of the top) play from bar 1 rather than waiting a whole bar
@@ -344,9 +349,9 @@ class BarScheduler:
                     self.tracker.program_change(ch, program, at)
                     self._programs[ch] = program
         origin = beat - local * phrase.beats_per_bar
-        for rel, order, kind, ch, a, b in phrase.bars[local]:
+        for rel, order, kind, ch, a, b, note in phrase.bars[local]:
             self._seq += 1
-            heapq.heappush(self._heap, (origin + rel, order, self._seq, kind, ch, a, b))
+            heapq.heappush(self._heap, (origin + rel, order, self._seq, kind, ch, a, b, (phrase.seed, note)))
         self.time_signature = phrase.time_signature
         self.bar = bar
         self._next_bar = bar + 1
@@ -368,13 +373,19 @@ class BarScheduler:
             self._emit(ev, min(time_s, self.transport.time_at(ev[0])))
 
     def _emit(self, ev, at: float | None = None) -> None:
-        beat, _order, _seq, kind, ch, a, b = ev
+        beat, _order, _seq, kind, ch, a, b, note = ev
         t = self.transport.time_at(beat) if at is None else at
         tk = self.tracker
         if kind == "on":
             tk.note_on(ch, a, b, t)
+            self._owner[(ch, a)] = note
         elif kind == "off":
-            tk.note_off(ch, a, t)
+            # only the note that holds the key may end it: when a later note (of this phrase or
+            # the next) struck the same key, the tracker ended this one then, and this note-off
+            # would cut the later note short
+            if self._owner.get((ch, a)) == note:
+                del self._owner[(ch, a)]
+                tk.note_off(ch, a, t)
         elif kind == "cc":
             tk.control_change(ch, a, b, t)
         elif kind == "pitch":

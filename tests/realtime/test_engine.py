@@ -501,3 +501,29 @@ def _timed(track):
     for msg in track:
         now += msg.time
         yield now, msg
+
+
+# ------------------------------------------------------------------ the int8 path
+def test_the_int8_path_reads_the_same_audio_as_the_numpy_path(wav, tmp_path):
+    numpy_run = run_wav(wav, tmp_path / "numpy.mid")
+    int8_run = run_wav(wav, tmp_path / "int8.mid", runtime="int8")
+    assert numpy_run.runtime_note == "numpy"
+    assert int8_run.runtime_note.startswith("int8")
+    assert int8_run.frames_done == numpy_run.frames_done
+    a = np.array([row[1:4] for row in numpy_run.trace])
+    b = np.array([row[1:4] for row in int8_run.trace])
+    n = min(len(a), len(b))
+    # int8 weights move the smoothed V/A/D by hundredths, not by a quadrant
+    assert np.median(np.abs(a[:n] - b[:n])) < 0.05
+    note_pairs_ok(tmp_path / "int8.mid")
+
+
+def test_the_int8_path_steps_back_to_numpy_while_a_network_is_off(tmp_path):
+    engine = virtual_engine(tmp_path, runtime="int8")
+    with engine:
+        assert engine.runtime_note.startswith("int8")
+        engine.set_model_enabled("harmonypredictor", False)
+        assert engine.runtime_note.startswith("numpy: the int8 path is off because")
+        assert "HarmonyPredictor" in engine.runtime_note
+        engine.set_model_enabled("harmonypredictor", True)
+        assert engine.runtime_note.startswith("int8")

@@ -405,3 +405,27 @@ def test_a_jump_while_playing_silences_and_restarts_at_a_bar_line():
     assert daw.sch.bar == 8
     daw.sch.stop(daw.t)
     assert_paired([m for m, _ in daw.sink.sent])
+
+
+class HeldNoteComposer:
+    """Every phrase: one lead note of pitch 60 from its first bar line, held for two bars."""
+
+    def __call__(self, emotion: EmotionState, bars: int, seed: int) -> Song:
+        song = Song(tempos=[(0, 120.0)])
+        song.tracks = [Track("lead", program=0, channel=LEAD, notes=[Note(0, 60, 2 * song.bar_ticks, 90)])]
+        return song
+
+
+def test_a_key_struck_again_by_the_next_phrase_is_not_cut_short_by_the_old_note_off():
+    # phrase 1 holds C4 over bars 1-2; a forced phrase at bar 2 strikes C4 again and holds it over bars 2-3.
+    # The tracker ends the old note when the new one starts; the old note's own note-off (due at the end of
+    # bar 2) must then not end the new note, which sounds to the end of bar 3.
+    sch, tracker, sink, _ = make({0: (emo(0.0, 0.5), None), 1: (emo(0.0, 0.5), "asked")},
+                                 composer=HeldNoteComposer(), phrase_bars=4)
+    play(sch, 7.0)  # 3.5 bars at 120 bpm (2 s a bar)
+    sch.stop(7.0)
+    ons = [t for m, t in sink.of("note_on", LEAD) if m.velocity > 0]
+    offs = [t for m, t in sink.sent if m.channel == LEAD and
+            (m.type == "note_off" or (m.type == "note_on" and m.velocity == 0))]
+    assert ons == pytest.approx([0.0, 2.0])
+    assert offs == pytest.approx([2.0, 6.0])  # the retrigger at 2 s, then the new note's own end at 6 s
