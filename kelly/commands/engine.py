@@ -32,6 +32,9 @@ def register(sub) -> None:
     p.add_argument("--biometrics", metavar="FILE.csv|osc://127.0.0.1:PORT",
                    help="heart rate / HRV / EDA / skin temperature / movement: a CSV to replay on the engine clock, "
                         "or a live OSC stream (see docs/biometrics.md)")
+    p.add_argument("--osc-allow-remote", action="store_true",
+                   help="let --biometrics osc:// listen on an address other than this computer's (anyone who can "
+                        "reach it can then send biometrics)")
     p.add_argument("--socket", metavar="PATH",
                    help="the control socket (default: $XDG_RUNTIME_DIR/kelly/engine.sock); see docs/ipc.md")
     p.add_argument("--no-socket", action="store_true", help="do not open the control socket")
@@ -100,14 +103,20 @@ def _make_folder(path: str) -> None:
                           f"({exc.strerror or exc})") from None
 
 
-def _biometrics(spec: str | None):
+def _biometrics(spec: str | None, allow_remote: bool = False):
     if spec is None:
         return None, None
     if spec.startswith("osc://"):
+        import warnings
+
         from kelly.emotion.bio import OscBioListener
 
-        listener = OscBioListener(spec)
-        listener.start()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            listener = OscBioListener(spec, allow_remote=allow_remote)
+            listener.start()
+        for w in caught:
+            print(f"kelly: warning: {w.message}", file=sys.stderr)
         return listener, listener
     from kelly.emotion.bio import read_bio_csv
 
@@ -137,7 +146,7 @@ def run(args) -> int:
             from kelly.realtime.clock import ClockFollower
 
             follower = ClockFollower()
-        bio, listener = _biometrics(args.biometrics)
+        bio, listener = _biometrics(args.biometrics, args.osc_allow_remote)
         if listener is not None:
             closers.append(listener)
         config = EngineConfig(sr=sr, block=args.block, lookahead=args.lookahead, alpha=args.alpha, seed=args.seed,

@@ -930,8 +930,9 @@ class OscBioListener:
         if not _is_loopback(self.host):
             if not allow_remote:
                 raise InputError(f"refusing to listen for OSC on {self.host}: only this computer "
-                                 "(127.0.0.1, ::1 or localhost) is allowed unless you pass allow_remote=True "
-                                 "(then anyone on the network can send biometrics)")
+                                 "(127.0.0.1, ::1 or localhost) is allowed unless you allow others (kelly engine "
+                                 "--osc-allow-remote, or allow_remote=True): then anyone on the network can send "
+                                 "biometrics")
         self.allow_remote = allow_remote
         self.reader = BiometricReader(hold_s)
         self._clock = clock
