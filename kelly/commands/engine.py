@@ -20,6 +20,8 @@ from kelly.errors import InputError, KellyError
 
 
 def register(sub) -> None:
+    from kelly.commands.options import seed_arg
+
     p = sub.add_parser("engine", help="run the real-time engine: audio/text/biometrics in, live MIDI out",
                        description="Run Kelly live. The emotion comes from audio (--audio-in), words (--text), a "
                                    "biometric stream (--biometrics) and the control socket (kelly ctl); the music "
@@ -47,7 +49,7 @@ def register(sub) -> None:
     p.add_argument("--emotion", default="calm", metavar="NAME",
                    help="the emotion to start from before any source speaks (default calm)")
     p.add_argument("--clock-in", metavar="PORT", help="follow a DAW's MIDI clock (start, stop, song position) on PORT")
-    p.add_argument("--seed", type=int, default=0, help="random seed of the first phrase (default 0)")
+    p.add_argument("--seed", type=seed_arg, default=0, help="random seed of the first phrase (default 0)")
     p.add_argument("--complexity", type=float, default=0.5, help="0 simple … 1 busy (default 0.5)")
     p.add_argument("--phrase-bars", type=int, default=8, help="bars composed at once (default 8)")
     p.add_argument("--alpha", type=float, default=0.1, help="smoothing of the audio emotion per frame (default 0.1)")
