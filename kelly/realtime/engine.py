@@ -211,7 +211,8 @@ class Engine:
         # -- emotion sources --
         self._lock = threading.RLock()
         start = state_for(config.start_emotion)
-        self._sources: dict[str, SourceReading] = {}
+        self._sources: dict[str, SourceReading] = {}   # text, biometrics, explicit (under self._lock)
+        self._audio: SourceReading | None = None        # written by the inference thread only
         self._default = SourceReading(start.valence, start.arousal, start.dominance, 0.0, 0.0, start.intensity,
                                       start.label)
         self._bio_replay = None
@@ -354,7 +355,8 @@ class Engine:
                 v, a, d = smoother.update(float(emb[iv]), float(emb[ia]), float(emb[idom]))
                 conf = min(1.0, max(0.0, float(emb[ic])))
                 inten = min(1.0, max(0.0, float(emb[ii])))
-                self._sources["audio"] = SourceReading(v, a, d, conf, stamp * hop_s, inten)
+                # one attribute store (atomic): the inference thread takes no lock the control threads hold
+                self._audio = SourceReading(v, a, d, conf, stamp * hop_s, inten)
                 self.frames_heard += 1
             self.frames_done += 1
         self._run_ops()
@@ -426,6 +428,14 @@ class Engine:
             else:
                 self._sources.pop("biometrics", None)
 
+    def _readings(self) -> dict[str, SourceReading]:
+        """Every source's latest reading (call with ``self._lock`` held)."""
+        out = dict(self._sources)
+        audio = self._audio
+        if audio is not None:
+            out["audio"] = audio
+        return out
+
     def _fused(self):
         """The sources fused by confidence now (a FusedEmotion), or None when none speaks."""
         from kelly.emotion.fusion import SourceReading as FusionInput, fuse
@@ -435,7 +445,7 @@ class Engine:
             readings = {name: FusionInput(valence=r.valence, arousal=r.arousal, dominance=r.dominance,
                                           confidence=r.confidence, intensity=r.intensity,
                                           age_s=0.0 if name == "biometrics" else max(0.0, now - r.time_s))
-                        for name, r in self._sources.items()}
+                        for name, r in self._readings().items()}
         fused = fuse(readings) if readings else None
         return fused if fused is not None and fused.confidence > 0 and fused.label is not None else None
 
@@ -619,7 +629,7 @@ class Engine:
                                          confidence=r.confidence, label=r.label or _nearest(r.valence, r.arousal,
                                                                                             r.dominance).name,
                                          age_s=max(0.0, now - r.time_s))
-                       for name, r in self._sources.items()}
+                       for name, r in self._readings().items()}
         status = self._compose_proc.status()["models"]
         models = {k: LiveModel(enabled=v["enabled"], live=v["live"], path=v["path"], status=v["status"])
                   for k, v in status.items()}

@@ -163,7 +163,7 @@ def test_a_client_that_sends_and_vanishes_before_its_answer(server, engine, sock
 
 
 def test_a_slow_call_does_not_stall_other_clients(server, engine, sock_path):
-    engine.generate_seconds = 1.0
+    engine.generate_seconds = 3.0
     slow = KellyClient(sock_path)
     done = threading.Event()
 
@@ -178,7 +178,8 @@ def test_a_slow_call_does_not_stall_other_clients(server, engine, sock_path):
         start = time.monotonic()
         for _ in range(20):
             c.state()
-        assert time.monotonic() - start < 0.5
+        # all twenty answered while the 3 s call still runs (generous bound: CI machines are shared)
+        assert time.monotonic() - start < 2.0
         assert not done.is_set()
     t.join(5)
     assert done.is_set()
@@ -256,7 +257,7 @@ def test_stop_returns_quickly_with_idle_and_busy_clients(engine, sock_path):
     time.sleep(0.1)
     start = time.monotonic()
     server.stop()
-    assert time.monotonic() - start < 1.5
+    assert time.monotonic() - start < 3.0
     assert not sock_path.exists() and not sock_path.with_name("engine.sock.lock").exists()
     for s in idle + [busy, half]:
         s.close()

@@ -385,12 +385,11 @@ def test_the_socket_drives_a_running_engine_until_shutdown(tmp_path):
         def drive():
             try:
                 with engine:
-                    engine.run(realtime=True, seconds=5.0)
+                    engine.run(realtime=True, seconds=60.0)
             except BaseException as exc:  # noqa: BLE001 - reported by the test
                 errors.append(exc)
 
         runner = threading.Thread(target=drive)
-        t0 = time.monotonic()
         runner.start()
         try:
             with KellyClient(server.path, timeout=5.0) as client:
@@ -413,7 +412,7 @@ def test_the_socket_drives_a_running_engine_until_shutdown(tmp_path):
                 client.shutdown()
             runner.join(timeout=5.0)
             assert not runner.is_alive(), "shutdown did not end run()"
-            assert time.monotonic() - t0 < 4.5          # it ended before its 5 seconds ran out
+            assert engine.now_s < 55.0                  # shutdown ended it, not its 60 seconds
         finally:
             engine.shutdown()
             runner.join(timeout=5.0)
@@ -432,7 +431,7 @@ def test_the_internal_clock_starts_when_the_engine_starts(tmp_path):
         t0 = time.monotonic()
         engine.run(realtime=True, seconds=0.5)
         wall = time.monotonic() - t0
-    assert 0.45 <= wall < 1.5
+    assert 0.45 <= wall < 3.0
     assert engine.now_s == pytest.approx(0.5, abs=0.1)
     events = []
     for track in mido.MidiFile(tmp_path / "live.mid").tracks:
@@ -450,8 +449,8 @@ def test_a_shutdown_while_starting_is_not_lost(tmp_path):
     with engine:
         engine.shutdown()
         t0 = time.monotonic()
-        engine.run(realtime=True, seconds=5.0)
-        assert time.monotonic() - t0 < 0.5
+        engine.run(realtime=True, seconds=30.0)
+        assert time.monotonic() - t0 < 10.0 and engine.now_s < 1.0
     assert (tmp_path / "live.mid").exists()
 
 

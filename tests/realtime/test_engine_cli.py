@@ -189,7 +189,7 @@ def test_ctrl_c_ends_a_live_run_cleanly(tmp_path):
         proc.send_signal(signal.SIGINT)
         t0 = time.monotonic()
         out_text, err_text = proc.communicate(timeout=10)
-        assert time.monotonic() - t0 < 3.0
+        assert time.monotonic() - t0 < 8.0
     finally:
         if proc.poll() is None:
             proc.kill()
