@@ -132,6 +132,36 @@ def _async(frames: np.ndarray, n: int, runtime: str) -> tuple[float, int]:
         return n / (time.perf_counter() - t0), engine.ring.dropped
 
 
+def _socket_load(tmp: Path, clients: int = 32, requests: int = 1000) -> dict:
+    """32 clients × 1,000 requests (GetState and SetEmotion by turns) against a real engine's socket."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from kelly.contracts import GetState, SetEmotion
+    from kelly.ipc.client import KellyClient
+    from kelly.ipc.server import EngineServer
+    from kelly.realtime.engine import Engine, EngineConfig
+
+    engine = Engine(EngineConfig(sr=SR, block=BLOCK, out_dir=tmp / "gen"))
+    with engine, EngineServer(engine, tmp / "sock" / "engine.sock") as server:
+        def client(k: int) -> tuple[int, int]:
+            ok = errors = 0
+            with KellyClient(server.path, timeout=60.0) as c:
+                for i in range(requests):
+                    msg = GetState() if i % 2 else SetEmotion(valence=((k + i) % 21 - 10) / 10, arousal=0.5)
+                    answer = c.request(msg)
+                    ok += answer.type in ("State", "Ok")
+                    errors += answer.type == "Error"
+            return ok, errors
+
+        t0 = time.perf_counter()
+        with ThreadPoolExecutor(clients) as pool:
+            results = list(pool.map(client, range(clients)))
+        wall = time.perf_counter() - t0
+    answered = sum(r[0] for r in results)
+    return {"sent": clients * requests, "answered": answered, "errors": sum(r[1] for r in results),
+            "per_s": clients * requests / wall, "wall_s": wall}
+
+
 def _throughput(n: int = 20000) -> dict:
     from kelly.ml.processor import MultiModelProcessor
 
@@ -217,6 +247,7 @@ def run() -> str:
         change = _audio_change(wav, tmp)
         tput = _throughput()
         resp = _set_emotion_response(tmp)
+        sock = _socket_load(tmp)
         blocks = _block_times(wav, tmp)
         gap = _gap_anchor()
     budget = blocks["budget_ms"]
@@ -242,6 +273,8 @@ def run() -> str:
         f"| … on the int8 path (`--runtime int8`) | {tput['int8_per_s']:,.0f} frames/s | ≥ 5,000/s |",
         f"| same steps called synchronously, one thread | {tput['sync_per_s']:,.0f} frames/s | "
         f"ratio {tput['async_per_s'] / tput['sync_per_s']:.2f} |",
+        f"| socket: 32 clients × 1,000 requests (GetState / SetEmotion) to a real engine | {sock['answered']:,} "
+        f"of {sock['sent']:,} answered, {sock['errors']} errors, {sock['per_s']:,.0f} requests/s | all answered |",
         f"| SetEmotion → first note of the new phrase, median (max) | {resp['wait_median_s']:.2f} s "
         f"({resp['wait_max_s']:.2f} s) = {resp['bars_median']:.2f} ({resp['bars_max']:.2f}) bars | "
         "≤ 1 bar (parameters change at bar lines) |",
