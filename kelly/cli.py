@@ -40,6 +40,7 @@ COMMAND_MODULES = (
     "kelly.commands.schema",
     "kelly.commands.engine",
     "kelly.commands.ctl",
+    "kelly.commands.transformer",
 )
 
 

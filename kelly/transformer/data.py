@@ -30,7 +30,7 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
-from kelly.errors import FileFormatError, InputError
+from kelly.errors import FileFormatError, InputError, KellyError
 
 #: Collections read by default (Essen left out: its licence is non-commercial; see docs/data.md).
 DEFAULT_COLLECTIONS = ("composed", "bach", "oneills", "ryans", "airds", "palestrina")
@@ -47,6 +47,7 @@ class TokenSet:
     starts: np.ndarray        # int64 [P + 1]: piece p is tokens[starts[p]:starts[p + 1]]
     emotion: np.ndarray       # float32 [P, 3]
     ids: list[str]
+    skipped: dict | None = None  # pieces left out while building, by reason
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -120,15 +121,24 @@ def build_from_corpus(corpus: str | os.PathLike, tokenizer, *, collections: Sequ
     if limit is not None:
         records = records[:limit]
     pieces: dict[str, list] = {s: [] for s in SPLITS}
+    skipped: dict[str, int] = {}
     for i, rec in enumerate(records):
-        song = read_midi(corpus / rec["midi"])
-        pieces[rec.get("split", "train")].append((rec["id"], tokenizer.encode(song), _emotion_of(rec)))
+        try:
+            tokens = tokenizer.encode(read_midi(corpus / rec["midi"]))
+        except KellyError as exc:  # a metre the tokens cannot hold (4/2 in Palestrina ...): left out, counted
+            reason = str(exc).split(";")[0]
+            skipped[reason] = skipped.get(reason, 0) + 1
+            continue
+        pieces[rec.get("split", "train")].append((rec["id"], tokens, _emotion_of(rec)))
         if progress is not None:
             progress(i + 1, len(records))
-    return {s: _pack(p, tokenizer) for s, p in pieces.items()}
+    sets = {s: _pack(p, tokenizer) for s, p in pieces.items()}
+    for s in sets.values():
+        s.skipped = dict(skipped)
+    return sets
 
 
-def composed_pieces(tokenizer, *, emotions: Iterable[str] = ("calm", "grief", "joy", "fury", "hope", "fear"),
+def composed_pieces(tokenizer, *, emotions: Iterable[str] = ("calm", "grief", "happiness", "fury", "hope", "terror"),
                     seeds: Iterable[int] = (0, 1), bars: int = 8) -> dict[str, TokenSet]:
     """A small labelled set composed on the spot (no corpus needed): tests and tiny runs.
 

@@ -40,14 +40,14 @@ Families and sizes (default settings)
 family        size  values
 ============  ====  ===============================================================
 ``type``         6  PAD 0, BOS 1, EOS 2, BAR 3, POSITION 4, NOTE 5
-``position``    85  NONE, then the step in the bar 0…83 (12 a quarter note)
+``position``    97  NONE, then the step in the bar 0…95 (12 a quarter note; 96 steps in 4/2)
 ``program``    130  NONE, drums (program −1), then GM programs 0…127
 ``role``        10  NONE, then :class:`~kelly.song.Role` in its order (melody … fx)
 ``pitch``      129  NONE, then MIDI pitch 0…127
 ``duration``    97  NONE, then 96 duration bins (see :data:`DURATION_STEPS`)
 ``velocity``    33  NONE, then 32 bins 3, 7, 11 … 127 (MidiTok's values)
 ``tempo``       65  NONE, then 64 geometric bins 40…250 BPM, rounded to whole BPM
-``meter``       23  NONE, then :data:`METERS` (4/4, 3/4, 6/8 first)
+``meter``       24  NONE, then :data:`METERS` (4/4, 3/4, 6/8 first)
 ============  ====  ===============================================================
 
 A sequence is ``BOS, (BAR, (POSITION, NOTE+)*)+, EOS``. Each BAR carries the meter
@@ -125,7 +125,7 @@ METERS: tuple[tuple[int, int], ...] = (
     (1, 4), (2, 4), (5, 4), (6, 4), (7, 4),
     (1, 2), (2, 2), (3, 2),
     (2, 8), (3, 8), (4, 8), (5, 8), (7, 8), (8, 8), (9, 8), (10, 8), (11, 8), (12, 8),
-    (1, 1),
+    (1, 1), (4, 2),  # 4/2: Palestrina's alla breve
 )
 
 #: Roles in family order (index = position here + 1).

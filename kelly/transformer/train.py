@@ -92,6 +92,17 @@ def load_settings(section: str = "small", path: str | Path | None = None,
     return settings
 
 
+def config_for(name: str, sizes, block_size: int):
+    """The model shape called ``name`` (tiny, small, large) for a tokenizer's family sizes and a context."""
+    from dataclasses import replace as _replace
+
+    from kelly.transformer.model import LARGE, SMALL, TransformerConfig
+
+    base = {"tiny": TransformerConfig(n_layer=2, n_head=2, n_embd=64, block_size=block_size, dropout=0.0),
+            "small": SMALL, "large": LARGE}[name]
+    return _replace(base, sizes=tuple(sizes), block_size=block_size).validate()
+
+
 def lr_at(step: int, s: TrainSettings) -> float:
     """Linear warm-up, then cosine decay to ``min_lr`` at the last step."""
     if step < s.warmup:
@@ -132,7 +143,7 @@ def train(settings: TrainSettings, out_dir: str | Path, *, data: dict | None = N
     from kelly.ml.train.checkpoint import capture_rng, checkpoint_bytes, load_checkpoint, restore_rng
     from kelly.ml.train.distributed import resolve_device, setup, teardown
     from kelly.transformer import data as tdata
-    from kelly.transformer.model import CompoundTransformer, config_for
+    from kelly.transformer.model import CompoundTransformer
     from kelly.transformer.tokens import CompoundTokenizer
 
     settings.check()
@@ -152,10 +163,9 @@ def train(settings: TrainSettings, out_dir: str | Path, *, data: dict | None = N
         if len(train_set) == 0 or len(val_set) == 0:
             raise InputError("the transformer needs training and validation pieces; the data has "
                              f"{len(train_set)} and {len(val_set)}")
-        mconf = config_for(settings.model, tokenizer.sizes)
-        if settings.block_size > mconf.block_size:
-            raise InputError(f"block_size {settings.block_size} is longer than the {settings.model} model's "
-                             f"{mconf.block_size}")
+        # the model's context is the training window: positions it never saw in training are never used
+        # (generation slides its window within them, kelly.transformer.model.TorchStepper)
+        mconf = config_for(settings.model, tokenizer.sizes, settings.block_size)
         torch.manual_seed(settings.seed)
         model = CompoundTransformer(mconf).to(device)
         opt = model.configure_optimizer(settings.weight_decay, settings.lr) if hasattr(model, "configure_optimizer") \
@@ -166,9 +176,16 @@ def train(settings: TrainSettings, out_dir: str | Path, *, data: dict | None = N
         ckpt_path = out / CHECKPOINT
         if resume and ckpt_path.exists():
             ckpt = load_checkpoint(ckpt_path, map_location=device)
-            if ckpt.get("kind") != "transformer" or ckpt.get("settings") != asdict(settings):
+            # more steps or more time may be given to a run that resumes; nothing else may change
+            extendable = ("steps", "max_minutes")
+            same = {k: v for k, v in asdict(settings).items() if k not in extendable}
+            if ckpt.get("kind") != "transformer" or \
+                    {k: v for k, v in (ckpt.get("settings") or {}).items() if k not in extendable} != same:
                 raise InputError(f"{ckpt_path} was written with other settings; resume with the same config, or "
                                  "train into another --out (or delete the checkpoint to start again)")
+            if ckpt.get("model_config") != mconf.to_dict():
+                raise InputError(f"{ckpt_path} holds a model of another shape (the tokenizer or the model changed "
+                                 "since it was written); train into another --out, or start again with --fresh")
             model.load_state_dict(ckpt["model"])
             opt.load_state_dict(ckpt["optimizer"])
             step, history, best = int(ckpt["step"]), list(ckpt["history"]), dict(ckpt["best"])
@@ -203,7 +220,7 @@ def train(settings: TrainSettings, out_dir: str | Path, *, data: dict | None = N
             if step % settings.eval_every == 0 or last:
                 ev = evaluate(model, val_set, settings.block_size, device,
                               None if last else settings.eval_windows)
-                row = {"step": step, "minutes": round(minutes, 2), "train_loss": round(float(loss), 4),
+                row = {"step": step, "minutes": round(minutes, 2), "train_loss": round(loss.item(), 4),
                        "val_loss": round(ev["loss"], 4),
                        **{f"val_{n}": round(v, 4) for n, v in zip(families, ev["families"])}}
                 history.append(row)
@@ -215,7 +232,7 @@ def train(settings: TrainSettings, out_dir: str | Path, *, data: dict | None = N
                         _save_weights(out, model, mconf)
                     write_bytes_atomic(ckpt_path, checkpoint_bytes({
                         "format": "kelly-train-checkpoint", "version": 1, "kind": "transformer",
-                        "settings": asdict(settings), "model": model.state_dict(), "optimizer": opt.state_dict(),
+                        "settings": asdict(settings), "model_config": mconf.to_dict(), "model": model.state_dict(), "optimizer": opt.state_dict(),
                         "step": step, "history": history, "best": best, "rng": capture_rng(gen)}))
             if last:
                 break
@@ -244,7 +261,9 @@ def evaluate(model, val_set, block: int, device, limit: int | None = None) -> di
                 break
             xb = torch.from_numpy(win[None]).to(device)
             eb = torch.from_numpy(np.asarray(emo, dtype=np.float32)[None]).to(device)
-            sums, n = model.family_loss_sums(xb[:, :-1], eb, xb[:, 1:])
+            _, _, family = model(xb[:, :-1], eb, targets=xb[:, 1:], return_family_losses=True)
+            n = int((xb[:, 1:, 0] != 0).sum())
+            sums = family.detach().cpu().double() * n
             total = sums if total is None else total + sums
             count += n
     fam = (total / max(1, count)).tolist() if total is not None else []
@@ -259,7 +278,7 @@ def _save_weights(out: Path, model, mconf) -> None:
     from kelly.fileio import write_bytes_atomic
 
     buf = io.BytesIO()
-    torch.save({"format": "kelly-transformer", "version": 1, "config": asdict(mconf),
+    torch.save({"format": "kelly-transformer", "version": 1, "config": mconf.to_dict(),
                 "model": {k: v.detach().cpu() for k, v in model.state_dict().items()}}, buf)
     write_bytes_atomic(out / WEIGHTS, buf.getvalue())
 
@@ -274,7 +293,7 @@ def _metrics(settings, mconf, history, best, baseline, families, train_set, val_
     fam = best.get("families") or []
     per_family = {n: {"model_ce": round(m, 4), "unigram_ce": round(u, 4), "model_ppl": round(math.exp(m), 3),
                       "unigram_ppl": round(math.exp(u), 3)} for n, m, u in zip(families, fam, baseline)}
-    return {"settings": asdict(settings), "model": asdict(mconf), "best_step": best.get("step"),
+    return {"settings": asdict(settings), "model": mconf.to_dict(), "best_step": best.get("step"),
             "val_loss": best.get("val_loss"), "unigram_loss": float(np.mean(baseline)), "families": per_family,
             "train_pieces": len(train_set), "train_tokens": train_set.n_tokens, "val_pieces": len(val_set),
             "val_tokens": val_set.n_tokens, "steps": history[-1]["step"] if history else 0,
@@ -310,4 +329,6 @@ def _cached_data(corpus: Path, out: Path, tokenizer, collections, log) -> dict:
     write_text_atomic(stamp_file, stamp)
     if log:
         log("  " + ", ".join(f"{s}: {len(ts)} pieces, {ts.n_tokens:,} tokens" for s, ts in sets.items()))
+        for reason, n in (sets["train"].skipped or {}).items():
+            log(f"  left out {n} piece(s): {reason}")
     return sets

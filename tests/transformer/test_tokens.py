@@ -85,7 +85,7 @@ def _check_round_trip(song: Song, back: Song) -> int:
 def test_families_and_sizes():
     assert FAMILIES[0] == "type"
     assert len(TK.sizes) == F
-    assert TK.sizes == (6, 85, 130, 10, 129, 97, 33, 65, 23)
+    assert TK.sizes == (6, 97, 130, 10, 129, 97, 33, 65, 24)
     assert (TK.PAD, TK.BOS, TK.EOS, TK.BAR, TK.POSITION, TK.NOTE, TK.NONE) == (0, 1, 2, 3, 4, 5, 0)
     assert CompoundTokenizer().sizes == TK.sizes  # deterministic vocabulary
     assert list(TK.velocities[:3]) == [3, 7, 11] and TK.velocities[-1] == 127 and len(TK.velocities) == 32
