@@ -1,56 +1,59 @@
 """ONNX export of the compound-word transformer, and generation on onnxruntime (no torch).
 
-Like :mod:`kelly.ml.onnx_graphs`, the graphs are written node by node from the model's
+Like :mod:`kelly.ml.onnx_graphs`, the graph is written node by node from the model's
 weights (numpy arrays) rather than traced from torch: the interface is ours, export does
 not depend on torch's changing ONNX exporters, and nothing here imports torch
 (:func:`export_onnx` reads a model's ``config`` and ``state_dict()`` by duck typing).
-Opset 17, float32, all dimensions named below dynamic.
+An export is a folder of two files.
 
 ``step.onnx``: the trunk with the key/value cache as explicit inputs and outputs
 -------------------------------------------------------------------------------
-========================  =============================  ======================================
-input                     shape                          meaning
-========================  =============================  ======================================
-``tokens``  int64         (batch, new, F)                compound tokens to add (``new`` ≥ 1)
-``emotion`` float         (batch, 3)                     valence, arousal, dominance
-``past_key_i`` float      (batch, n_head, past, head_dim)   layer ``i``'s cached keys (``past`` may be 0)
-``past_value_i`` float    (batch, n_head, past, head_dim)   its cached values
-========================  =============================  ======================================
+Opset 17, float32; every dimension named below is dynamic.
 
-========================  =============================  ======================================
-output                    shape
-========================  =============================  ======================================
-``hidden``                (batch, new, n_embd)           after the final LayerNorm
-``type_logits``           (batch, new, sizes[0])         the next token's type
-``present_key_i``         (batch, n_head, past+new, head_dim)   feed back as ``past_key_i``
-``present_value_i``       (batch, n_head, past+new, head_dim)
-========================  =============================  ======================================
+======================  =====================================  ==================================
+input                   shape                                  meaning
+======================  =====================================  ==================================
+``tokens`` (int64)      (batch, new, F)                        compound tokens to add, new ≥ 1
+``emotion``             (batch, 3)                             valence, arousal, dominance
+``past_key_i``          (batch, n_head, past, head_dim)        layer ``i``'s cached keys (past ≥ 0)
+``past_value_i``        (batch, n_head, past, head_dim)        its cached values
+======================  =====================================  ==================================
 
-Positions run ``past … past+new-1`` (``past + new`` must not exceed ``block_size``; the
+======================  =====================================  ==================================
+output                  shape
+======================  =====================================  ==================================
+``hidden``              (batch, new, n_embd)                   after the final LayerNorm
+``type_logits``         (batch, new, sizes[0])                 the next token's type
+``family_base``         (batch, new, sizes[1] + … + sizes[F-1])  each family head's hidden-state part
+``present_key_i``       (batch, n_head, past+new, head_dim)    feed back as ``past_key_i``
+``present_value_i``     (batch, n_head, past+new, head_dim)
+======================  =====================================  ==================================
+
+Positions run ``past … past+new-1`` (``past + new`` must not exceed ``block_size``: the
 graph does not check, the stepper does); the new steps attend causally to the cache and
-to each other, so one call can also encode a whole prefix (``past`` = 0).
+to each other, so one call can also encode a whole prefix (``past`` = 0). The file's
+metadata entry ``kelly.transformer`` holds the model's configuration as JSON (sizes,
+n_layer, n_head, n_embd, block_size, emb_sizes, n_emotion, row_heads).
 
-``heads.onnx``: the family heads, given the token chosen so far
----------------------------------------------------------------
-Inputs ``hidden`` float (batch, n_embd) and ``row`` int64 (batch, F), the next token as
-far as it is chosen; output ``family_logits`` float (batch, sizes[1] + … + sizes[F-1]):
-every family's logits side by side, family ``f``'s read from the row's first
-``n_conditions(f)`` entries (the type only, or with ``row_heads`` families ``0 … f-1``),
-so they are right for every family whose conditions are already filled in.
-:class:`OnnxStepper` slices them and runs the graph again only when a family's
-conditions changed (once per token without ``row_heads``, once per sampled family with).
-
-Both files carry the model's configuration as JSON in the metadata entry
-``kelly.transformer`` (sizes, n_layer, n_head, n_embd, block_size, emb_sizes, n_emotion,
-row_heads).
+``heads.npz``: the rest of the family heads, as lookup tables
+-------------------------------------------------------------
+A family head is linear in ``[h ‖ E_0(v_0) ‖ … ‖ E_{c-1}(v_{c-1})]``, so its logits are
+``family_base`` (``W_h h + b``, computed in the graph) plus one row of a table per
+condition: ``T_{f,j} = E_j W_{f,j}ᵀ`` [shape=(sizes[j], sizes[f])], indexed by the value
+``v_j`` already chosen. Key ``f{f}_{j}`` holds ``T_{f,j}`` (``j < n_conditions(f)``: the
+type only, or with ``row_heads`` families ``0 … f-1``). With row-conditioned heads a
+family's logits depend on the family sampled just before it; as lookups that costs a few
+microseconds in numpy, where a session run per family cost about 45 µs (a third of a
+SMALL step).
 """
 
 from __future__ import annotations
 
+import io
 import json
 import math
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, NamedTuple
 
 import numpy as np
 
@@ -60,7 +63,7 @@ OPSET = 17
 FORMAT = 1
 META_KEY = "kelly.transformer"
 STEP_FILE = "step.onnx"
-HEADS_FILE = "heads.onnx"
+HEADS_FILE = "heads.npz"
 LN_EPS = 1e-5
 _MASKED = -1e9  # added to masked attention scores: exp() underflows to exactly 0, as torch's −∞
 
@@ -207,13 +210,18 @@ def step_graph(config: Mapping[str, Any], state: Mapping[str, np.ndarray]):
         x = g.op("Add", [x, m])
     hidden = g.layer_norm(x, state, "ln_f", "hidden")
     g.linear(hidden, state["type_head.weight"], state["type_head.bias"], "type_head", "type_logits")
+    heads = [(np.asarray(state[f"family_heads.{f}.weight"], np.float32)[:, :E],
+              np.asarray(state[f"family_heads.{f}.bias"], np.float32)) for f in range(n_fam - 1)]
+    g.linear(hidden, np.concatenate([w for w, _ in heads]), np.concatenate([b for _, b in heads]), "family_heads",
+             "family_base")
 
     F32, I64 = TensorProto.FLOAT, TensorProto.INT64
     kv = ["batch", H, "past", D]
     inputs = [_value_info("tokens", I64, ["batch", "new", n_fam]),
               _value_info("emotion", F32, ["batch", cfg["n_emotion"]])]
     outputs = [_value_info("hidden", F32, ["batch", "new", E]),
-               _value_info("type_logits", F32, ["batch", "new", cfg["sizes"][0]])]
+               _value_info("type_logits", F32, ["batch", "new", cfg["sizes"][0]]),
+               _value_info("family_base", F32, ["batch", "new", sum(cfg["sizes"][1:])])]
     for i in range(L):
         inputs += [_value_info(f"past_key_{i}", F32, kv), _value_info(f"past_value_{i}", F32, kv)]
         outputs += [_value_info(f"present_key_{i}", F32, ["batch", H, "total", D]),
@@ -221,33 +229,25 @@ def step_graph(config: Mapping[str, Any], state: Mapping[str, np.ndarray]):
     return _model(g, "CompoundTransformerStep", inputs, outputs, cfg)
 
 
-def heads_graph(config: Mapping[str, Any], state: Mapping[str, np.ndarray]):
-    """``heads.onnx`` (see the module docstring) as an ``onnx.ModelProto``."""
-    from onnx import TensorProto
-
+def head_tables(config: Mapping[str, Any], state: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """``heads.npz``'s tables (see the module docstring): key ``f{f}_{j}`` → ``E_j W_{f,j}ᵀ``."""
     cfg = _check_config(config)
-    n_fam, E = len(cfg["sizes"]), cfg["n_embd"]
-    g = _Graph()
-    n_cond = [(f if cfg["row_heads"] else 1) for f in range(n_fam)]
-    embs = []
-    for j in range(max(n_cond[1:])):
-        table = g.const(f"wte.{j}.weight", np.asarray(state[f"wte.{j}.weight"], np.float32))
-        idx = g.op("Gather", ["row", g.const(f"family{j}", np.array(j, np.int64))], axis=1)
-        embs.append(g.op("Gather", [table, idx], axis=0))
-    outs = []
-    for f in range(1, n_fam):
-        cond = g.op("Concat", ["hidden", *embs[:n_cond[f]]], axis=-1)
-        outs.append(g.linear(cond, state[f"family_heads.{f - 1}.weight"], state[f"family_heads.{f - 1}.bias"],
-                             f"family_heads.{f - 1}"))
-    g.op("Concat", outs, "family_logits", axis=-1)
-    inputs = [_value_info("hidden", TensorProto.FLOAT, ["batch", E]),
-              _value_info("row", TensorProto.INT64, ["batch", n_fam])]
-    outputs = [_value_info("family_logits", TensorProto.FLOAT, ["batch", sum(cfg["sizes"][1:])])]
-    return _model(g, "CompoundTransformerHeads", inputs, outputs, cfg)
+    E, emb = cfg["n_embd"], cfg["emb_sizes"]
+    tables = {}
+    for f in range(1, len(cfg["sizes"])):
+        weight = np.asarray(state[f"family_heads.{f - 1}.weight"], np.float64)
+        col = E
+        for j in range(f if cfg["row_heads"] else 1):
+            table = np.asarray(state[f"wte.{j}.weight"], np.float64)
+            tables[f"f{f}_{j}"] = (table @ weight[:, col:col + emb[j]].T).astype(np.float32)
+            col += emb[j]
+        if col != weight.shape[1]:
+            raise ModelError(f"family head {f} reads {weight.shape[1]} inputs, the configuration {col}")
+    return tables
 
 
 def export_onnx(model, folder, *, overwrite: bool = True) -> list[Path]:
-    """Write ``step.onnx`` and ``heads.onnx`` for ``model`` into ``folder`` (atomically).
+    """Write ``step.onnx`` and ``heads.npz`` for ``model`` into ``folder`` (atomically).
 
     Parameters
     ----------
@@ -268,10 +268,11 @@ def export_onnx(model, folder, *, overwrite: bool = True) -> list[Path]:
     cfg = model.config.to_dict()
     state = {k: (v.detach().cpu().numpy() if hasattr(v, "detach") else np.asarray(v))
              for k, v in model.state_dict().items()}
+    buf = io.BytesIO()
+    np.savez(buf, **head_tables(cfg, state))
     folder = Path(folder)
     return write_files_atomic({folder / STEP_FILE: step_graph(cfg, state).SerializeToString(),
-                               folder / HEADS_FILE: heads_graph(cfg, state).SerializeToString()},
-                              overwrite=overwrite)
+                               folder / HEADS_FILE: buf.getvalue()}, overwrite=overwrite)
 
 
 # ---------------------------------------------------------------------------------------
@@ -294,19 +295,32 @@ def _session(path: Path, threads: int):
                          "export the model again with export_onnx") from None
 
 
+class _Hidden(NamedTuple):
+    """What :meth:`OnnxStepper.step` returns for the newest step."""
+
+    hidden: np.ndarray          # [n_embd]
+    type_logits: np.ndarray     # [sizes[0]]
+    family_base: np.ndarray     # [sizes[1] + … + sizes[F-1]]
+
+
 class OnnxStepper:
-    """The stepper protocol of :mod:`kelly.transformer.sample` on onnxruntime (no torch).
+    """The stepper protocol of :mod:`kelly.transformer.sample` on onnxruntime and numpy (no torch).
 
     Parameters
     ----------
     folder : path
-        Holds ``step.onnx`` and ``heads.onnx`` from :func:`export_onnx`.
+        Holds ``step.onnx`` and ``heads.npz`` from :func:`export_onnx`.
     threads : int
-        onnxruntime intra-op threads per session.
+        onnxruntime intra-op threads.
     keep : int or None
         Steps kept when the window slides (default ``block_size * 3 // 4``, as
         ``TorchStepper``): when the cache holds ``block_size`` steps, the newest ``keep``
         rows are encoded again from position 0 in one call.
+
+    Raises
+    ------
+    kelly.errors.ModelError
+        A file is missing, unreadable, or does not match the configuration.
     """
 
     def __init__(self, folder, *, threads: int = 1, keep: int | None = None) -> None:
@@ -314,9 +328,8 @@ class OnnxStepper:
         for name in (STEP_FILE, HEADS_FILE):
             if not (folder / name).is_file():
                 raise ModelError(f"{folder / name} is missing: export the transformer with export_onnx first")
-        self.step_session = _session(folder / STEP_FILE, threads)
-        self.heads_session = _session(folder / HEADS_FILE, threads)
-        meta = self.step_session.get_modelmeta().custom_metadata_map.get(META_KEY)
+        self.session = _session(folder / STEP_FILE, threads)
+        meta = self.session.get_modelmeta().custom_metadata_map.get(META_KEY)
         try:
             cfg = _check_config(json.loads(meta))
         except (TypeError, ValueError):
@@ -327,13 +340,34 @@ class OnnxStepper:
         self.keep = keep if keep is not None else max(1, self.block_size * 3 // 4)
         if not 1 <= self.keep < self.block_size:
             raise ValueError(f"keep {self.keep} must be in 1..block_size-1 ({self.block_size - 1})")
-        self._n_layer, self._n_head = cfg["n_layer"], cfg["n_head"]
-        self._head_dim = cfg["n_embd"] // cfg["n_head"]
+        self._tables = self._load_tables(folder / HEADS_FILE)
+        self._n_head, self._head_dim = cfg["n_head"], cfg["n_embd"] // cfg["n_head"]
         self._offsets = np.concatenate([[0], np.cumsum(self.sizes[1:])]).astype(int)
-        self._n_cond = [(f if cfg["row_heads"] else 1) for f in range(len(self.sizes))]
-        self._kv_names = [f"{kind}_{i}" for i in range(self._n_layer) for kind in ("past_key", "past_value")]
-        self._out_names = ["hidden", "type_logits"] + [n.replace("past", "present") for n in self._kv_names]
+        self._kv_names = [f"{kind}_{i}" for i in range(cfg["n_layer"]) for kind in ("past_key", "past_value")]
+        self._out_names = ["hidden", "type_logits", "family_base"] + [n.replace("past", "present")
+                                                                       for n in self._kv_names]
         self.reset(np.zeros(cfg["n_emotion"], np.float32))
+
+    def _load_tables(self, path: Path) -> list[list[np.ndarray]]:
+        """``tables[f][j]`` = ``T_{f,j}`` [sizes[j], sizes[f]], checked against the configuration."""
+        sizes, n_fam = self.sizes, len(self.sizes)
+        try:
+            with np.load(path, allow_pickle=False) as npz:
+                data = {k: npz[k] for k in npz.files}
+        except (OSError, ValueError, EOFError) as exc:
+            raise ModelError(f"{path}: not a readable .npz ({' '.join(str(exc).split())[:160]}); "
+                             "export the model again with export_onnx") from None
+        tables: list[list[np.ndarray]] = [[]]
+        for f in range(1, n_fam):
+            row = []
+            for j in range(f if self.config["row_heads"] else 1):
+                t = data.get(f"f{f}_{j}")
+                if t is None or t.shape != (sizes[j], sizes[f]) or t.dtype != np.float32:
+                    raise ModelError(f"{path}: table f{f}_{j} is missing or not float32 "
+                                     f"[{sizes[j]}, {sizes[f]}]; export the model again with export_onnx")
+                row.append(t)
+            tables.append(row)
+        return tables
 
     def _empty_past(self) -> dict[str, np.ndarray]:
         empty = np.zeros((1, self._n_head, 0, self._head_dim), np.float32)
@@ -344,15 +378,14 @@ class OnnxStepper:
         self.past = self._empty_past()
         self.length = 0
         self.rows: list[np.ndarray] = []
-        self._heads = None
 
-    def _run(self, rows: np.ndarray, past: dict[str, np.ndarray]):
-        outs = self.step_session.run(self._out_names, {"tokens": rows[None], "emotion": self.emotion, **past})
-        self.past = dict(zip(self._kv_names, outs[2:]))
-        return outs[0][0, -1], outs[1][0, -1]
+    def _run(self, rows: np.ndarray, past: dict[str, np.ndarray]) -> _Hidden:
+        outs = self.session.run(self._out_names, {"tokens": rows[None], "emotion": self.emotion, **past})
+        self.past = dict(zip(self._kv_names, outs[3:]))
+        return _Hidden(outs[0][0, -1], outs[1][0, -1], outs[2][0, -1])
 
-    def step(self, row) -> tuple[np.ndarray, np.ndarray]:
-        """Feed one row [shape=(F,)]; returns (hidden [n_embd], type logits [sizes[0]])."""
+    def step(self, row) -> _Hidden:
+        """Feed one row [shape=(F,)]; returns the newest step's hidden state and head inputs."""
         row = np.asarray(row, np.int64).reshape(-1)
         self.rows.append(row)
         del self.rows[:-self.block_size]
@@ -363,27 +396,26 @@ class OnnxStepper:
         self.length += 1
         return self._run(row[None], self.past)
 
-    def full(self, rows) -> tuple[np.ndarray, np.ndarray]:
-        """Hidden state after ``rows`` [n ≤ block_size, F] from scratch (the cache is untouched)."""
+    def full(self, rows) -> _Hidden:
+        """The newest step after ``rows`` [n ≤ block_size, F] from scratch (the cache is untouched)."""
         saved = self.past
         try:
             return self._run(np.asarray(rows, np.int64), self._empty_past())
         finally:
             self.past = saved
 
-    def type_logits(self, hidden) -> np.ndarray:
-        return hidden[1]
+    def type_logits(self, hidden: _Hidden) -> np.ndarray:
+        return hidden.type_logits
 
-    def family_logits(self, hidden, row, family: int) -> np.ndarray:
+    def family_logits(self, hidden: _Hidden, row, family: int) -> np.ndarray:
+        """``family_base`` of ``family`` plus one table row per value of ``row`` it reads."""
         if not 1 <= family < len(self.sizes):
             raise ValueError(f"family {family} is not one of 1..{len(self.sizes) - 1}")
-        row = np.asarray(row, np.int64).reshape(-1)
-        n = self._n_cond[family]
-        cached = self._heads
-        if cached is None or cached[0] is not hidden or not np.array_equal(cached[1][:n], row[:n]):
-            logits = self.heads_session.run(["family_logits"], {"hidden": hidden[0][None], "row": row[None]})[0][0]
-            cached = self._heads = (hidden, row.copy(), logits)
-        return cached[2][self._offsets[family - 1]:self._offsets[family]]
+        logits = hidden.family_base[self._offsets[family - 1]:self._offsets[family]].copy()
+        for j, table in enumerate(self._tables[family]):
+            logits += table[int(row[j])]
+        return logits
 
 
-__all__ = ["export_onnx", "step_graph", "heads_graph", "OnnxStepper", "STEP_FILE", "HEADS_FILE", "OPSET", "META_KEY"]
+__all__ = ["export_onnx", "step_graph", "head_tables", "OnnxStepper", "STEP_FILE", "HEADS_FILE", "OPSET",
+           "META_KEY"]

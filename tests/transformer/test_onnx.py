@@ -43,20 +43,24 @@ def exported(request, tmp_path_factory):
     return model, folder
 
 
-def test_export_writes_two_self_describing_graphs(exported):
+def test_export_writes_a_self_describing_graph_and_head_tables(exported):
     model, folder = exported
-    for name in (STEP_FILE, HEADS_FILE):
-        proto = onnx.load(folder / name)
-        onnx.checker.check_model(proto)
-        assert [o.version for o in proto.opset_import] == [OPSET]
-        meta = json.loads({p.key: p.value for p in proto.metadata_props}[META_KEY])
-        assert meta["sizes"] == list(TOY_SIZES) and meta["n_layer"] == 2 and meta["block_size"] == 128
-    step = onnx.load(folder / STEP_FILE)
-    names = [i.name for i in step.graph.input]
+    proto = onnx.load(folder / STEP_FILE)
+    onnx.checker.check_model(proto)
+    assert [o.version for o in proto.opset_import] == [OPSET]
+    meta = json.loads({p.key: p.value for p in proto.metadata_props}[META_KEY])
+    assert meta["sizes"] == list(TOY_SIZES) and meta["n_layer"] == 2 and meta["block_size"] == 128
+    assert meta["row_heads"] == model.config.row_heads
+    names = [i.name for i in proto.graph.input]
     assert names == ["tokens", "emotion", "past_key_0", "past_value_0", "past_key_1", "past_value_1"]
-    past_dims = [d.dim_param or d.dim_value for d in step.graph.input[2].type.tensor_type.shape.dim]
+    past_dims = [d.dim_param or d.dim_value for d in proto.graph.input[2].type.tensor_type.shape.dim]
     assert past_dims == ["batch", 2, "past", 16]
-    assert [o.name for o in step.graph.output][:2] == ["hidden", "type_logits"]
+    assert [o.name for o in proto.graph.output] == ["hidden", "type_logits", "family_base", "present_key_0",
+                                                    "present_value_0", "present_key_1", "present_value_1"]
+    with np.load(folder / HEADS_FILE) as npz:
+        expected = {f"f{f}_{j}" for f in range(1, 4) for j in range(f if model.config.row_heads else 1)}
+        assert set(npz.files) == expected
+        assert npz["f3_0"].shape == (TOY_SIZES[0], TOY_SIZES[3]) and npz["f3_0"].dtype == np.float32
 
 
 def test_greedy_generation_is_the_same_on_onnxruntime(exported):
@@ -113,8 +117,15 @@ def test_missing_or_foreign_files_are_refused(tmp_path, exported):
     with pytest.raises(ModelError, match="export"):
         OnnxStepper(tmp_path)
     (tmp_path / STEP_FILE).write_bytes(b"not onnx")
-    (tmp_path / HEADS_FILE).write_bytes(b"not onnx")
+    (tmp_path / HEADS_FILE).write_bytes(b"not npz")
     with pytest.raises(ModelError, match="onnxruntime cannot load"):
+        OnnxStepper(tmp_path)
+    _, folder = exported
+    (tmp_path / STEP_FILE).write_bytes((folder / STEP_FILE).read_bytes())
+    with pytest.raises(ModelError, match="npz"):
+        OnnxStepper(tmp_path)
+    np.savez(tmp_path / HEADS_FILE, f1_0=np.zeros((2, 2), np.float32))
+    with pytest.raises(ModelError, match="table"):
         OnnxStepper(tmp_path)
 
 
