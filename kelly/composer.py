@@ -85,7 +85,8 @@ class Composer(Protocol):
 
 
 #: Composer names the command line offers, and the module that holds each.
-COMPOSERS = {"rules": "kelly.generator:RuleComposer"}
+COMPOSERS = {"rules": "kelly.generator:RuleComposer", "transformer": "kelly.transformer.composer:TransformerComposer",
+             "hybrid": "kelly.transformer.hybrid:HybridComposer"}
 
 
 def get_composer(name: str = "rules", **settings) -> Composer:

@@ -43,8 +43,14 @@ def register(sub) -> None:
     p.add_argument("--no-auto-breaks", action="store_true", help="only break the rules given with --break")
     p.add_argument("--to", metavar="EMOTION", help="journey: move from the text's emotion to this one")
     p.add_argument("--journey", metavar="A,B,C", help="journey through these emotions in order")
-    p.add_argument("--composer", choices=("rules",), default="rules",
-                   help="which composer writes the music (the rule engines; a transformer comes later)")
+    p.add_argument("--composer", choices=("rules", "transformer", "hybrid"), default="rules",
+                   help="who writes the music: rules (the rule engines, default), transformer (the emotion-"
+                        "conditioned transformer writes every note, in the rule engines' instruments, metre and "
+                        "tempo), or hybrid (the rule engines' piece with a transformer melody within its harmony); "
+                        "docs/transformer.md")
+    p.add_argument("--transformer-model", metavar="DIR",
+                   help="with --composer transformer or hybrid: a model folder (step.onnx, or transformer.pt from "
+                        "kelly transformer train) instead of the shipped one")
     p.add_argument("--no-ml", action="store_true", help="switch the five networks (and their fallbacks) off")
     p.add_argument("--disable", action="append", default=[], metavar="MODEL",
                    help="switch one network off (its fallback heuristic runs); repeatable")
@@ -391,7 +397,10 @@ def run(args) -> int:
                           key=args.key, breaks=tuple(args.breaks), auto_breaks=not args.no_auto_breaks,
                           meter=args.meter)
     hints, models = _network_hints(args, path[0], path)
-    composer = get_composer(args.composer, models=models)
+    if args.transformer_model is not None and args.composer == "rules":
+        raise InputError("--transformer-model is for --composer transformer or hybrid")
+    extra = {"model": args.transformer_model} if args.composer != "rules" else {}
+    composer = get_composer(args.composer, models=models, **extra)
     result = composer.compose(path if len(path) > 1 else path[0], opts, controls=hints)
     explanation = result.explanation
     explanation.text = text or None

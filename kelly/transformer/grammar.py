@@ -87,6 +87,8 @@ class Grammar:
         resolution, e.g. 1.5). Called once per step of each bar as the bar begins. An onset
         where it allows nothing gets no pitched notes (nor a position, unless drums may
         play there).
+    pairs : sequence of (program, role), optional
+        Only these parts (a program playing a role), e.g. the rule engines' orchestration.
     roles : sequence of Role or str, optional
         Roles notes may have. Default: all.
 
@@ -105,7 +107,8 @@ class Grammar:
     def __init__(self, tokenizer: "CompoundTokenizer", *, bars: int, meter=None, tempo_bpm: float | None = None,
                  programs: Sequence[int] | None = None,
                  pitch_filter: Callable[[int, float], np.ndarray] | None = None,
-                 roles: Sequence[Role | str] | None = None) -> None:
+                 roles: Sequence[Role | str] | None = None,
+                 pairs: Sequence[tuple[int, Role | str]] | None = None) -> None:
         tk = tokenizer
         self.tokenizer = tk
         self.sizes = tk.sizes
@@ -143,6 +146,11 @@ class Grammar:
                 role[tk.role_index(r)] = True
         #: [program, role] allowed together, within the requested programs and roles
         self._pr = tk.role_allowed & prog[:, None] & role[None, :]
+        if pairs is not None:  # only these (program, role) parts: an orchestration to keep
+            only = np.zeros_like(self._pr)
+            for p, r in pairs:
+                only[tk.program_index(int(p)), tk.role_index(r)] = True
+            self._pr &= only
         prog &= self._pr.any(axis=1)
         if not prog.any():
             raise InputError("no program can play any of the requested roles (drums, program -1, play only "

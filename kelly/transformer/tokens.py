@@ -845,9 +845,10 @@ class CompoundTokenizer:
     def grammar(self, *, bars: int, meter: str | tuple[int, int] | None = None, tempo_bpm: float | None = None,
                 programs: Sequence[int] | None = None,
                 pitch_filter: Callable[[int, float], np.ndarray] | None = None,
-                roles: Sequence[Role | str] | None = None) -> "Grammar":
+                roles: Sequence[Role | str] | None = None,
+                pairs: Sequence[tuple[int, Role | str]] | None = None) -> "Grammar":
         """A fresh :class:`~kelly.transformer.grammar.Grammar` for constrained decoding (see there)."""
         from kelly.transformer.grammar import Grammar
 
         return Grammar(self, bars=bars, meter=meter, tempo_bpm=tempo_bpm, programs=programs,
-                       pitch_filter=pitch_filter, roles=roles)
+                       pitch_filter=pitch_filter, roles=roles, pairs=pairs)

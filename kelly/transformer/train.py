@@ -92,17 +92,6 @@ def load_settings(section: str = "small", path: str | Path | None = None,
     return settings
 
 
-def config_for(name: str, sizes, block_size: int):
-    """The model shape called ``name`` (tiny, small, large) for a tokenizer's family sizes and a context."""
-    from dataclasses import replace as _replace
-
-    from kelly.transformer.model import LARGE, SMALL, TransformerConfig
-
-    base = {"tiny": TransformerConfig(n_layer=2, n_head=2, n_embd=64, block_size=block_size, dropout=0.0),
-            "small": SMALL, "large": LARGE}[name]
-    return _replace(base, sizes=tuple(sizes), block_size=block_size).validate()
-
-
 def lr_at(step: int, s: TrainSettings) -> float:
     """Linear warm-up, then cosine decay to ``min_lr`` at the last step."""
     if step < s.warmup:
@@ -143,7 +132,7 @@ def train(settings: TrainSettings, out_dir: str | Path, *, data: dict | None = N
     from kelly.ml.train.checkpoint import capture_rng, checkpoint_bytes, load_checkpoint, restore_rng
     from kelly.ml.train.distributed import resolve_device, setup, teardown
     from kelly.transformer import data as tdata
-    from kelly.transformer.model import CompoundTransformer
+    from kelly.transformer.model import CompoundTransformer, config_for
     from kelly.transformer.tokens import CompoundTokenizer
 
     settings.check()
@@ -165,7 +154,7 @@ def train(settings: TrainSettings, out_dir: str | Path, *, data: dict | None = N
                              f"{len(train_set)} and {len(val_set)}")
         # the model's context is the training window: positions it never saw in training are never used
         # (generation slides its window within them, kelly.transformer.model.TorchStepper)
-        mconf = config_for(settings.model, tokenizer.sizes, settings.block_size)
+        mconf = config_for(settings.model, tokenizer.sizes, block_size=settings.block_size)
         torch.manual_seed(settings.seed)
         model = CompoundTransformer(mconf).to(device)
         opt = model.configure_optimizer(settings.weight_decay, settings.lr) if hasattr(model, "configure_optimizer") \

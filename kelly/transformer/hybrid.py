@@ -1,0 +1,135 @@
+"""Rules for structure, the transformer for the melody (``kelly compose --composer hybrid``).
+
+The rule engines write the piece (form, harmony, bass, pads, strings, drums, the groove).
+Then the transformer writes the melody over it, note by note, under the tokenizer's
+grammar with a pitch filter built from the rule engines' own score, so the melody keeps
+the bar's harmonic world and stays in front:
+
+* on a chord's first beat and on the metre's main beats: the chord's tones; elsewhere the
+  tones of the key of the moment (the chord's ``key`` in the explanation) plus the chord's
+  own (a borrowed chord brings its borrowed notes);
+* above every pitched accompaniment note sounding on that beat (the music report's
+  "melody on top"), within the rule melody's own register (its lowest to highest pitch,
+  widened by a tone); where nothing is left, the register alone.
+
+The other parts are the rule engines' untouched; the explanation is theirs, measured
+again, with ``engines.composer`` saying that the melody is the transformer's and the rest
+the rules', and the rule melody engine's own details left out (they described notes that
+are gone).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from kelly.errors import InputError
+from kelly.song import Role, Track
+
+
+def _key_pcs(name: str) -> set[int]:
+    from kelly.theory.scales import parse_key
+
+    key = parse_key(name)
+    return set(key.scale_pcs())
+
+
+class HybridComposer:
+    """The rule engines' piece with a transformer melody (see the module docstring)."""
+
+    name = "hybrid"
+
+    def __init__(self, models: dict | None = None, **transformer_settings) -> None:
+        from kelly.generator import RuleComposer
+        from kelly.transformer.composer import TransformerComposer
+
+        self.models = models
+        self.rules = RuleComposer(models=models)
+        self.transformer = TransformerComposer(models, **transformer_settings)
+
+    def compose(self, emotions, options=None, controls=None):
+        from kelly.composer import ComposeOptions, Composition
+        from kelly.explain import remeasure
+
+        options = options or ComposeOptions()
+        ruled = self.rules.compose(emotions, options, controls)
+        song, score, ex = ruled.song, ruled.score or ruled.song, ruled.explanation
+        melody = next((t for t in score.tracks if t.role == Role.MELODY), None)
+        if melody is None or not melody.notes:
+            raise InputError("the rule engines wrote no melody here, so the hybrid has nothing to replace")
+        state = emotions[-1] if isinstance(emotions, list) else emotions
+        pitch_filter = _pitch_filter(score, ex, melody)
+        tokens, _params, finished = self.transformer.generate(
+            state, options.bars, options.seed, meter=f"{score.time_signature[0]}/{score.time_signature[1]}",
+            key=options.key, programs=[melody.program], roles=[Role.MELODY], pitch_filter=pitch_filter)
+        from kelly.transformer.composer import clip_to_bars
+
+        written = clip_to_bars(self.transformer.tokenizer.decode(tokens), options.bars)
+        notes = sorted(n for t in written.tracks for n in t.notes)
+        if not notes:
+            raise InputError("the transformer wrote no melody notes here; try another --seed")
+        # the rule engines' tempo map and metre stay: the tokens were generated in the same metre,
+        # so ticks line up bar for bar
+        new_score = _with_melody(score, melody, notes)
+        new_song = _with_melody(song, next(t for t in song.tracks if t.role == Role.MELODY), notes)
+        ex = remeasure(ex, new_song)
+        ex.engines = {k: v for k, v in ex.engines.items() if k != "melody"}
+        ex.engines["composer"] = {
+            "name": self.name, "model": self.transformer.description, "finished": bool(finished),
+            "tokens": int(len(tokens)),
+            "wrote": {t.role.value if t.role else t.name: ("transformer" if t.role == Role.MELODY else "rules")
+                      for t in new_song.tracks if t.notes}}
+        ex.profile = f"{ex.profile} + transformer melody"
+        return Composition(song=new_song, explanation=ex, score=new_score)
+
+
+def _with_melody(song, melody: Track, notes) -> "object":
+    """A copy of ``song`` whose melody track holds ``notes`` (the other tracks shared, unchanged)."""
+    from dataclasses import replace
+
+    tracks = [t.with_notes(list(notes)) if t is melody else t for t in song.tracks]
+    return replace(song, tracks=tracks)
+
+
+def _pitch_filter(score, ex, melody: Track):
+    """``pitch_filter(bar, beat_in_bar) -> bool[128]`` from the rule engines' chords and accompaniment."""
+    ppq = score.ppq
+    bar_ticks = score.bar_ticks
+    beat_ticks = max(1, ppq * 4 // score.time_signature[1])
+    low = min(n.pitch for n in melody.notes) - 2
+    high = max(n.pitch for n in melody.notes) + 2
+    register = np.zeros(128, dtype=bool)
+    register[max(0, low):min(127, high) + 1] = True
+    chords = [(c.start_tick(bar_ticks, beat_ticks), set(c.pitch_classes), _key_pcs(c.key))
+              for c in ex.progression.chords]
+    chords.sort(key=lambda c: c[0])
+    starts = np.array([c[0] for c in chords]) if chords else np.zeros(0, dtype=int)
+    accomp = [n for t in score.tracks if t is not melody and not t.is_drum and t.role != Role.MELODY
+              for n in t.notes]
+    acc_start = np.array([n.start for n in accomp]) if accomp else np.zeros(0, dtype=int)
+    acc_end = np.array([n.end for n in accomp]) if accomp else np.zeros(0, dtype=int)
+    acc_pitch = np.array([n.pitch for n in accomp]) if accomp else np.zeros(0, dtype=int)
+    strong = {0.0} | {float(b * beat_ticks / ppq) for b in range(0, score.time_signature[0], 2)}
+
+    def pitch_filter(bar: int, beat: float) -> np.ndarray:
+        tick = bar * bar_ticks + int(round(beat * ppq))
+        allowed = register.copy()
+        i = int(np.searchsorted(starts, tick, side="right")) - 1
+        if i >= 0:
+            chord_pcs, key_pcs = chords[i][1], chords[i][2]
+            on_chord_start = chords[i][0] == tick
+            pcs = chord_pcs if (on_chord_start or beat in strong) else (key_pcs | chord_pcs)
+            pc_ok = np.array([p % 12 in pcs for p in range(128)])
+            allowed &= pc_ok
+        if len(acc_pitch):
+            sounding = (acc_start <= tick) & (acc_end > tick)
+            if sounding.any():
+                top = int(acc_pitch[sounding].max())
+                above = allowed.copy()
+                above[:top] = False
+                if above.any():
+                    allowed = above
+        if not allowed.any():
+            allowed = register.copy()
+        return allowed
+
+    return pitch_filter
