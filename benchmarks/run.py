@@ -30,6 +30,7 @@ SECTIONS = (
     "benchmarks.bench_music",
     "benchmarks.bench_modes",
     "benchmarks.bench_realtime",
+    "benchmarks.bench_transformer",
 )
 RESULTS = Path(__file__).with_name("results.md")
 _MARKER = re.compile(r"^<!-- bench: (\w+)(?:, written ([^>]*?))? -->$", re.M)

@@ -8,7 +8,8 @@ the bar's harmonic world and stays in front:
 * on a chord's first beat and on the metre's main beats: the chord's tones; elsewhere the
   tones of the key of the moment (the chord's ``key`` in the explanation) plus the chord's
   own (a borrowed chord brings its borrowed notes);
-* above every pitched accompaniment note sounding on that beat (the music report's
+* never a semitone (or minor ninth) against a note the accompaniment holds then (the music
+  report's clash), and above every pitched accompaniment note sounding on that beat (its
   "melody on top"), within the rule melody's own register (its lowest to highest pitch,
   widened by a tone); where nothing is left, the register alone.
 
@@ -69,8 +70,12 @@ class HybridComposer:
             raise InputError("the transformer wrote no melody notes here; try another --seed")
         # the rule engines' tempo map and metre stay: the tokens were generated in the same metre,
         # so ticks line up bar for bar
-        new_score = _with_melody(score, melody, notes)
-        new_song = _with_melody(song, next(t for t in song.tracks if t.role == Role.MELODY), notes)
+        song_melody = next(t for t in song.tracks if t.role == Role.MELODY)
+        new_score = _with_melody(score, melody, _fit(notes, score, melody))
+        # the performed song: the melody swung as the rule engines swung their parts, then fitted to them
+        swung = _swung(_with_melody(song, song_melody, notes), ex, song.tracks.index(song_melody))
+        swung_melody = swung.tracks[song.tracks.index(song_melody)]
+        new_song = _with_melody(swung, swung_melody, _fit(swung_melody.notes, swung, swung_melody))
         ex = remeasure(ex, new_song)
         ex.engines = {k: v for k, v in ex.engines.items() if k != "melody"}
         ex.engines["composer"] = {
@@ -88,6 +93,46 @@ def _with_melody(song, melody: Track, notes) -> "object":
 
     tracks = [t.with_notes(list(notes)) if t is melody else t for t in song.tracks]
     return replace(song, tracks=tracks)
+
+
+def _swung(song, ex, index: int):
+    """``song`` with track ``index`` swung as the rule engines' groove pass swung the others."""
+    from kelly.groove.swing import swing, swing_spans
+
+    groove = ex.engines.get("groove") or {}
+    amount = groove.get("swing")
+    if song.time_signature[1] == 8 or not amount:  # 6/8 divides its beat in three already: never swung
+        return song
+    if isinstance(amount, (int, float)):
+        return swing(song, float(amount), tracks=[index])
+    bars = sorted((int(d["bar"]), float(d["swing"])) for d in amount)
+    end = max(song.end_tick(), bars[-1][0] * song.bar_ticks)
+    spans = [((b - 1) * song.bar_ticks, (bars[k + 1][0] - 1) * song.bar_ticks if k + 1 < len(bars) else end, a)
+             for k, (b, a) in enumerate(bars)]
+    return swing_spans(song, spans, tracks=[index])
+
+
+def _fit(notes, song, melody: Track) -> list:
+    """The melody's notes, each shortened where an accompaniment note that starts under it would rub
+    (a semitone or minor ninth) or rise above it: the onset was chosen clean, the tail is kept clean too.
+    A note is shortened to no less than a sixteenth; one that cannot be is kept as it is."""
+    ppq = song.ppq
+    accomp = [n for t in song.tracks if t is not melody and not t.is_drum and t.role != Role.MELODY for n in t.notes]
+    if not accomp:
+        return list(notes)
+    starts = np.array([a.start for a in accomp])
+    ends = np.array([a.end for a in accomp])
+    pitches = np.array([a.pitch for a in accomp])
+    out = []
+    for n in notes:
+        later = (starts > n.start) & (starts < n.end) & (ends > starts)
+        bad = later & ((pitches > n.pitch) | np.isin((pitches - n.pitch) % 12, (1, 11)))
+        if bad.any():
+            cut = int(starts[bad].min())
+            if cut - n.start >= ppq // 4:
+                n = n.moved(duration=cut - n.start)
+        out.append(n)
+    return out
 
 
 def _pitch_filter(score, ex, melody: Track):
@@ -121,8 +166,15 @@ def _pitch_filter(score, ex, melody: Track):
             pc_ok = np.array([p % 12 in pcs for p in range(128)])
             allowed &= pc_ok
         if len(acc_pitch):
-            sounding = (acc_start <= tick) & (acc_end > tick)
+            # what sounds now, or starts within a sixteenth (a melody note a hair before a chord change
+            # sounds against the new chord)
+            sounding = (acc_start <= tick + ppq // 4) & (acc_end > tick)
             if sounding.any():
+                # no semitone (or minor ninth) against a note the accompaniment holds: the music report's clash
+                held = {int(p) % 12 for p in acc_pitch[sounding]}
+                rub = np.array([((p + 1) % 12 in held) or ((p - 1) % 12 in held) for p in range(128)])
+                if (allowed & ~rub).any():
+                    allowed &= ~rub
                 top = int(acc_pitch[sounding].max())
                 above = allowed.copy()
                 above[:top] = False
