@@ -155,6 +155,7 @@ def run() -> str:
     dec = _decoding(transformer)
     judge, judged_on = _judge()
     control = _control(judge, {"rules": get_composer("rules"), "transformer": transformer,
+                               "free": get_composer("transformer", orchestration="free"),
                                "hybrid": get_composer("hybrid")})
     speed = _speed()
     lines = ["## Transformer composer (issue 12)", ""]
@@ -167,7 +168,7 @@ def run() -> str:
     else:
         lines += ["Held-out perplexity: the training output is not here (build/transformer-small); the model card "
                   "(kelly/assets/models/transformer/MODEL_CARD.md) has the figures measured when it was trained."]
-    r, t, h = control["rules"], control["transformer"], control["hybrid"]
+    r, t, h, f = control["rules"], control["transformer"], control["hybrid"], control["free"]
 
     def pct(x):
         return "–" if x is None else f"{100 * x:.1f} %"
@@ -178,8 +179,10 @@ def run() -> str:
         "|---|---:|---|",
         f"| pieces that decode (of {dec['pieces']}, 4 bars, 50 emotions × 4 seeds) | {dec['decoded']} "
         f"({dec['repaired']} needed a repair) | 100 % |",
-        f"| emotion control: judged quadrant = asked, transformer | {pct(t['accuracy'])} | rule engines "
-        f"{pct(r['accuracy'])}; hybrid {pct(h['accuracy'])} |",
+        f"| emotion control: judged quadrant = asked, transformer (rules' metre, tempo, instruments) | "
+        f"{pct(t['accuracy'])} | rule engines {pct(r['accuracy'])}; hybrid {pct(h['accuracy'])} |",
+        f"| … transformer with nothing fixed (it picks metre, tempo, instruments) | {pct(f['accuracy'])} | "
+        "the model's own control |",
         f"| hybrid: clash rate | {pct(h['clash'])} | rule engines {pct(r['clash'])} |",
         f"| hybrid: melody on top | {pct(h['on_top'])} | rule engines {pct(r['on_top'])} |",
         f"| tokens/s, one core, onnxruntime with cache | {speed['onnx_cache']:,.0f} | ≥ 1,000 |",

@@ -4,9 +4,11 @@
 piece from the compound-word transformer, conditioned on the emotion's (valence, arousal,
 dominance), under the tokenizer's grammar: exactly ``bars`` bars, in the metre and at the
 tempo the emotion maps to (:func:`kelly.mapping.map_emotion`), so that tempo and metre
-mean the same for both composers, and (by default, ``orchestration="rules"``) with the
-instruments and parts the rule engines give the emotion: rules for structure, the
-transformer for the notes. Everything its explanation says is measured from the
+mean the same for both composers, and with the instruments and parts the rule engines
+give the emotion: rules for structure, the transformer for the notes
+(``orchestration="rules"``, the default). ``orchestration="free"`` fixes nothing but the
+length: the model alone picks metre, tempo and instruments from the emotion (the
+benchmark measures its emotion control both ways). Everything its explanation says is measured from the
 MIDI it wrote (parts, velocities, tempo map; key and chords by :mod:`kelly.theory.analysis`),
 since there is no plan to report; ``engines.composer`` says which composer wrote which part.
 
@@ -129,15 +131,19 @@ class TransformerComposer:
         SamplingConfig(**self.sampling)  # refuse bad values now
 
     def generate(self, state, bars: int, seed: int, *, meter: str | None = None, key: str | None = None,
-                 programs=None, roles=None, pairs=None, pitch_filter=None, prompt=None):
-        """Compound tokens for ``bars`` bars of ``state`` (see :meth:`compose`), and the parameters used."""
+                 programs=None, roles=None, pairs=None, pitch_filter=None, prompt=None, fix: bool = True):
+        """Compound tokens for ``bars`` bars of ``state`` (see :meth:`compose`), and the parameters used.
+
+        ``fix``: hold the metre and tempo to the emotion's mapping (False: the model picks them).
+        """
         from kelly.mapping import map_emotion
         from kelly.transformer.sample import SamplingConfig, generate
         from kelly.transformer.tokens import FAMILIES
 
         params = map_emotion(state, key=key, meter=meter)
-        grammar = self.tokenizer.grammar(bars=bars, meter=f"{params.meter[0]}/{params.meter[1]}",
-                                         tempo_bpm=params.tempo, programs=programs, roles=roles, pairs=pairs,
+        grammar = self.tokenizer.grammar(bars=bars, meter=f"{params.meter[0]}/{params.meter[1]}" if fix else None,
+                                         tempo_bpm=params.tempo if fix else None, programs=programs, roles=roles,
+                                         pairs=pairs,
                                          pitch_filter=pitch_filter)
         sampling = SamplingConfig(seed=seed, **self.sampling)
         emotion = np.array([state.valence, state.arousal, state.dominance], dtype=np.float32)
@@ -166,7 +172,7 @@ class TransformerComposer:
             pairs = sorted({(-1 if t.is_drum else t.program, t.role.value) for t in ruled.tracks
                             if t.notes and t.role is not None})
         tokens, params, finished = self.generate(state, options.bars, options.seed, meter=options.meter,
-                                                 key=options.key, pairs=pairs)
+                                                 key=options.key, pairs=pairs, fix=self.orchestration == "rules")
         song = clip_to_bars(self.tokenizer.decode(tokens), options.bars)
         song.title = f"Kelly: {state.label} (transformer)"
         explanation = measured_explanation(song, state, params, options, composer=self.name,
