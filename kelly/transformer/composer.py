@@ -5,7 +5,8 @@ piece from the compound-word transformer, conditioned on the emotion's (valence,
 dominance), under the tokenizer's grammar: exactly ``bars`` bars, in the metre and at the
 tempo the emotion maps to (:func:`kelly.mapping.map_emotion`), so that tempo and metre
 mean the same for both composers, and with the instruments and parts the rule engines
-give the emotion: rules for structure, the transformer for the notes
+give the emotion, its first :data:`PRIME_BARS` bars the rule engines' own as the prompt the
+model continues: rules for structure, the transformer for the notes
 (``orchestration="rules"``, the default). ``orchestration="free"`` fixes nothing but the
 length: the model alone picks metre, tempo and instruments from the emotion (the
 benchmark measures its emotion control both ways). Everything its explanation says is measured from the
@@ -36,6 +37,8 @@ MAX_WEIGHTS_BYTES = 256 * 1024 * 1024
 #: Default sampling: the same for every family, nucleus 0.95 (measured in benchmarks/results.md).
 DEFAULT_TEMPERATURE = 1.0
 DEFAULT_TOP_P = 0.95
+#: Bars of the rule engines' piece that open a transformer piece (its prompt), with orchestration="rules".
+PRIME_BARS = 2
 #: Most compound tokens a bar may take before generation is cut (the grammar caps notes per position).
 TOKENS_PER_BAR_CAP = 400
 
@@ -114,13 +117,15 @@ class TransformerComposer:
 
     def __init__(self, models: dict | None = None, *, model: str | os.PathLike | None = None,
                  temperature: float | dict = DEFAULT_TEMPERATURE, top_k: int | None = None,
-                 top_p: float | None = DEFAULT_TOP_P, orchestration: str = "rules") -> None:
+                 top_p: float | None = DEFAULT_TOP_P, orchestration: str = "rules",
+                 prime_bars: int = PRIME_BARS) -> None:
         from kelly.transformer.sample import SamplingConfig
         from kelly.transformer.tokens import CompoundTokenizer
 
         if orchestration not in ("rules", "free"):
             raise InputError(f"orchestration must be rules or free, got {orchestration!r}")
         self.orchestration = orchestration
+        self.prime_bars = int(prime_bars)
         self.models = models
         self.tokenizer = CompoundTokenizer()
         self.stepper, self.description = load_stepper(model)
@@ -162,28 +167,46 @@ class TransformerComposer:
                                  "--composer rules or --composer hybrid")
             emotions = emotions[0]
         state = emotions
-        pairs = None
+        pairs = prompt = None
+        primed = 0
         if self.orchestration == "rules":
-            # rules for structure: the instruments and parts the rule engines give this emotion
+            # rules for structure: the instruments and parts the rule engines give this emotion, and their
+            # opening bars as the prompt the transformer continues (a texture to carry on, not a blank page)
             from kelly.generator import RuleComposer
 
-            ruled = RuleComposer().compose(state, ComposeOptions(bars=min(options.bars, 8), seed=options.seed,
-                                                                 key=options.key, meter=options.meter)).song
-            pairs = sorted({(-1 if t.is_drum else t.program, t.role.value) for t in ruled.tracks
+            ruled = RuleComposer().compose(state, ComposeOptions(bars=options.bars, seed=options.seed,
+                                                                 key=options.key, meter=options.meter))
+            pairs = sorted({(-1 if t.is_drum else t.program, t.role.value) for t in ruled.song.tracks
                             if t.notes and t.role is not None})
+            primed = min(self.prime_bars, options.bars - 1)
+            if primed > 0:
+                opening = clip_to_bars(_copy(ruled.score or ruled.song), primed)
+                opening.tempos = opening.tempos[:1]  # the grammar holds the mapping's tempo
+                prompt = self.tokenizer.encode(opening)[:-1]  # without its EOS: the piece goes on
         tokens, params, finished = self.generate(state, options.bars, options.seed, meter=options.meter,
-                                                 key=options.key, pairs=pairs, fix=self.orchestration == "rules")
+                                                 key=options.key, pairs=pairs, fix=self.orchestration == "rules",
+                                                 prompt=prompt)
         song = clip_to_bars(self.tokenizer.decode(tokens), options.bars)
         song.title = f"Kelly: {state.label} (transformer)"
         explanation = measured_explanation(song, state, params, options, composer=self.name,
-                                           wrote={t.role.value if t.role else t.name: "transformer"
+                                           wrote={t.role.value if t.role else t.name:
+                                                  (f"rules (bars 1-{primed}), then transformer" if primed
+                                                   else "transformer")
                                                   for t in song.tracks if t.notes},
                                            details={"model": self.description, "tokens": int(len(tokens)),
                                                     "finished": bool(finished), "sampling": _plain(self.sampling),
                                                     "orchestration": self.orchestration,
+                                                    "primed_bars": primed,
                                                     "repairs": list(song.warnings)},
                                            models=self.models)
         return Composition(song=song, explanation=explanation, score=song)
+
+
+def _copy(song):
+    """A copy of ``song`` whose tracks can be edited without touching the original's."""
+    from dataclasses import replace
+
+    return replace(song, tracks=[t.with_notes(list(t.notes)) for t in song.tracks])
 
 
 def clip_to_bars(song, bars: int):

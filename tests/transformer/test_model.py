@@ -57,19 +57,19 @@ def test_pad_targets_are_ignored():
 def test_family_loss_sums_and_ignore_none():
     model = CompoundTransformer(tiny(), seed=1)
     x = random_tokens(2, 9)
-    emo = torch.rand(2, 3)
+    emo = torch.rand(2, 3, generator=torch.Generator().manual_seed(3))
     tgt = x[:, 1:].clone()
     tgt[0, -2:] = 0                          # two PAD rows
     tgt[1, :3, 2] = 0                        # three NONE pitches
     logits, loss, fam = model(x[:, :-1], emo, tgt, return_family_losses=True)
     sums, n = model.family_loss_sums(x[:, :-1], emo, tgt)
     assert n == 2 * 8 - 2
-    assert torch.allclose(sums / n, fam, atol=1e-6)
+    assert torch.allclose(sums / n, fam, atol=1e-5)
     _, fam_none = compound_loss(logits, tgt, ignore_none=True)
     assert torch.allclose(fam_none[[0, 1, 3]], fam[[0, 1, 3]])
     assert not torch.isclose(fam_none[2], fam[2])
     sums_none, _ = model.family_loss_sums(x[:, :-1], emo, tgt, ignore_none=True)
-    assert torch.isclose(sums_none[2] / (n - 3), fam_none[2], atol=1e-6)
+    assert torch.isclose(sums_none[2] / (n - 3), fam_none[2], atol=1e-5)
 
 
 def test_loss_falls_on_a_memorised_sequence():
