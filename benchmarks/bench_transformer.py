@@ -60,7 +60,8 @@ def _perplexity() -> dict | None:
 def _decoding(composer) -> dict:
     from kelly.emotion.thesaurus import load_thesaurus, state_for
 
-    names = [e.name for e in load_thesaurus().entries][::2][:50]
+    entries = load_thesaurus().entries
+    names = [e.name for e in entries][::max(1, len(entries) // 50)][:50]
     ok = repaired = 0
     tokens = 0
     t0 = time.perf_counter()
@@ -132,7 +133,7 @@ def _speed() -> dict:
     torch.set_num_threads(1)
     onnx = OnnxStepper(SHIPPED, threads=1)
     if (RUN / "transformer.pt").exists():
-        model, what = load_weights(RUN / "transformer.pt"), "trained"
+        model, what = load_weights(RUN / "transformer.pt"), "the trained weights"
     else:
         cfg = json.loads((SHIPPED / "transformer.meta.json").read_text())["model"]
         model, what = CompoundTransformer(TransformerConfig.from_dict(cfg), seed=0).eval(), "random weights, same shape"
@@ -177,7 +178,7 @@ def run() -> str:
         "",
         "| measure | value | comparison / goal |",
         "|---|---:|---|",
-        f"| pieces that decode (of {dec['pieces']}, 4 bars, 50 emotions × 4 seeds) | {dec['decoded']} "
+        f"| pieces that decode (of {dec['pieces']}, 4 bars, {dec['pieces'] // 4} emotions × 4 seeds) | {dec['decoded']} "
         f"({dec['repaired']} needed a repair) | 100 % |",
         f"| emotion control: judged quadrant = asked, transformer (rules' metre, tempo, instruments) | "
         f"{pct(t['accuracy'])} | rule engines {pct(r['accuracy'])}; hybrid {pct(h['accuracy'])} |",
@@ -197,6 +198,10 @@ def run() -> str:
         f"(24 emotions, 6 per quadrant, × 2 seeds, 8 bars). Generating the 200 pieces took {dec['seconds']:.1f} s "
         f"({dec['tokens'] / dec['seconds']:,.0f} tokens/s with the grammar). The compound word transformer paper "
         "needed 20.9 s per song on a GPU; a 16-bar piece here is about 800 tokens, under a second on one core. "
+        "Emotion control: with nothing fixed the model's own pieces land in the asked quadrant about as often as "
+        "chance (25 %); most of what it learned of emotion is the corpus's weak labels, which move style more "
+        "than mood. Holding the rule engines' metre, tempo, instruments and opening bars gets it to the figure "
+        "above; the hybrid, whose melody is the transformer's, keeps the rule engines' bar. "
         f"Torch speed measured with {speed['torch_weights']}. Shipped model: {meta['model']['n_layer']} layers × "
         f"{meta['model']['n_embd']}, trained {meta.get('minutes', '?')} min.",
     ]
