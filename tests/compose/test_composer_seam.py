@@ -22,11 +22,11 @@ def test_rule_composer_implements_the_protocol_and_matches_compose():
 
 
 def test_unknown_composer_and_bad_options_are_clear_errors():
-    with pytest.raises(InputError, match="unknown composer 'mozart'; choose one of: rules"):
+    with pytest.raises(InputError, match="unknown composer 'mozart'; choose one of: rules, transformer, hybrid"):
         get_composer("mozart")
     with pytest.raises(InputError, match="--meter must be 4/4, 3/4 or 6/8"):
         get_composer().compose(state_for("hope"), ComposeOptions(meter="5/4"))
-    assert set(COMPOSERS) == {"rules"}
+    assert set(COMPOSERS) == {"rules", "transformer", "hybrid"}
 
 
 def test_compose_command_goes_through_the_seam(tmp_path, capsys):
