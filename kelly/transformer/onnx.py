@@ -280,16 +280,10 @@ def export_onnx(model, folder, *, overwrite: bool = True) -> list[Path]:
 # ---------------------------------------------------------------------------------------
 
 def _session(path: Path, threads: int):
-    import onnxruntime as ort
+    from kelly.ml.onnx_graphs import session
 
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = int(threads)
-    opts.inter_op_num_threads = 1
-    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    opts.log_severity_level = 3
     try:
-        return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
+        return session(str(path), threads=threads)
     except Exception as exc:  # onnxruntime's own exception types
         raise ModelError(f"{path}: onnxruntime cannot load it ({' '.join(str(exc).split())[:200]}); "
                          "export the model again with export_onnx") from None

@@ -103,6 +103,7 @@ import numpy as np
 
 from kelly.errors import InputError
 from kelly.song import DRUM_CHANNEL, MAX_BARS, PPQ, Note, Role, Song, Track
+from kelly.song import _Repairs  # one line per kind of repair with a count, as the MIDI reader reports
 
 if TYPE_CHECKING:
     from kelly.transformer.grammar import Grammar
@@ -212,23 +213,6 @@ def _nearest(values: np.ndarray, bins: np.ndarray) -> np.ndarray:
     """Index of the nearest of the sorted ``bins`` for each value (ties go to the larger bin)."""
     mids = (bins[1:] + bins[:-1]) / 2.0
     return np.searchsorted(mids, values, side="right")
-
-
-class _Repairs:
-    """One line per kind of repair, with a count (as kelly.song's reader reports)."""
-
-    def __init__(self) -> None:
-        self.seen: dict[str, list] = {}
-
-    def add(self, kind: str, message: str) -> None:
-        entry = self.seen.get(kind)
-        if entry is None:
-            self.seen[kind] = [1, message]
-        else:
-            entry[0] += 1
-
-    def lines(self) -> list[str]:
-        return [msg if n == 1 else f"{msg} (and {n - 1:,} more like it)" for n, msg in self.seen.values()]
 
 
 class CompoundTokenizer:
