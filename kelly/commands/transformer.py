@@ -9,6 +9,7 @@ torch) or one from ``--model DIR``. See ``docs/transformer.md``.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from kelly.commands.options import seed_arg
@@ -162,6 +163,8 @@ def run_train(args: argparse.Namespace) -> int:
                              "train on a few composed pieces with --data composed")
     metrics = train(settings, args.out, data=data, corpus=corpus, resume=not args.fresh,
                     log=lambda line: print(line, file=sys.stderr))
+    if os.environ.get("RANK", "0") != "0":  # under torchrun only rank 0 reports
+        return 0
     fams = metrics["families"]
     print(f"best validation loss {metrics['val_loss']:.3f} at step {metrics['best_step']} "
           f"(unigram baseline {metrics['unigram_loss']:.3f}); weights in {args.out}/transformer.pt")
