@@ -43,9 +43,9 @@ def register(sub) -> None:
     g.add_argument("--dominance", type=float, help="0 (overwhelmed) … 1 (in control); default from the emotion")
     g.add_argument("--text", nargs="+", metavar="TEXT", help="how you feel, in words (V/A/D given also override it)")
     g.add_argument("--bars", type=int, default=8, help="bars to write (default 8)")
-    g.add_argument("--temperature", default="1.0",
-                   help="sampling temperature: a number, or per family, e.g. pitch=0.8,duration=0.6,default=1 "
-                        "(0 is greedy)")
+    g.add_argument("--temperature", default="0.8",
+                   help="sampling temperature (default 0.8): a number, or per family, e.g. "
+                        "pitch=0.7,duration=0.6,default=0.9 (0 is greedy)")
     g.add_argument("--top-k", type=int, default=None, help="keep the K most likely values")
     g.add_argument("--top-p", type=float, default=0.95, help="nucleus sampling (default 0.95; 1 turns it off)")
     g.add_argument("--seed", type=seed_arg, default=0)
