@@ -176,7 +176,6 @@ def run(args) -> int:
             notes.append(f"control socket {server.path} (kelly ctl --socket {server.path} state)")
         for line in notes:
             print(line, file=sys.stderr)
-        engine.on_shutdown = lambda: None
         closers.append(_handle_signals(engine))
         with engine:
             engine.run(source, realtime=not args.fast, seconds=args.seconds, bars=args.bars)

@@ -227,7 +227,6 @@ class Engine:
         self._seq = itertools.count(1)
         self.seq = 0
         self.now_s = 0.0
-        self.emotion_changes: list[tuple[float, str, float, float, float]] = []  # (time, source, v, a, d)
         # -- music --
         self._compose_proc = MultiModelProcessor(config.models_dir)
         self._composer = get_composer(composer)
@@ -249,7 +248,6 @@ class Engine:
         self._generated = 0
         self._virtual = False          # an internal clock stepped by run(realtime=False)
         self._stop_requested = False
-        self.on_shutdown: Callable[[], None] | None = None
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> "Engine":
@@ -525,7 +523,6 @@ class Engine:
         with self._lock:
             self._sources["explicit"] = SourceReading(float(valence), float(arousal), float(dominance), 1.0, now,
                                                       0.6, None)
-            self.emotion_changes.append((now, "explicit", float(valence), float(arousal), float(dominance)))
             self._asked = "asked (SetEmotion)"
         self._bump()
 
@@ -537,7 +534,6 @@ class Engine:
         with self._lock:
             self._sources["text"] = SourceReading(state.valence, state.arousal, state.dominance, state.confidence,
                                                   now, state.intensity, state.label)
-            self.emotion_changes.append((now, "text", state.valence, state.arousal, state.dominance))
             self._asked = f"asked (text: {state.label})"
         self._bump()
         return f"read as {state.label} (valence {state.valence:+.2f}, arousal {state.arousal:.2f}, " \
@@ -650,8 +646,6 @@ class Engine:
 
     def shutdown(self) -> None:
         self._stop_requested = True
-        if self.on_shutdown is not None:
-            self.on_shutdown()
 
     @property
     def latency_samples(self) -> int:

@@ -393,8 +393,8 @@ def test_the_socket_drives_a_running_engine_until_shutdown(tmp_path):
         runner.start()
         try:
             with KellyClient(server.path, timeout=5.0) as client:
-                deadline = time.monotonic() + 2.0
-                while not client.state().playing and time.monotonic() < deadline:
+                deadline = time.monotonic() + 10.0
+                while not (client.state().running and engine.scheduler.stats.bars) and time.monotonic() < deadline:
                     time.sleep(0.02)
                 client.set_emotion(0.7, 0.9, 0.6)
                 state = client.state()
