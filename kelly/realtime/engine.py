@@ -581,10 +581,7 @@ class Engine:
     def set_model_enabled(self, model: str, enabled: bool) -> None:
         from kelly.ml.specs import get_spec
 
-        try:
-            key = get_spec(model).key
-        except KellyError:
-            raise
+        key = get_spec(model).key  # an unknown name is a KellyError naming the five
         self._on_inference_thread(lambda: (self._infer_proc.set_enabled(key, enabled), self._rebuild_int8()))
         with self._compose_lock:
             self._compose_proc.set_enabled(key, enabled)

@@ -133,7 +133,7 @@ def train(settings: TrainSettings, out_dir: str | Path, *, data: dict | None = N
     from kelly.ml.train.distributed import resolve_device, setup, teardown
     from kelly.transformer import data as tdata
     from kelly.transformer.model import CompoundTransformer, config_for
-    from kelly.transformer.tokens import CompoundTokenizer
+    from kelly.transformer.tokens import FAMILIES, CompoundTokenizer
 
     settings.check()
     out = Path(out_dir)
@@ -157,8 +157,7 @@ def train(settings: TrainSettings, out_dir: str | Path, *, data: dict | None = N
         mconf = config_for(settings.model, tokenizer.sizes, block_size=settings.block_size)
         torch.manual_seed(settings.seed)
         model = CompoundTransformer(mconf).to(device)
-        opt = model.configure_optimizer(settings.weight_decay, settings.lr) if hasattr(model, "configure_optimizer") \
-            else torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
+        opt = model.configure_optimizer(settings.weight_decay, settings.lr)
         gen = torch.Generator().manual_seed(settings.seed)
         rng = np.random.default_rng([settings.seed, world.rank])
         step, history, best = 0, [], {"val_loss": math.inf, "step": -1}
@@ -190,7 +189,7 @@ def train(settings: TrainSettings, out_dir: str | Path, *, data: dict | None = N
         baseline = unigram_losses(train_set, val_set, tokenizer.sizes)
         t0 = time.monotonic()
         spent = float(history[-1]["minutes"]) * 60 if history else 0.0
-        families = list(_family_names(tokenizer))
+        families = list(FAMILIES)
         while step < settings.steps:
             model.train()
             for group in opt.param_groups:
@@ -270,12 +269,6 @@ def _save_weights(out: Path, model, mconf) -> None:
     torch.save({"format": "kelly-transformer", "version": 1, "config": mconf.to_dict(),
                 "model": {k: v.detach().cpu() for k, v in model.state_dict().items()}}, buf)
     write_bytes_atomic(out / WEIGHTS, buf.getvalue())
-
-
-def _family_names(tokenizer) -> tuple[str, ...]:
-    from kelly.transformer.tokens import FAMILIES
-
-    return FAMILIES
 
 
 def _metrics(settings, mconf, history, best, baseline, families, train_set, val_set, tokenizer) -> dict:

@@ -14,31 +14,9 @@ from kelly.realtime.live import (BarScheduler, ExternalTransport, InternalTransp
                                  emotion_distance)
 from kelly.realtime.midi_out import MidiFileSink, NoteTracker
 from kelly.song import PPQ, Note, Song, Track
+from tests.realtime._sinks import RecordingSink
 
 LEAD, BASS, DRUMS = 0, 1, 9
-
-
-class RecordingSink:
-    """Keeps every message with its time, and the tempo changes."""
-
-    name = "recorder"
-
-    def __init__(self) -> None:
-        self.sent: list[tuple[mido.Message, float]] = []
-        self.tempos: list[tuple[float, float]] = []
-        self.closed_at: float | None = None
-
-    def send(self, msg, time_s):
-        self.sent.append((msg, time_s))
-
-    def set_tempo(self, bpm, time_s):
-        self.tempos.append((bpm, time_s))
-
-    def close(self, time_s):
-        self.closed_at = time_s
-
-    def of(self, kind: str, channel: int | None = None) -> list[tuple[mido.Message, float]]:
-        return [(m, t) for m, t in self.sent if m.type == kind and (channel is None or m.channel == channel)]
 
 
 def emo(v: float, a: float, d: float = 0.5, label: str = "test") -> EmotionState:

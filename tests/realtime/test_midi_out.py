@@ -15,26 +15,7 @@ from kelly.errors import InputError, KellyError, OutputError
 from kelly.fileio import DestinationExists
 from kelly.realtime import midi_out
 from kelly.realtime.midi_out import MidiFileSink, MidiSink, NoteTracker, RtMidiSink, open_midi_out
-
-
-class RecordingSink:
-    """A sink that keeps what it is given: (message, time) pairs."""
-
-    name = "recorder"
-
-    def __init__(self) -> None:
-        self.sent: list[tuple[mido.Message, float]] = []
-        self.tempos: list[tuple[float, float]] = []
-        self.closed_at: float | None = None
-
-    def send(self, msg, time_s):
-        self.sent.append((msg, time_s))
-
-    def set_tempo(self, bpm, time_s):
-        self.tempos.append((bpm, time_s))
-
-    def close(self, time_s):
-        self.closed_at = time_s
+from tests.realtime._sinks import RecordingSink
 
 
 def _abs_ticks(track):
