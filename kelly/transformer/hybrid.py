@@ -13,6 +13,9 @@ the bar's harmonic world and stays in front:
   "melody on top"), within the rule melody's own register (its lowest to highest pitch,
   widened by a tone); where nothing is left, the register alone.
 
+Where the rule melody brings a bar back (a motif returning), the transformer's bar is brought
+back there too when it fits the harmony at its new place, so the form stays the rules'.
+
 The other parts are the rule engines' untouched; the explanation is theirs, measured
 again, with ``engines.composer`` saying that the melody is the transformer's and the rest
 the rules', and the rule melody engine's own details left out (they described notes that
@@ -68,6 +71,7 @@ class HybridComposer:
         notes = sorted(n for t in written.tracks for n in t.notes)
         if not notes:
             raise InputError("the transformer wrote no melody notes here; try another --seed")
+        notes = _restate(notes, melody, score, pitch_filter)
         # the rule engines' tempo map and metre stay: the tokens were generated in the same metre,
         # so ticks line up bar for bar
         song_melody = next(t for t in song.tracks if t.role == Role.MELODY)
@@ -93,6 +97,42 @@ def _with_melody(song, melody: Track, notes) -> "object":
 
     tracks = [t.with_notes(list(notes)) if t is melody else t for t in song.tracks]
     return replace(song, tracks=tracks)
+
+
+def _restate(notes, rule_melody: Track, score, pitch_filter) -> list:
+    """Bring the transformer's bars back where the rule engines' melody brings a bar back.
+
+    The form is the rules': where their melody restates an earlier bar (a motif returning), the
+    transformer's bar from there is restated too, as long as every note of it fits the pitch filter at
+    its new place (the harmony there may differ); otherwise the transformer's own bar stays.
+    """
+    bar_ticks = score.bar_ticks
+    ppq = score.ppq
+
+    def bars_of(ns):
+        out: dict[int, list] = {}
+        for n in ns:
+            out.setdefault(n.start // bar_ticks, []).append(n)
+        return out
+
+    rule = {b: frozenset((n.start % bar_ticks, n.pitch) for n in ns) for b, ns in bars_of(rule_melody.notes).items()}
+    first: dict[frozenset, int] = {}
+    source: dict[int, int] = {}
+    for b in sorted(rule):
+        if rule[b] in first:
+            source[b] = first[rule[b]]
+        else:
+            first[rule[b]] = b
+    mine = bars_of(notes)
+    for b, a in source.items():
+        if a not in mine:
+            continue
+        shift = (b - a) * bar_ticks
+        moved = [n.moved(start=n.start + shift, duration=min(n.duration, (b + 1) * bar_ticks - n.start - shift))
+                 for n in mine[a]]
+        if all(pitch_filter(b, (n.start - b * bar_ticks) / ppq)[n.pitch] for n in moved):
+            mine[b] = moved
+    return sorted(n for ns in mine.values() for n in ns)
 
 
 def _swung(song, ex, index: int):

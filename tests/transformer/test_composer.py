@@ -165,3 +165,22 @@ def test_token_sets_round_trip_through_their_file(tmp_path):
     (tmp_path / "bad.npz").write_bytes(b"junk")
     with pytest.raises(Exception, match="not a transformer token set"):
         TokenSet.load(tmp_path / "bad.npz", len(tk.sizes))
+
+
+def test_the_hybrid_restates_its_bars_where_the_rules_melody_does():
+    from kelly.song import Note, Song, Track
+    from kelly.transformer.hybrid import _restate
+
+    score = Song()
+    bar = score.bar_ticks
+    motif = [Note(0, 72, 480, 90), Note(480, 74, 480, 90)]
+    rule = Track("Melody", 0, 0, motif + [Note(bar, 60, 480, 90)] + [n.moved(start=n.start + 2 * bar) for n in motif],
+                 role=Role.MELODY)
+    mine = [Note(0, 76, 960, 80), Note(bar, 77, 480, 80), Note(2 * bar + 240, 79, 240, 80)]
+    anything = lambda b, beat: np.ones(128, dtype=bool)  # noqa: E731
+    out = _restate(mine, rule, score, anything)
+    assert [n for n in out if n.start >= 2 * bar] == [Note(2 * bar, 76, 960, 80)]   # bar 1 came back in bar 3
+    assert Note(bar, 77, 480, 80) in out                                           # bar 2 is its own
+    no_e = lambda b, beat: np.array([p % 12 != 4 for p in range(128)]) if b == 2 else np.ones(128, bool)  # noqa: E731
+    kept = _restate(mine, rule, score, no_e)
+    assert [n for n in kept if n.start >= 2 * bar] == [Note(2 * bar + 240, 79, 240, 80)]  # would not fit: own bar
