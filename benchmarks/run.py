@@ -31,6 +31,7 @@ SECTIONS = (
     "benchmarks.bench_modes",
     "benchmarks.bench_realtime",
     "benchmarks.bench_transformer",
+    "benchmarks.bench_ddsp",
 )
 RESULTS = Path(__file__).with_name("results.md")
 _MARKER = re.compile(r"^<!-- bench: (\w+)(?:, written ([^>]*?))? -->$", re.M)

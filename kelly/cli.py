@@ -41,6 +41,7 @@ COMMAND_MODULES = (
     "kelly.commands.engine",
     "kelly.commands.ctl",
     "kelly.commands.transformer",
+    "kelly.commands.ddsp",
 )
 
 

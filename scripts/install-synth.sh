@@ -1,7 +1,16 @@
 #!/usr/bin/env bash
 # FluidSynth and a General MIDI soundfont, for `kelly render` and `kelly compose --wav`: Debian's
 # fluidsynth and timgm6mb-soundfont. Composing never needs them; the audio tests skip without them.
+# Also Debian's sound-icons (32 short real instrument notes), which `kelly ddsp train` learns from.
 set -u
+if [ ! -d /usr/share/sounds/sound-icons ] && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+  if (apt-get install -y -qq sound-icons || (apt-get update -qq && apt-get install -y -qq sound-icons)) \
+      >/dev/null 2>&1; then
+    echo "kelly: installed Debian's sound-icons (recordings the DDSP voice trains on)"
+  else
+    echo "kelly: note: Debian's sound-icons is not installed; kelly ddsp train will learn without it"
+  fi
+fi
 have_soundfont() {
   [ -n "${KELLY_SOUNDFONT:-}" ] && [ -r "${KELLY_SOUNDFONT}" ] && return 0
   for f in /usr/share/sounds/sf2/FluidR3_GM.sf2 /usr/share/sounds/sf2/TimGM6mb.sf2 \

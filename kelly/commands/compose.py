@@ -56,12 +56,15 @@ def register(sub) -> None:
                    help="switch one network off (its fallback heuristic runs); repeatable")
     p.add_argument("--models-dir", metavar="DIR", help="look for model files here first")
     p.add_argument("--wav", nargs="?", const="", metavar="FILE.wav",
-                   help="also render audio through FluidSynth (default: FILE.wav beside the MIDI)")
+                   help="also render audio (default: FILE.wav beside the MIDI), through FluidSynth or --voice")
     p.add_argument("--plot", nargs="?", const="", metavar="FILE.png",
                    help="also draw a piano roll (default: FILE.png beside the MIDI)")
     p.add_argument("--musicxml", nargs="?", const="", metavar="FILE.musicxml",
                    help="also write a MusicXML score of the quantized parts (default: FILE.musicxml beside the MIDI)")
     p.add_argument("--soundfont", metavar="SF2", help="General MIDI soundfont for --wav (.sf2/.sf3)")
+    p.add_argument("--voice", default="soundfont", metavar="soundfont[:SF2]|ddsp[:DIR]",
+                   help="who plays --wav: soundfont (default) or ddsp (Kelly's learned voice, its timbre following "
+                        "the emotion; drums from the soundfont)")
     p.set_defaults(func=run)
 
 
@@ -336,9 +339,15 @@ def _extras(args, stem: str, inputs, wanted: dict[str, Path | None]) -> list:
         known += [midi.with_suffix(suffix) for _f, attr, suffix, _s in _EXTRAS if attr in wanted and not wanted[attr]]
     check_destinations(known, overwrite=args.force, inputs=inputs)
     if "wav" in wanted:
+        from kelly.commands.render import parse_voice
         from kelly.render.audio import find_soundfont, find_synth, synth_available
 
-        inputs.append(find_soundfont(args.soundfont))
+        voice = parse_voice(args.voice, args.soundfont)
+        if voice[0] == "ddsp":
+            from kelly.ddsp.voice import DdspVoice
+
+            DdspVoice(voice[1])  # a missing or broken voice is reported before composing
+        inputs.append(find_soundfont(voice[1] if voice[0] == "soundfont" else args.soundfont))
         check_destinations(known, overwrite=args.force, inputs=inputs)
         if not synth_available():
             find_synth()  # raises with how to install FluidSynth
@@ -362,7 +371,10 @@ def _write_extras(args, result, midi: Path, wanted: dict, inputs) -> list[str]:
         dest = wanted[attr] or midi.with_suffix(defaults[attr])
         try:
             if attr == "wav":
-                lines.append(render.write_wav(midi, dest, soundfont=args.soundfont, force=args.force))
+                voice = render.parse_voice(args.voice, args.soundfont)
+                sf = voice[1] if voice[0] == "soundfont" else args.soundfont
+                lines.append(render.write_wav(midi, dest, soundfont=sf, force=args.force, voice=voice,
+                                              seed=args.seed))
             elif attr == "plot":
                 lines.append(render.write_plot(result.song, dest, chords=_chords(result), force=args.force,
                                                inputs=inputs))
@@ -388,6 +400,8 @@ def run(args) -> int:
     from kelly.composer import ComposeOptions, get_composer
 
     wanted = _extra_names(args)
+    if "wav" not in wanted and args.voice != "soundfont":
+        raise InputError("--voice chooses who plays --wav; add --wav")
     text, path = resolve_emotions(args)
     stem = slugify(text) if text else slugify("-".join(e.label for e in path))
     inputs = _model_inputs(args)

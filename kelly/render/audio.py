@@ -311,9 +311,14 @@ def _one_line(text: str, limit: int = 300) -> str:
     return out if len(out) <= limit else out[:limit - 1] + "…"
 
 
-def _run_fluidsynth(synth: str, soundfont: Path, midi: Path, wav: Path, sample_rate: int, timeout: float) -> str:
-    """Render ``midi`` to a 32-bit float stereo ``wav``; returns FluidSynth's stderr (for messages)."""
-    cmd = [synth, "-n", "-i", "-q", "-F", os.fspath(wav), "-T", "wav", "-O", "float", "-r", str(sample_rate),
+def _run_fluidsynth(synth: str, soundfont: Path, midi: Path, wav: Path, sample_rate: int, timeout: float,
+                    *, effects: bool = True) -> str:
+    """Render ``midi`` to a 32-bit float stereo ``wav``; returns FluidSynth's stderr (for messages).
+
+    ``effects=False`` turns FluidSynth's reverb and chorus off (dry notes, as the DDSP voice trains on).
+    """
+    dry = [] if effects else ["-R", "0", "-C", "0"]
+    cmd = [synth, "-n", "-i", "-q", *dry, "-F", os.fspath(wav), "-T", "wav", "-O", "float", "-r", str(sample_rate),
            "-g", f"{GAIN:g}", os.fspath(soundfont), os.fspath(midi)]
     try:
         proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -514,7 +519,8 @@ def _write_pcm(samples: np.ndarray, peak: float, wav: Path, sample_rate: int,
             "gain_db": 20 * float(np.log10(scale))}
 
 
-def _render_raw(song, name: str, soundfont: Path, sample_rate: int, workdir: Path) -> tuple[np.ndarray, float]:
+def _render_raw(song, name: str, soundfont: Path, sample_rate: int, workdir: Path,
+                *, effects: bool = True) -> tuple[np.ndarray, float]:
     """Render ``song`` with FluidSynth into ``workdir``; returns its checked float samples and peak."""
     playable, seconds = _playable(song, name)
     midi = workdir / "render.mid"
@@ -529,7 +535,7 @@ def _render_raw(song, name: str, soundfont: Path, sample_rate: int, workdir: Pat
         stderr = ""  # pragma: no cover
     else:
         timeout = RENDER_TIMEOUT_BASE + RENDER_TIMEOUT_PER_SECOND * seconds
-        stderr = _run_fluidsynth(synth, soundfont, midi, raw, sample_rate, timeout)
+        stderr = _run_fluidsynth(synth, soundfont, midi, raw, sample_rate, timeout, effects=effects)
     return _checked_raw(raw, sample_rate, stderr, name)
 
 
@@ -544,7 +550,7 @@ def _render_to(song, name: str, wav: Path, soundfont: Path, sample_rate: int, wo
 
 # --------------------------------------------------------------------------- public API
 def render_song(song, *, soundfont: str | os.PathLike | None = None, sample_rate: int = DEFAULT_SAMPLE_RATE,
-                avoid_clipping: bool = False) -> np.ndarray:
+                avoid_clipping: bool = False, effects: bool = True) -> np.ndarray:
     """Render a :class:`~kelly.song.Song` to audio in memory.
 
     Parameters
@@ -560,6 +566,8 @@ def render_song(song, *, soundfont: str | os.PathLike | None = None, sample_rate
         beyond full scale are clipped (loud full mixes: under 1 % of samples, RMS within
         0.3 dB). ``True``: a render that would peak above -1 dBFS is turned down as a
         whole instead, as WAV files are (:func:`render_midi_file`).
+    effects : bool
+        ``False``: FluidSynth's reverb and chorus off (the DDSP voice's training notes).
 
     Returns
     -------
@@ -577,7 +585,7 @@ def render_song(song, *, soundfont: str | os.PathLike | None = None, sample_rate
     sf = find_soundfont(soundfont)
     name = f"the song {song.title!r}" if getattr(song, "title", "") else "the song"
     with tempfile.TemporaryDirectory(prefix="kelly-render-") as tmp:
-        samples, peak = _render_raw(song, name, sf, sample_rate, Path(tmp))
+        samples, peak = _render_raw(song, name, sf, sample_rate, Path(tmp), effects=effects)
         scale = min(1.0, PEAK_CEILING / peak) if avoid_clipping else 1.0
         audio = _stereo(np.asarray(samples, dtype=np.float32) * np.float32(scale))
         del samples
@@ -682,3 +690,50 @@ def render_midi_file(midi_path: str | os.PathLike, wav_path: str | os.PathLike, 
         except OSError:
             pass
     return dest
+
+
+def write_samples(samples: np.ndarray, wav_path: str | os.PathLike, *, sample_rate: int, force: bool = False,
+                  inputs=()) -> dict:
+    """Write float samples ``[n, channels]`` to a 16-bit stereo WAV atomically, turned down as a whole if they clip.
+
+    The same file handling as :func:`render_midi_file` (a temporary file in the WAV's
+    folder, renamed into place when complete; an existing file refused unless ``force``;
+    ``inputs`` never written over). Returns :func:`_write_pcm`'s figures.
+
+    Raises
+    ------
+    RenderError
+        Non-finite or silent samples.
+    OutputError
+        The destination cannot be written.
+    """
+    from kelly.fileio import check_destination, show_path
+
+    samples = np.asarray(samples, dtype=np.float32)
+    if samples.ndim == 1:
+        samples = samples[:, None]
+    if samples.size == 0 or not np.all(np.isfinite(samples)):
+        raise RenderError("the rendered audio is empty or holds NaN samples; nothing was written")
+    peak = float(np.max(np.abs(samples)))
+    if peak < SILENCE_PEAK:
+        raise RenderError("the render is silent; nothing was written")
+    dest = Path(wav_path)
+    check_destination(dest, overwrite=force, inputs=inputs)
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name[:200]}.", suffix=".tmp", dir=dest.parent)
+        os.close(fd)
+    except OSError as exc:
+        raise OutputError(f"cannot write {show_path(dest)}: {exc.strerror or exc}") from None
+    tmp = Path(tmp_name)
+    try:
+        info = _write_pcm(samples, peak, tmp, int(sample_rate))
+        _commit(tmp, dest, overwrite=force, inputs=inputs)
+    except OSError as exc:
+        raise OutputError(f"cannot write {show_path(dest)}: {exc.strerror or exc}") from None
+    finally:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+    return info
