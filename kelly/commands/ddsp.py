@@ -61,7 +61,7 @@ def register(sub) -> None:
 
 def _torch() -> None:
     try:
-        import torch  # noqa: F401
+        import torch  # noqa: F401 - only whether it imports
     except ImportError as exc:
         raise InputError(f"this needs torch (pip install 'kelly[ml]'): {exc}") from None
 

@@ -20,7 +20,6 @@ contract, as ``kelly validate`` does for the five networks.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path

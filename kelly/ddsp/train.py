@@ -21,8 +21,7 @@ from __future__ import annotations
 
 import math
 import time
-import tomllib
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -76,32 +75,16 @@ class TrainSettings:
 def load_settings(section: str = "small", path: str | Path | None = None,
                   overrides: dict[str, Any] | None = None) -> TrainSettings:
     """A section of the TOML config with overrides applied (unknown keys and bad values are InputErrors)."""
-    from kelly.fileio import read_regular_file
+    from kelly.ml.train.sections import load_section
 
-    path = Path(path) if path is not None else DEFAULT_CONFIG
-    try:
-        doc = tomllib.loads(read_regular_file(path, what="ddsp config", max_bytes=1 << 20).decode("utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read the ddsp config {path}: {exc}") from None
-    if section not in doc or not isinstance(doc[section], dict):
-        raise InputError(f"{path} has no section [{section}]; sections: {', '.join(doc) or 'none'}")
-    known = {f.name for f in fields(TrainSettings)}
-    values = dict(doc[section])
-    values.update(overrides or {})
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise InputError(f"unknown ddsp setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-    settings = replace(TrainSettings(), **values)
-    settings.check()
-    return settings
+    return load_section(TrainSettings, section, path if path is not None else DEFAULT_CONFIG, overrides, what="ddsp")
 
 
 def lr_at(step: int, s: TrainSettings) -> float:
     """Linear warm-up, then cosine decay to ``min_lr`` at the last step."""
-    if step < s.warmup:
-        return s.lr * (step + 1) / s.warmup
-    t = (step - s.warmup) / max(1, s.steps - s.warmup)
-    return s.min_lr + 0.5 * (s.lr - s.min_lr) * (1 + math.cos(math.pi * min(1.0, t)))
+    from kelly.ml.train.sections import warmup_cosine
+
+    return warmup_cosine(step, lr=s.lr, min_lr=s.min_lr, warmup=s.warmup, steps=s.steps)
 
 
 def synth_torch(raw, f0, n_samples: int, generator):
@@ -158,6 +141,7 @@ def train(settings: TrainSettings, out_dir: str | Path, *, audio_dirs: list[str]
     from kelly.fileio import write_bytes_atomic, write_json_atomic
     from kelly.ml.train.checkpoint import capture_rng, checkpoint_bytes, load_checkpoint, restore_rng
     from kelly.ml.train.distributed import resolve_device
+    from kelly.ml.train.sections import check_resumable
 
     settings.check()
     out = Path(out_dir)
@@ -188,12 +172,7 @@ def train(settings: TrainSettings, out_dir: str | Path, *, audio_dirs: list[str]
     ckpt_path = out / CHECKPOINT
     if resume and ckpt_path.exists():
         ckpt = load_checkpoint(ckpt_path, map_location=device)
-        extendable = ("steps", "max_minutes")
-        same = {k: v for k, v in asdict(settings).items() if k not in extendable}
-        if ckpt.get("kind") != "ddsp" or \
-                {k: v for k, v in (ckpt.get("settings") or {}).items() if k not in extendable} != same:
-            raise InputError(f"{ckpt_path} was written with other settings; resume with the same config, or "
-                             "train into another --out (or use --fresh to start again)")
+        check_resumable(ckpt, "ddsp", settings, ckpt_path)
         model.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["optimizer"])
         step, history, best = int(ckpt["step"]), list(ckpt["history"]), dict(ckpt["best"])

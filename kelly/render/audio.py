@@ -37,6 +37,7 @@ messages (one line).
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import shutil
@@ -671,6 +672,18 @@ def render_midi_file(midi_path: str | os.PathLike, wav_path: str | os.PathLike, 
     check_destination(dest, overwrite=force, inputs=inputs)
     if not _pyfluidsynth_available():
         find_synth()  # a clear message before any temporary file exists
+    with _temporary_beside(dest, overwrite=force, inputs=inputs) as tmp:
+        with tempfile.TemporaryDirectory(prefix="kelly-render-") as work:
+            _render_to(song, show_path(midi_path), tmp, sf, sample_rate, Path(work))
+    return dest
+
+
+@contextlib.contextmanager
+def _temporary_beside(dest: Path, *, overwrite: bool, inputs):
+    """A temporary file in ``dest``'s folder to write; committed to ``dest`` (:func:`_commit`) when the block
+    ends without an error, removed in every case. An OSError becomes an :class:`OutputError` naming ``dest``."""
+    from kelly.fileio import show_path
+
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name[:200]}.", suffix=".tmp", dir=dest.parent)
@@ -679,9 +692,8 @@ def render_midi_file(midi_path: str | os.PathLike, wav_path: str | os.PathLike, 
         raise OutputError(f"cannot write {show_path(dest)}: {exc.strerror or exc}") from None
     tmp = Path(tmp_name)
     try:
-        with tempfile.TemporaryDirectory(prefix="kelly-render-") as work:
-            _render_to(song, show_path(midi_path), tmp, sf, sample_rate, Path(work))
-        _commit(tmp, dest, overwrite=force, inputs=inputs)
+        yield tmp
+        _commit(tmp, dest, overwrite=overwrite, inputs=inputs)
     except OSError as exc:
         raise OutputError(f"cannot write {show_path(dest)}: {exc.strerror or exc}") from None
     finally:
@@ -689,7 +701,6 @@ def render_midi_file(midi_path: str | os.PathLike, wav_path: str | os.PathLike, 
             os.unlink(tmp)
         except OSError:
             pass
-    return dest
 
 
 def write_samples(samples: np.ndarray, wav_path: str | os.PathLike, *, sample_rate: int, force: bool = False,
@@ -707,7 +718,7 @@ def write_samples(samples: np.ndarray, wav_path: str | os.PathLike, *, sample_ra
     OutputError
         The destination cannot be written.
     """
-    from kelly.fileio import check_destination, show_path
+    from kelly.fileio import check_destination
 
     samples = np.asarray(samples, dtype=np.float32)
     if samples.ndim == 1:
@@ -719,21 +730,5 @@ def write_samples(samples: np.ndarray, wav_path: str | os.PathLike, *, sample_ra
         raise RenderError("the render is silent; nothing was written")
     dest = Path(wav_path)
     check_destination(dest, overwrite=force, inputs=inputs)
-    try:
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name[:200]}.", suffix=".tmp", dir=dest.parent)
-        os.close(fd)
-    except OSError as exc:
-        raise OutputError(f"cannot write {show_path(dest)}: {exc.strerror or exc}") from None
-    tmp = Path(tmp_name)
-    try:
-        info = _write_pcm(samples, peak, tmp, int(sample_rate))
-        _commit(tmp, dest, overwrite=force, inputs=inputs)
-    except OSError as exc:
-        raise OutputError(f"cannot write {show_path(dest)}: {exc.strerror or exc}") from None
-    finally:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-    return info
+    with _temporary_beside(dest, overwrite=force, inputs=inputs) as tmp:
+        return _write_pcm(samples, peak, tmp, int(sample_rate))

@@ -21,8 +21,7 @@ from __future__ import annotations
 import json
 import math
 import time
-import tomllib
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -74,30 +73,17 @@ class TrainSettings:
 def load_settings(section: str = "small", path: str | Path | None = None,
                   overrides: dict[str, Any] | None = None) -> TrainSettings:
     """A section of the TOML config, with overrides (``key=value`` from the command line) applied."""
-    path = Path(path) if path is not None else DEFAULT_CONFIG
-    try:
-        doc = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read the transformer config {path}: {exc}") from None
-    if section not in doc or not isinstance(doc[section], dict):
-        raise InputError(f"{path} has no section [{section}]; sections: {', '.join(doc)}")
-    known = {f.name: f for f in fields(TrainSettings)}
-    values = dict(doc[section])
-    values.update(overrides or {})
-    unknown = sorted(set(values) - set(known))
-    if unknown:
-        raise InputError(f"unknown transformer setting(s) {', '.join(unknown)}; known: {', '.join(known)}")
-    settings = replace(TrainSettings(), **values)
-    settings.check()
-    return settings
+    from kelly.ml.train.sections import load_section
+
+    return load_section(TrainSettings, section, path if path is not None else DEFAULT_CONFIG, overrides,
+                        what="transformer")
 
 
 def lr_at(step: int, s: TrainSettings) -> float:
     """Linear warm-up, then cosine decay to ``min_lr`` at the last step."""
-    if step < s.warmup:
-        return s.lr * (step + 1) / s.warmup
-    t = (step - s.warmup) / max(1, s.steps - s.warmup)
-    return s.min_lr + 0.5 * (s.lr - s.min_lr) * (1 + math.cos(math.pi * min(1.0, t)))
+    from kelly.ml.train.sections import warmup_cosine
+
+    return warmup_cosine(step, lr=s.lr, min_lr=s.min_lr, warmup=s.warmup, steps=s.steps)
 
 
 def unigram_losses(train, val, sizes: tuple[int, ...]) -> list[float]:
@@ -131,6 +117,7 @@ def train(settings: TrainSettings, out_dir: str | Path, *, data: dict | None = N
     from kelly.fileio import write_bytes_atomic, write_json_atomic
     from kelly.ml.train.checkpoint import capture_rng, checkpoint_bytes, load_checkpoint, restore_rng
     from kelly.ml.train.distributed import resolve_device, setup, teardown
+    from kelly.ml.train.sections import check_resumable
     from kelly.transformer import data as tdata
     from kelly.transformer.model import CompoundTransformer, config_for
     from kelly.transformer.tokens import FAMILIES, CompoundTokenizer
@@ -165,12 +152,7 @@ def train(settings: TrainSettings, out_dir: str | Path, *, data: dict | None = N
         if resume and ckpt_path.exists():
             ckpt = load_checkpoint(ckpt_path, map_location=device)
             # more steps or more time may be given to a run that resumes; nothing else may change
-            extendable = ("steps", "max_minutes")
-            same = {k: v for k, v in asdict(settings).items() if k not in extendable}
-            if ckpt.get("kind") != "transformer" or \
-                    {k: v for k, v in (ckpt.get("settings") or {}).items() if k not in extendable} != same:
-                raise InputError(f"{ckpt_path} was written with other settings; resume with the same config, or "
-                                 "train into another --out (or delete the checkpoint to start again)")
+            check_resumable(ckpt, "transformer", settings, ckpt_path)
             if ckpt.get("model_config") != mconf.to_dict():
                 raise InputError(f"{ckpt_path} holds a model of another shape (the tokenizer or the model changed "
                                  "since it was written); train into another --out, or start again with --fresh")
