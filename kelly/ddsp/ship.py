@@ -48,10 +48,12 @@ def ship(run: Path, dest: Path = SHIPPED_VOICE) -> dict:
 def card(m: dict, params: int, size: int) -> str:
     s, d, ev = m["settings"], m["data"], m["evaluation"]
     rs, f0 = ev["resynthesis"], ev["f0"]
-    v, b = rs["voice"], rs["baseline"]
+    v, b, o = rs["voice"], rs["baseline"], rs["baseline_matched"]
     sweep = "\n".join(
         f"| {axis} {rows[0]['value']:g} → {rows[-1]['value']:g} | {rows[0]['centroid_hz']:.0f} → "
-        f"{rows[-1]['centroid_hz']:.0f} Hz | {rows[0]['noise_share_db']:.1f} → {rows[-1]['noise_share_db']:.1f} dB |"
+        f"{rows[-1]['centroid_hz']:.0f} Hz | {rows[0]['noise_share_db']:.1f} → {rows[-1]['noise_share_db']:.1f} dB | "
+        f"{rows[0]['tilt_db']:.1f} → {rows[-1]['tilt_db']:.1f} dB | {rows[0]['level_db']:.1f} → "
+        f"{rows[-1]['level_db']:.1f} dB |"
         for axis, rows in ev["emotion_sweep"].items())
     lm = m["loudness_map"]
     return f"""# Model card: Kelly's DDSP voice
@@ -78,21 +80,22 @@ Velocity → loudness (fitted on the training notes): peak dB = {lm['c0']:.1f} +
 {lm['c2']:.2f}·A-weighting(f0) ({lm['from']}).
 
 Held-out resynthesis ({rs['segments']} test segments, from their own f0 and loudness), against a non-learned
-baseline (1/k harmonics with its level matched to the recording frame by frame):
+baseline (1/k harmonics, loudness to amplitude by one gain fitted on training segments) and the same baseline
+with its level matched to the recording frame by frame (an oracle for loudness):
 
-| measure (lower is better) | voice | baseline |
-|---|---:|---:|
-| multi-scale spectral loss | {v['spectral_loss']:.2f} | {b['spectral_loss']:.2f} |
-| loudness L1 (dB) | {v['loudness_l1_db']:.2f} | {b['loudness_l1_db']:.2f} |
-| f0 L1 (cents, frames voiced in both) | {v['f0_l1_cents']:.1f} | {b['f0_l1_cents']:.1f} |
+| measure (lower is better) | voice | baseline | level-matched baseline |
+|---|---:|---:|---:|
+| multi-scale spectral loss | {v['spectral_loss']:.2f} | {b['spectral_loss']:.2f} | {o['spectral_loss']:.2f} |
+| loudness L1 (dB) | {v['loudness_l1_db']:.2f} | {b['loudness_l1_db']:.2f} | {o['loudness_l1_db']:.2f} |
+| f0 L1 (cents, frames voiced in both) | {v['f0_l1_cents']:.2f} | {b['f0_l1_cents']:.2f} | {o['f0_l1_cents']:.2f} |
 
 Pitch tracking (pYIN) on {f0['notes']} soundfont notes of known pitch: {100 * f0['within']:.1f} % of
 {f0['voiced_frames']:,} voiced frames within 50 cents.
 
 Emotion (three notes held at −30 dB while one axis sweeps, the others neutral):
 
-| axis | spectral centroid | noise share |
-|---|---|---|
+| axis | spectral centroid | noise share | harmonic tilt (3–10 vs 1–2) | level |
+|---|---|---|---|---|
 {sweep}
 
 Limits: 12 minutes of mostly soundfont notes make a general, slightly synthetic voice rather than one
