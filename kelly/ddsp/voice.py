@@ -251,17 +251,20 @@ def render_song(song, *, voice: DdspVoice | None = None, sample_rate: int = 4410
         The room's wet share, 0 (dry) to 1.
     """
     from kelly.emotion.audio import resample
-    from kelly.render.audio import check_sample_rate, song_seconds
+    from kelly.render.audio import MAX_AUDIO_SECONDS, check_sample_rate, song_seconds
 
     sample_rate = check_sample_rate(sample_rate)
     if not 0.0 <= float(reverb) <= 1.0:
         raise InputError(f"reverb must be 0-1, got {reverb!r}")
-    voice = voice or DdspVoice()
     notes, pan, drums = song_notes(song)
     if not notes and not drums:
         raise InputError("the song has no notes to render")
     end = max([n[1] for n in notes] + [song_seconds(song)])
+    if end > MAX_AUDIO_SECONDS:  # checked before the mix buffer is allocated
+        raise InputError(f"the song lasts {end / 60:.0f} minutes; Kelly renders at most "
+                         f"{MAX_AUDIO_SECONDS / 60:.0f} minutes of audio")
     n16 = int((end + 1.5) * SAMPLE_RATE)
+    voice = voice or DdspVoice()
     drum_render = None
     if drums:
         from concurrent.futures import ThreadPoolExecutor
