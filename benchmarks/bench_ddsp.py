@@ -109,16 +109,16 @@ def run() -> str:
     lines.append("")
     sweep = emotion_sweep(voice.decoder)
     lines += ["| emotion axis (others neutral) | spectral centroid | noise share | harmonic tilt (3–10 vs 1–2) | "
-              "level |", "|---|---|---|---|---|"]
+              "A-weighted level |", "|---|---|---|---|---|"]
     for axis, rows in sweep.items():
         def path(key: str, fmt: str) -> str:
             return " → ".join(format(r[key], fmt) for r in rows)
 
         lines.append(f"| {axis} {rows[0]['value']:g} … {rows[-1]['value']:g} | {path('centroid_hz', '.0f')} Hz | "
                      f"{path('noise_share_db', '.1f')} dB | {path('tilt_db', '.1f')} dB | {path('level_db', '.1f')} dB |")
-    lines += ["", "Five points along each axis; three notes (C3, C4, C5) held at −30 dB loudness; the decoder's own "
-              "response, before the renderer's dominance offset (±4 dB). Promised: arousal toward noise and brightness, "
-              "valence toward a brighter harmonic tilt, dominance toward level.", ""]
+    lines += ["", "Five points along each axis; three notes (C3, C4, C5) held at −30 dB loudness, as the renderer plays "
+              "them (dominance also moves the loudness input by ±4 dB); level is A-weighted. Promised: arousal toward "
+              "noise and brightness, valence toward a brighter harmonic tilt, dominance toward level.", ""]
     sp = _speed(voice)
     lines += [f"Render speed: a 16-bar piece, 4 tracks ({', '.join(sp['tracks'])}; {sp['pitched_notes']} pitched "
               f"notes, {sp['seconds']:.1f} s of music), 44.1 kHz stereo, one core "

@@ -10,8 +10,10 @@
   segments), as a plain synth would; ``baseline_matched`` is an oracle for level, its
   amplitude set frame by frame so its measured loudness equals the recording's.
 * :func:`emotion_sweep`: the same notes rendered while one of V, A, D moves and the
-  others stay; the spectral centroid and the noise share of the sound at each point,
-  to check the conditioning moves timbre the promised way.
+  others stay, as the renderer plays them (dominance also moves the loudness input by
+  ±4 dB, :data:`kelly.ddsp.voice.DOMINANCE_DB`); the spectral centroid, the noise
+  share, the harmonic tilt and the A-weighted level of the sound at each point, to
+  check the conditioning moves timbre the promised way.
 """
 
 from __future__ import annotations
@@ -138,7 +140,10 @@ def centroid_and_noise(audio: np.ndarray, harm: np.ndarray, noise: np.ndarray) -
 
 
 def emotion_sweep(decoder, *, pitches=(48, 60, 72), loudness: float = -30.0, points: int = 5) -> dict:
-    """Centroid and noise share while each of V, A, D sweeps its range (the others neutral)."""
+    """Centroid, noise share, tilt and A-weighted level while each of V, A, D sweeps its range (others neutral)."""
+    from kelly.ddsp.features import loudness_db as measure
+    from kelly.ddsp.voice import DOMINANCE_DB
+
     n_frames = 120
     n = (n_frames - 1) * HOP
     out = {}
@@ -151,12 +156,12 @@ def emotion_sweep(decoder, *, pitches=(48, 60, 72), loudness: float = -30.0, poi
             triple = (emo["valence"], emo["arousal"], emo["dominance"])
             for p in pitches:
                 f0 = np.full(n_frames, midi_to_hz(p))
-                loud = np.full(n_frames, loudness)
+                loud = np.full(n_frames, loudness + DOMINANCE_DB * (2.0 * emo["dominance"] - 1.0))
                 audio, harm, noise = voice_audio(decoder, f0, loud, triple, n, parts=True)
                 c, s = centroid_and_noise(audio[HOP * 20:], harm[HOP * 20:], noise[HOP * 20:])
                 cs.append(c)
                 ns.append(s)
-                ls.append(10 * np.log10(max(np.mean(audio[HOP * 20:] ** 2), 1e-20)))
+                ls.append(float(np.mean(measure(audio)[20:n_frames - 5])))
                 ts.append(harmonic_tilt_db(decoder, f0, loud, triple))
             rows.append({"value": round(float(value), 3), "centroid_hz": float(np.mean(cs)),
                          "noise_share_db": float(np.mean(ns)), "level_db": float(np.mean(ls)),

@@ -92,15 +92,19 @@ with its level matched to the recording frame by frame (an oracle for loudness):
 Pitch tracking (pYIN) on {f0['notes']} soundfont notes of known pitch: {100 * f0['within']:.1f} % of
 {f0['voiced_frames']:,} voiced frames within 50 cents.
 
-Emotion (three notes held at −30 dB while one axis sweeps, the others neutral):
+Emotion (three notes held at −30 dB while one axis sweeps, the others neutral, as the renderer plays them:
+dominance also moves the loudness input by ±4 dB; level A-weighted):
 
 | axis | spectral centroid | noise share | harmonic tilt (3–10 vs 1–2) | level |
 |---|---|---|---|---|
 {sweep}
 
 Limits: 12 minutes of mostly soundfont notes make a general, slightly synthetic voice rather than one
-instrument's; its emotion labels are timbre descriptors, not listeners' judgements; no vibrato or pitch bends
-(the pitch is the MIDI note's); the envelope at render time is Kelly's per-role shape, not learned.
+instrument's; its emotion labels are timbre descriptors, not listeners' judgements. Dominance's level comes
+mostly from the renderer's ±4 dB (the decoder learned little level from the dominance label, which its loudness
+input already carries). Its low notes are thinner than the soundfont's (less fundamental): a bass part sits a
+few dB lower in RMS than in a FluidSynth render at the same velocities. No vibrato or pitch bends (the pitch is
+the MIDI note's); the envelope at render time is Kelly's per-role shape, not learned.
 """
 
 

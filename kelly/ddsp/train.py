@@ -48,7 +48,7 @@ class TrainSettings:
     grad_clip: float = 2.0
     eval_every: int = 250
     eval_windows: int = 32
-    max_minutes: float = 25.0
+    max_minutes: float = 45.0
     seed: int = 0
     device: str = "auto"
     threads: int = 0
