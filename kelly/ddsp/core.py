@@ -77,11 +77,21 @@ def exp_sigmoid(x: np.ndarray, *, exponent: float = 10.0, max_value: float = 2.0
                 threshold: float = 1e-7) -> np.ndarray:
     """DDSP's positive nonlinearity: ``max_value · sigmoid(x) ** log(exponent) + threshold``.
 
-    Computed as ``max_value · exp(−log(exponent) · log(1 + e^(−x)))`` (the same value; one
-    transcendental pass fewer and no overflow for very negative ``x``).
+    Computed as ``max_value · exp(−log(exponent) · log(1 + e^(−x)))``, in place (the same
+    value; a very negative ``x`` overflows ``e^(−x)`` to infinity, which gives the threshold,
+    exactly the limit). Float32 stays float32 (rendering), anything else is float64.
     """
-    x = np.asarray(x, dtype=np.float64)
-    return max_value * np.exp(-math.log(exponent) * np.logaddexp(0.0, -x)) + threshold
+    x = np.asarray(x)
+    dtype = x.dtype.type if x.dtype in (np.float32, np.float64) else np.float64
+    with np.errstate(over="ignore"):
+        s = np.exp(-x.astype(dtype, copy=False))
+    s += dtype(1.0)
+    np.log(s, out=s)
+    s *= dtype(-math.log(exponent))
+    np.exp(s, out=s)
+    s *= dtype(max_value)
+    s += dtype(threshold)
+    return s
 
 
 def hz_to_midi(f0: np.ndarray) -> np.ndarray:
@@ -134,6 +144,18 @@ def nyquist_mask(f0_hz: np.ndarray, n_harmonics: int = N_HARMONICS, sample_rate:
     return (np.asarray(f0_hz, dtype=np.float64)[:, None] * k[None, :] < sample_rate / 2.0).astype(np.float64)
 
 
+_POSITIONS: list = [np.zeros(0, np.int64), np.zeros(0, np.float32)]
+
+
+def _frame_positions(n_samples: int) -> tuple[np.ndarray, np.ndarray]:
+    """For samples ``0 … n−1``: the frame each starts from and the weight of the next frame (cached, grown as needed)."""
+    if len(_POSITIONS[0]) < n_samples:
+        pos = np.arange(max(n_samples, 2 * len(_POSITIONS[0])), dtype=np.float64) / HOP
+        frame = pos.astype(np.int64)
+        _POSITIONS[:] = [frame, (pos - frame).astype(np.float32)]
+    return _POSITIONS[0][:n_samples], _POSITIONS[1][:n_samples]
+
+
 class Harmonic:
     """Additive synthesizer: f0 and per-harmonic amplitudes → audio (numpy).
 
@@ -150,8 +172,9 @@ class Harmonic:
 
     def get_controls(self, amplitude: np.ndarray, harmonic_distribution: np.ndarray, f0_hz: np.ndarray) -> dict:
         amp = exp_sigmoid(amplitude).reshape(-1, 1)
-        dist = exp_sigmoid(harmonic_distribution) * nyquist_mask(f0_hz, self.n_harmonics, self.sample_rate)
-        dist = dist / np.maximum(dist.sum(axis=-1, keepdims=True), 1e-12)
+        dist = exp_sigmoid(harmonic_distribution)
+        dist = dist * nyquist_mask(f0_hz, self.n_harmonics, self.sample_rate).astype(dist.dtype)
+        dist = dist / np.maximum(dist.sum(axis=-1, keepdims=True), dist.dtype.type(1e-12))
         return {"amplitudes": amp * dist, "f0_hz": np.asarray(f0_hz, dtype=np.float64)}
 
     def phases(self, f0_hz: np.ndarray, n_samples: int, *, initial_phase: float = 0.0) -> np.ndarray:
@@ -168,8 +191,13 @@ class Harmonic:
         return np.mod(np.cumsum(f0 / self.sample_rate) + initial_phase, 1.0)
 
     def get_signal(self, amplitudes: np.ndarray, f0_hz: np.ndarray, n_samples: int) -> np.ndarray:
-        amplitudes = np.asarray(amplitudes, dtype=np.float64) * nyquist_mask(f0_hz, amplitudes.shape[1],
-                                                                             self.sample_rate)
+        """The signal, float64, or float32 when ``amplitudes`` are float32 (rendering: half the memory traffic)."""
+        import scipy.fft
+
+        amplitudes = np.asarray(amplitudes)
+        real = np.float32 if amplitudes.dtype == np.float32 else np.float64
+        amplitudes = amplitudes.astype(real, copy=False) * \
+            nyquist_mask(f0_hz, amplitudes.shape[1], self.sample_rate).astype(real)
         n_frames = amplitudes.shape[0]
         # harmonics more than 100 dB below the loudest of this voice are inaudible: the table need not hold them
         peak = amplitudes.max(axis=0)
@@ -177,21 +205,20 @@ class Harmonic:
         top = int(sounding[-1]) + 1 if len(sounding) else 1
         size = table_size(top)
         # one single-cycle table per frame: Σ_k a_k sin(2π k j / T), via an inverse real FFT
-        spectrum = np.zeros((n_frames, size // 2 + 1), dtype=np.complex128)
+        spectrum = np.zeros((n_frames, size // 2 + 1), dtype=np.complex64 if real == np.float32 else np.complex128)
         spectrum[:, 1:top + 1] = -0.5j * size * amplitudes[:, :top]
-        tables = np.fft.irfft(spectrum, n=size, axis=-1).astype(np.float32)
+        tables = scipy.fft.irfft(spectrum, n=size, axis=-1).astype(np.float32, copy=False)
         tables = np.concatenate([tables, tables[:, :1]], axis=1).ravel()  # wrap point for interpolation
         phase = self.phases(f0_hz, n_samples) * size
         j0 = phase.astype(np.int64)
         frac = (phase - j0).astype(np.float32)
-        pos = np.arange(n_samples, dtype=np.float64) / HOP
-        f_a = np.minimum(pos.astype(np.int64), n_frames - 1)
-        w = (pos - f_a).astype(np.float32)
+        f_a, w = _frame_positions(n_samples)
+        f_a = np.minimum(f_a, n_frames - 1)
         base_a = f_a * (size + 1) + j0
         base_b = np.minimum(f_a + 1, n_frames - 1) * (size + 1) + j0
         a = tables[base_a] + (tables[base_a + 1] - tables[base_a]) * frac
         b = tables[base_b] + (tables[base_b + 1] - tables[base_b]) * frac
-        return (a + (b - a) * w).astype(np.float64)
+        return (a + (b - a) * w).astype(real, copy=False)
 
     def get_signal_additive(self, amplitudes: np.ndarray, f0_hz: np.ndarray, n_samples: int) -> np.ndarray:
         """The same signal summed sine by sine (the reference the wavetable is checked against)."""
@@ -213,14 +240,37 @@ def noise_filters(magnitudes: np.ndarray) -> np.ndarray:
     return ir * np.hanning(NOISE_TAPS + 1)[:NOISE_TAPS]
 
 
+NOISE_FFT = 320  # ≥ HOP + NOISE_TAPS − 1 = 287, and 2⁶·5 is a fast size for pocketfft
+_RESPONSES: dict = {}
+
+
+def noise_response(dtype=np.complex64) -> np.ndarray:
+    """``[65, 161]``: band magnitudes → the frequency response (``NOISE_FFT`` points) of their filter.
+
+    :func:`noise_filters` is linear in the magnitudes, so ``magnitudes @ noise_response()``
+    equals ``rfft(noise_filters(magnitudes), NOISE_FFT)``: one small matrix product per
+    voice instead of two FFTs per frame (computed once).
+    """
+    if dtype not in _RESPONSES:
+        eye = np.eye(N_NOISE_BANDS)
+        _RESPONSES[dtype] = np.fft.rfft(noise_filters(eye), NOISE_FFT, axis=-1).astype(dtype)
+    return _RESPONSES[dtype]
+
+
 def filter_noise_frames(noise: np.ndarray, ir: np.ndarray) -> np.ndarray:
     """Convolve each frame's ``HOP`` noise samples with its filter and overlap-add; ``[F·HOP]``.
 
     The filter's centring delay (64 samples) is taken off, so a band's sound lines up with its frame.
     """
-    n_frames = ir.shape[0]
-    n_fft = 320  # ≥ HOP + NOISE_TAPS − 1 = 287, and 2⁶·5 is a fast size for pocketfft
-    y = np.fft.irfft(np.fft.rfft(noise, n_fft, axis=-1) * np.fft.rfft(ir, n_fft, axis=-1), n_fft, axis=-1)
+    return _overlap_add(np.fft.rfft(noise, NOISE_FFT, axis=-1) * np.fft.rfft(ir, NOISE_FFT, axis=-1))
+
+
+def _overlap_add(product: np.ndarray) -> np.ndarray:
+    """The frames' filtered spectra ``[F, 161]`` → ``[F·HOP]`` samples (see :func:`filter_noise_frames`)."""
+    import scipy.fft
+
+    n_frames = product.shape[0]
+    y = scipy.fft.irfft(product, NOISE_FFT, axis=-1)
     head = y[:, :HOP]
     tail = np.zeros_like(head)
     tail[1:] = y[:-1, HOP:2 * HOP]
@@ -240,12 +290,21 @@ class FilteredNoise:
     """
 
     def get_controls(self, magnitudes: np.ndarray) -> dict:
-        return {"magnitudes": exp_sigmoid(np.asarray(magnitudes, dtype=np.float64) + NOISE_BIAS)}
+        magnitudes = np.asarray(magnitudes)
+        return {"magnitudes": exp_sigmoid(magnitudes + magnitudes.dtype.type(NOISE_BIAS))}
 
     def get_signal(self, magnitudes: np.ndarray, n_samples: int, rng: np.random.Generator) -> np.ndarray:
+        """The signal, float64, or float32 when ``magnitudes`` are float32 (rendering; other noise samples)."""
+        import scipy.fft
+
+        magnitudes = np.asarray(magnitudes)
         n_frames = magnitudes.shape[0]
-        noise = rng.uniform(-1.0, 1.0, size=(n_frames, HOP))
-        out = filter_noise_frames(noise, noise_filters(magnitudes))
+        if magnitudes.dtype == np.float32:
+            noise = rng.random((n_frames, HOP), dtype=np.float32) * np.float32(2.0) - np.float32(1.0)
+            out = _overlap_add(scipy.fft.rfft(noise, NOISE_FFT, axis=-1) * (magnitudes @ noise_response(np.complex64)))
+        else:
+            noise = rng.uniform(-1.0, 1.0, size=(n_frames, HOP))
+            out = filter_noise_frames(noise, noise_filters(magnitudes))
         if len(out) < n_samples:
             out = np.pad(out, (0, n_samples - len(out)))
         return out[:n_samples]
@@ -285,8 +344,11 @@ def split_outputs(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def synthesize(raw: np.ndarray, f0_hz: np.ndarray, n_samples: int, rng: np.random.Generator) -> np.ndarray:
-    """One voice: decoder outputs ``[F, 130]`` and f0 ``[F]`` → ``[n_samples]`` audio at :data:`SAMPLE_RATE`."""
-    amp, dist, noise = split_outputs(np.asarray(raw, dtype=np.float64))
+    """One voice: decoder outputs ``[F, 130]`` and f0 ``[F]`` → ``[n_samples]`` audio at :data:`SAMPLE_RATE`.
+
+    Computed in float32 (the decoder's precision) for speed; the reference twins in float64 agree to −50 dB.
+    """
+    amp, dist, noise = split_outputs(np.asarray(raw, dtype=np.float32))
     harmonic = Harmonic()
     filtered = FilteredNoise()
     return harmonic.get_signal(**harmonic.get_controls(amp, dist, f0_hz), n_samples=n_samples) + \

@@ -115,23 +115,49 @@ class NumpyDecoder:
         out["gru.bias_ih_l0"], out["gru.bias_hh_l0"] = bias[0], bias[1]
         return out
 
-    def __call__(self, x: np.ndarray, h0: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """``x`` ``[B, T, 5]`` → (raw controls ``[B, T, 130]``, final hidden state ``[B, H]``)."""
+    def __call__(self, x: np.ndarray, h0: np.ndarray | None = None, *,
+                 lengths: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """``x`` ``[B, T, 5]`` → (raw controls ``[B, T, 130]``, final hidden state ``[B, H]``).
+
+        ``lengths`` (optional, ascending): each row's real length; the padding after it is
+        not computed (its outputs are zero), which saves that work when voices of different
+        lengths run together.
+        """
         x = np.asarray(x, dtype=np.float32)
         b, t, _ = x.shape
         (w1, b1), (w2, b2), (w3, b3), (w4, b4) = self.dense
-        z = np.maximum(x @ w1 + b1, 0.0)
-        z = np.maximum(z @ w2 + b2, 0.0)
-        gx = z @ self.W + self.b[0]  # every step's input projection at once
-        h = np.zeros((b, self.hidden), np.float32) if h0 is None else np.asarray(h0, np.float32).copy()
-        hs = np.empty((b, t, self.hidden), np.float32)
         n_h = self.hidden
+        if lengths is not None and (len(lengths) != b or np.any(np.diff(lengths) < 0) or np.max(lengths) > t):
+            raise ValueError("lengths must give each row's length, ascending, at most the padded length")
+        if not hasattr(self, "_half"):
+            # sigmoid(v) = 0.5·tanh(v/2) + 0.5: the z and r columns are halved once, here
+            half = np.ones(3 * n_h, np.float32)
+            half[:2 * n_h] = 0.5
+            self._half = (self.W * half, self.U * half, self.b[0] * half, self.b[1] * half)
+        W, U, bx, bh = self._half
+        ends = np.asarray(lengths) if lengths is not None else np.full(b, t)
+        live = np.arange(t)[None, :] < ends[:, None]  # [B, T]: the frames that are not padding
+        z = np.maximum(x[live] @ w1 + b1, 0.0)
+        z = np.maximum(z @ w2 + b2, 0.0)
+        gx = np.zeros((b, t, 3 * n_h), np.float32)
+        gx[live] = z @ W + bx  # every real step's input projection at once
+        gx = np.ascontiguousarray(gx.transpose(1, 0, 2))  # [T, B, 3H]
+        h = np.zeros((b, n_h), np.float32) if h0 is None else np.asarray(h0, np.float32).copy()
+        hs = np.zeros((t, b, n_h), np.float32)
+        first = 0
         for step in range(t):
-            gh = h @ self.U + self.b[1]
-            zr = _sigmoid(gx[:, step, :2 * n_h] + gh[:, :2 * n_h])
+            while first < b and ends[first] <= step:
+                first += 1  # rows are in ascending length: the ones before `first` have ended
+            hh = h[first:]
+            gh = hh @ U + bh
+            g = gx[step, first:]
+            zr = np.tanh(g[:, :2 * n_h] + gh[:, :2 * n_h])
+            zr *= 0.5
+            zr += 0.5
             zg, rg = zr[:, :n_h], zr[:, n_h:]
-            n = np.tanh(gx[:, step, 2 * n_h:] + rg * gh[:, 2 * n_h:])
-            h = (1.0 - zg) * n + zg * h
-            hs[:, step] = h
-        y = np.maximum(hs @ w3 + b3, 0.0) @ w4 + b4
+            n = np.tanh(g[:, 2 * n_h:] + rg * gh[:, 2 * n_h:])
+            hh += (1.0 - zg) * (n - hh)  # h = (1 − z)·n + z·h
+            hs[step, first:] = hh
+        y = np.zeros((b, t, w4.shape[1]), np.float32)
+        y[live] = np.maximum(hs.transpose(1, 0, 2)[live] @ w3 + b3, 0.0) @ w4 + b4
         return y, h

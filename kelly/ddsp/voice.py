@@ -59,7 +59,7 @@ ENVELOPES = {"melody": Envelope(0.015, 4.0, 0.18), "counter": Envelope(0.02, 4.0
              "fx": Envelope(0.05, 2.0, 0.4)}
 DEFAULT_ENVELOPE = Envelope(0.02, 4.0, 0.25)
 #: Largest number of voices run through the decoder together.
-BATCH_VOICES = 64
+BATCH_VOICES = 256
 #: A note longer than this is held at most this long (a drone of minutes is cut, and said so).
 MAX_NOTE_SECONDS = 30.0
 DOMINANCE_DB = 4.0
@@ -126,7 +126,7 @@ class DdspVoice:
         model.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in self.decoder.state_dict().items()})
         model.eval()
 
-        def decode(x: np.ndarray) -> tuple[np.ndarray, None]:
+        def decode(x: np.ndarray, lengths=None) -> tuple[np.ndarray, None]:
             with torch.no_grad():
                 return model(torch.from_numpy(x))[0].numpy(), None
 
@@ -170,7 +170,7 @@ class DdspVoice:
             for k, (_, _, f0, loud, emo) in enumerate(group):
                 x[k, :len(f0)] = decoder_inputs(f0, loud, emo)
                 x[k, len(f0):] = x[k, len(f0) - 1]
-            raw, _ = decode(x)
+            raw, _ = decode(x, lengths=np.array([len(j[2]) for j in group]))
             for k, (i, start, f0, loud, _) in enumerate(group):
                 n = len(f0) * HOP
                 audio = synth(raw[k, :len(f0)], f0, n, np.random.default_rng(seeds[i]))
