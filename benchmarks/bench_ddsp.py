@@ -78,6 +78,7 @@ def _speed(voice) -> dict:
         render_song(pitched, voice=voice, sample_rate=44100)  # warm: imports, caches
         out = {"seconds": seconds, "pinned": pinned,
                "pitched": _time(lambda: render_song(pitched, voice=voice, sample_rate=44100), 7),
+               "decoded": dict(voice.last_render),
                "numpy": _time(lambda: render_song(song, voice=voice, sample_rate=44100), 5),
                "torch": _time(lambda: render_song(song, voice=voice, sample_rate=44100, backend="torch"), 1),
                "fluidsynth": _time(lambda: fluid(song, sample_rate=44100), 5),
@@ -152,7 +153,9 @@ def run() -> str:
               f"{sp['seconds'] / sp['torch']:.1f}× | |",
               f"| FluidSynth alone, the whole piece (anchor: about 100×) | {sp['fluidsynth']:.2f} | "
               f"{sp['seconds'] / sp['fluidsynth']:.0f}× | |", "",
-              f"The DDSP rows include the room and resampling to 44.1 kHz. FluidSynth needs {sp['fluid_start']:.2f} s "
+              f"The voice decodes each distinct note once (same pitch, velocity, length, role and emotion; "
+              f"{sp['decoded']['decoded']} distinct of {sp['decoded']['notes']} here) and draws every note's own "
+              f"noise. The DDSP rows include the room and resampling to 44.1 kHz. FluidSynth needs {sp['fluid_start']:.2f} s "
               "for a single note (starting and loading its soundfont), which the whole-piece DDSP render also pays "
               "for the drums; with a second core FluidSynth renders the drums while numpy synthesizes. The numpy "
               "renderer reads "

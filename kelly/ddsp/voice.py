@@ -34,8 +34,8 @@ from typing import Sequence
 
 import numpy as np
 
-from kelly.ddsp.core import FRAME_RATE, HOP, LOUDNESS_MIN_DB, SAMPLE_RATE, Reverb, decoder_inputs, midi_to_hz, \
-    synthesize
+from kelly.ddsp.core import FRAME_RATE, HOP, LOUDNESS_MIN_DB, SAMPLE_RATE, FilteredNoise, Harmonic, Reverb, \
+    decoder_inputs, midi_to_hz, split_outputs
 from kelly.errors import InputError
 
 #: Where the package ships its trained voice.
@@ -147,45 +147,66 @@ class DdspVoice:
         neutral); ``pan`` (−1 left … 1 right) per note, default centre. ``backend="torch"``
         runs the decoder and the synths in torch instead (same weights; for comparison).
         """
-        decode, synth = (self.decoder, synthesize) if backend == "numpy" else self.torch_backend()
+        decode, synth = (self.decoder, None) if backend == "numpy" else self.torch_backend()
         out = np.zeros((n_samples, 2), np.float64)
         if not notes:
             return out
         emotion_at = emotion_at or (lambda _t: (0.0, 0.5, 0.5))
-        jobs = []
+        # A note played again (same pitch, velocity, length, role and emotion) is the same decoder run and the
+        # same harmonic sound: each is computed once; only its noise differs, drawn from the note's own seed.
+        unique: dict[tuple, int] = {}
+        voices, plays = [], []
         for i, (start, end, pitch, vel, role) in enumerate(notes):
             env = ENVELOPES.get(role, DEFAULT_ENVELOPE)
             held = max(1, int(round(min(end - start, MAX_NOTE_SECONDS) * FRAME_RATE)))
             n_frames = held + int(np.ceil(env.release * FRAME_RATE)) + 2
             emo = tuple(float(x) for x in emotion_at(start))
-            loud = envelope_db(n_frames, held, self.peak_db(pitch, vel, emo[2]), env)
-            f0 = np.full(n_frames, midi_to_hz(pitch))
-            jobs.append((i, start, f0, loud, emo))
-        jobs.sort(key=lambda j: len(j[2]))
-        seeds = np.random.SeedSequence(seed).spawn(len(notes))
-        for at in range(0, len(jobs), BATCH_VOICES):
-            group = jobs[at:at + BATCH_VOICES]
-            t = max(len(j[2]) for j in group)
+            key = (int(pitch), int(vel), held, n_frames, env, emo)
+            if key not in unique:
+                unique[key] = len(voices)
+                loud = envelope_db(n_frames, held, self.peak_db(pitch, vel, emo[2]), env)
+                voices.append((np.full(n_frames, midi_to_hz(pitch)), loud, emo))
+            plays.append((i, start, unique[key]))
+        self.last_render = {"notes": len(notes), "decoded": len(voices)}  # what the work was (for make bench)
+        raws: list = [None] * len(voices)
+        order = sorted(range(len(voices)), key=lambda v: len(voices[v][0]))
+        for at in range(0, len(order), BATCH_VOICES):
+            group = order[at:at + BATCH_VOICES]
+            t = max(len(voices[v][0]) for v in group)
             x = np.zeros((len(group), t, 5), np.float32)
-            for k, (_, _, f0, loud, emo) in enumerate(group):
+            for k, v in enumerate(group):
+                f0, loud, emo = voices[v]
                 x[k, :len(f0)] = decoder_inputs(f0, loud, emo)
                 x[k, len(f0):] = x[k, len(f0) - 1]
-            raw, _ = decode(x, lengths=np.array([len(j[2]) for j in group]))
-            for k, (i, start, f0, loud, _) in enumerate(group):
-                n = len(f0) * HOP
-                audio = synth(raw[k, :len(f0)], f0, n, np.random.default_rng(seeds[i]))
-                fade = np.ones(n)
-                tail = min(n, 4 * HOP)
-                fade[-tail:] = np.linspace(1.0, 0.0, tail)  # the last frame ends at silence, never a click
-                audio *= fade
-                a = int(round(start * SAMPLE_RATE))
-                if a >= n_samples:
-                    continue
-                b = min(n_samples, a + n)
-                p = 0.0 if pan is None else float(pan[i])
-                left, right = np.cos((p + 1) * np.pi / 4), np.sin((p + 1) * np.pi / 4)
-                out[a:b, 0] += audio[:b - a] * left * np.sqrt(2)
-                out[a:b, 1] += audio[:b - a] * right * np.sqrt(2)
+            raw, _ = decode(x, lengths=np.array([len(voices[v][0]) for v in group]))
+            for k, v in enumerate(group):
+                raws[v] = raw[k, :len(voices[v][0])]
+        harmonic, noise = Harmonic(), FilteredNoise()
+        harmonics: dict[int, np.ndarray] = {}
+        seeds = np.random.SeedSequence(seed).spawn(len(notes))
+        for i, start, v in plays:
+            f0 = voices[v][0]
+            n = len(f0) * HOP
+            rng = np.random.default_rng(seeds[i])
+            if synth is not None:
+                audio = synth(raws[v], f0, n, rng)
+            else:
+                amp, dist, mags = split_outputs(np.asarray(raws[v], dtype=np.float32))
+                if v not in harmonics:
+                    harmonics[v] = harmonic.get_signal(**harmonic.get_controls(amp, dist, f0), n_samples=n)
+                audio = harmonics[v] + noise.get_signal(**noise.get_controls(mags), n_samples=n, rng=rng)
+            fade = np.ones(n)
+            tail = min(n, 4 * HOP)
+            fade[-tail:] = np.linspace(1.0, 0.0, tail)  # the last frame ends at silence, never a click
+            audio *= fade  # a new array: a cached harmonic sound is never changed
+            a = int(round(start * SAMPLE_RATE))
+            if a >= n_samples:
+                continue
+            b = min(n_samples, a + n)
+            p = 0.0 if pan is None else float(pan[i])
+            left, right = np.cos((p + 1) * np.pi / 4), np.sin((p + 1) * np.pi / 4)
+            out[a:b, 0] += audio[:b - a] * left * np.sqrt(2)
+            out[a:b, 1] += audio[:b - a] * right * np.sqrt(2)
         return out
 
 
