@@ -42,6 +42,7 @@ COMMAND_MODULES = (
     "kelly.commands.ctl",
     "kelly.commands.transformer",
     "kelly.commands.ddsp",
+    "kelly.commands.serve",
 )
 
 

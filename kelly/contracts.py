@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from kelly.song import Role
 
@@ -503,3 +503,44 @@ def protocol_schema() -> dict:
 
 
 SCHEMAS["protocol"] = protocol_schema
+
+
+# ---------------------------------------------------------------------------------------
+# The web app's API bodies (kelly serve; docs/app.md). Typed here beside the explanation and
+# the socket messages so that every client reads one contract; FastAPI publishes their schema
+# at /openapi.json.
+# ---------------------------------------------------------------------------------------
+
+class ComposeRequest(_Strict):
+    """What the Compose page sends: text and/or a point on the V/A pad, and the options."""
+
+    text: str | None = Field(default=None, max_length=10_000, description="how the person feels, in words")
+    valence: float | None = Field(default=None, ge=-1.0, le=1.0)
+    arousal: float | None = Field(default=None, ge=0.0, le=1.0)
+    dominance: float | None = Field(default=None, ge=0.0, le=1.0)
+    journey: list[str] | None = Field(default=None, max_length=16,
+                                      description="emotion names to move through, e.g. ['grief', 'hope']")
+    bars: int = Field(default=16, ge=1, le=256)
+    seed: int = Field(default=0, ge=0, le=2**32 - 1)
+    complexity: float | None = Field(default=None, ge=0.0, le=1.0)
+    key: str | None = Field(default=None, max_length=40)
+    breaks: list[str] | None = Field(default=None, max_length=16)
+    composer: Literal["rules", "hybrid", "transformer"] = "rules"
+
+
+class LibraryUpdate(_Strict):
+    """A rating (1–5, or null to clear) and/or notes for a kept composition."""
+
+    rating: int | None = Field(default=None, ge=1, le=5)
+    notes: str | None = Field(default=None, max_length=10_000)
+
+
+class ModelToggle(_Strict):
+    enabled: StrictBool
+
+
+class ApiError(_Strict):
+    """Every error the API answers: the HTTP status and a sentence a person can act on."""
+
+    status: int
+    message: str

@@ -1,0 +1,363 @@
+"""The companion web app's server (``kelly serve``): FastAPI over Kelly, and the page it serves.
+
+Every route is a thin layer over what the command line already does: composing goes
+through :func:`kelly.commands.compose.resolve_emotions` and the same composers and
+networks, analysis through :func:`kelly.theory.analysis.analyze_song`, audio through
+:func:`kelly.render.audio.render_song` or the DDSP voice. What the person makes is kept
+in the library (:mod:`kelly.app.library`, SQLite in the app folder).
+
+Safety by default: the server binds to loopback (``kelly serve`` warns when told
+otherwise); request bodies are capped (:data:`MAX_BODY_BYTES`, uploads
+:data:`MAX_UPLOAD_BYTES`) before they are read; ids are 32 hex digits and file names come
+from a fixed list, so no path is built from what a client sends; every error is JSON
+``{"error": {"status", "message"}}`` with a proper status code.
+"""
+
+
+import logging
+import re
+import tempfile
+import threading
+from argparse import Namespace
+from pathlib import Path
+from typing import Any
+
+from kelly.errors import InputError, KellyError
+
+STATIC = Path(__file__).with_name("static")
+MAX_BODY_BYTES = 1 << 20
+MAX_UPLOAD_BYTES = 8 << 20
+ID_PATTERN = re.compile(r"^[0-9a-f]{32}$")
+log = logging.getLogger("kelly.app")
+
+
+def _roll(song, explanation=None) -> dict:
+    """What the page draws: every track's notes, the chords and sections, in ticks."""
+    chords = []
+    if explanation is not None:
+        beat = max(1, song.ppq * 4 // song.time_signature[1])
+        chords = [[c.start_tick(song.bar_ticks, beat), c.symbol] for c in explanation.progression.chords]
+    at_start = [bpm for tick, bpm in song.tempos if tick == 0]
+    tempo = at_start[-1] if at_start else 120.0
+    end = song.end_tick()
+    bars = explanation.bars if explanation is not None else (-(-end // song.bar_ticks) if end else 0)
+    return {"ppq": song.ppq, "bar_ticks": song.bar_ticks, "bars": bars,
+            "tempo_bpm": tempo, "time_signature": list(song.time_signature),
+            "tracks": [{"name": t.name, "role": getattr(t.role, "value", None), "program": t.program,
+                        "is_drum": t.is_drum, "notes": [[n.start, n.pitch, n.duration, n.velocity] for n in t.notes]}
+                       for t in song.tracks if t.notes],
+            "chords": chords, "sections": [[tick, name] for tick, name in song.markers]}
+
+
+class _State:
+    """What the routes share: the library, the model switches, a lock around composing."""
+
+    def __init__(self, folder: Path, models_dir: str | None) -> None:
+        from kelly.app.library import Library
+
+        self.folder = folder
+        self.library = Library(folder)
+        self.models_dir = models_dir
+        self.disabled: set[str] = set()
+        self.compose_lock = threading.Lock()  # the networks' processor carries state while it steps
+
+
+def create_app(folder: str | Path | None = None, *, models_dir: str | None = None):
+    """The FastAPI application, its library in ``folder`` (default :func:`kelly.app.paths.app_dir`)."""
+    from fastapi import FastAPI, File, Request, UploadFile
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import FileResponse, JSONResponse, Response
+    from fastapi.staticfiles import StaticFiles
+    from starlette.exceptions import HTTPException as StarletteHTTPException
+
+    from kelly import __version__
+    from kelly.app.library import NotFound
+    from kelly.app.paths import app_dir
+    from kelly.errors import FileFormatError
+    from kelly.contracts import ComposeRequest, LibraryUpdate, ModelToggle
+
+    state = _State(app_dir(folder), models_dir)
+    app = FastAPI(title="Kelly", version=__version__,
+                  description="Kelly's companion app: compose from a feeling, listen, keep, analyse, manage models.")
+    app.state.kelly = state
+
+    def error(status: int, message: str) -> JSONResponse:
+        return JSONResponse({"error": {"status": status, "message": message}}, status_code=status)
+
+    @app.exception_handler(NotFound)
+    async def _not_found(_req, exc):
+        return error(404, str(exc))
+
+    @app.exception_handler(KellyError)
+    async def _kelly(_req, exc):
+        # the request's own content was wrong (a bad value, a corrupt upload): 422; anything else Kelly refused: 400
+        return error(422 if isinstance(exc, (InputError, FileFormatError)) else 400, str(exc))
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_req, exc):
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
+        return error(422, f"{where}: {first.get('msg', 'invalid')}" if where else first.get("msg", "invalid request"))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_req, exc):
+        return error(exc.status_code, str(exc.detail))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_req, exc):  # never a traceback to the page; the log keeps it
+        log.exception("unexpected error")
+        return error(500, f"Kelly hit an unexpected error ({type(exc).__name__}); the server log has the details")
+
+    @app.middleware("http")
+    async def _cap_body(request: Request, call_next):
+        limit = MAX_UPLOAD_BYTES + 64 * 1024 if request.url.path == "/api/analyze" else MAX_BODY_BYTES
+        length = request.headers.get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > limit):
+            return error(413, f"the request is larger than {limit // 1024:,} KB")
+        return await call_next(request)
+
+    # ----------------------------------------------------------------------- the page
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.get("/", include_in_schema=False)
+    def index():
+        return FileResponse(STATIC / "index.html")
+
+    @app.get("/api/health")
+    def health() -> dict:
+        return {"ok": True, "version": __version__}
+
+    @app.get("/api/emotions")
+    def emotions() -> dict:
+        from kelly.emotion.thesaurus import load_thesaurus
+
+        return {"emotions": [{"name": e.name, "family": e.family, "valence": e.valence, "arousal": e.arousal,
+                              "dominance": e.dominance} for e in load_thesaurus().entries]}
+
+    # ----------------------------------------------------------------------- compose
+    @app.post("/api/compose")
+    def compose(req: ComposeRequest) -> dict:
+        return _compose(state, req)
+
+    # ----------------------------------------------------------------------- library
+    @app.get("/api/compositions")
+    def search(q: str | None = None, valence: float | None = None, arousal: float | None = None,
+               rating_min: int | None = None, limit: int = 50, offset: int = 0) -> dict:
+        items = state.library.search(text=q, valence=valence, arousal=arousal, rating_min=rating_min,
+                                     limit=limit, offset=offset)
+        return {"items": [c.to_dict() for c in items]}
+
+    @app.get("/api/compositions/{cid}")
+    def get_one(cid: str) -> dict:
+        return _view(state, _get(state, cid))
+
+    @app.patch("/api/compositions/{cid}")
+    def update(cid: str, body: LibraryUpdate) -> dict:
+        _get(state, cid)
+        changes = body.model_dump(exclude_unset=True)
+        return state.library.update(cid, **changes).to_dict()
+
+    @app.delete("/api/compositions/{cid}", status_code=204)
+    def delete(cid: str):
+        _get(state, cid)
+        state.library.delete(cid)
+        return Response(status_code=204)
+
+    @app.get("/api/compositions/{cid}/export")
+    def export(cid: str):
+        c = _get(state, cid)
+        return Response(state.library.export(cid), media_type="application/zip",
+                        headers={"Content-Disposition": f'attachment; filename="kelly-{_slug(c)}.zip"'})
+
+    @app.get("/api/compositions/{cid}/files/{name}")
+    def file(cid: str, name: str):
+        c = _get(state, cid)
+        if name not in FILE_TYPES:
+            raise NotFound(f"no file {name!r}; a composition has {', '.join(FILE_TYPES)}")
+        if name not in c.files:
+            c = _make_file(state, c, name)
+        return FileResponse(state.library.file_path(cid, name), media_type=FILE_TYPES[name],
+                            filename=f"kelly-{_slug(c)}{name[4:]}")
+
+    # ----------------------------------------------------------------------- analyse
+    @app.post("/api/analyze")
+    async def analyze(file: UploadFile = File(...)) -> dict:
+        data = await file.read(MAX_UPLOAD_BYTES + 1)
+        if len(data) > MAX_UPLOAD_BYTES:
+            raise InputError(f"the MIDI file is larger than {MAX_UPLOAD_BYTES >> 20} MB")
+        return _analyze(data, file.filename or "upload.mid")
+
+    # ----------------------------------------------------------------------- models
+    @app.get("/api/models")
+    def models() -> dict:
+        return {"models": _models(state)}
+
+    @app.post("/api/models/{name}/enabled")
+    def toggle(name: str, body: ModelToggle) -> dict:
+        from kelly.ml.specs import SPECS, get_spec
+
+        try:
+            key = get_spec(name).key
+        except KellyError:
+            raise NotFound(f"no network {name!r}; the switchable ones are "
+                           f"{', '.join(s.name for s in SPECS.values())}") from None
+        (state.disabled.discard if body.enabled else state.disabled.add)(key)
+        return next(m for m in _models(state) if m["key"] == key)
+
+    return app
+
+
+FILE_TYPES = {"song.mid": "audio/midi", "song.json": "application/json", "song.wav": "audio/wav",
+              "song-ddsp.wav": "audio/wav", "song.musicxml": "application/vnd.recordare.musicxml+xml"}
+
+
+def _slug(c) -> str:
+    from kelly.commands.compose import slugify
+
+    return slugify(c.text or c.label or "kelly")[:40]
+
+
+def _get(state: _State, cid: str):
+    from kelly.app.library import NotFound
+
+    c = state.library.get(cid) if ID_PATTERN.match(cid or "") else None
+    if c is None:
+        raise NotFound(f"no composition {cid[:40]!r} in the library")
+    return c
+
+
+def _files(cid: str) -> dict:
+    base = f"/api/compositions/{cid}/files"
+    out = {"mid": f"{base}/song.mid", "json": f"{base}/song.json", "musicxml": f"{base}/song.musicxml",
+           "wav": f"{base}/song.wav", "wav_ddsp": None}
+    from kelly.ddsp.voice import SHIPPED_VOICE
+
+    if (SHIPPED_VOICE / "ddsp.json").is_file():
+        out["wav_ddsp"] = f"{base}/song-ddsp.wav"
+    return out
+
+
+def _compose(state: _State, req) -> dict:
+    """Compose as ``kelly compose`` does, keep it in the library, return what the page shows."""
+    import hashlib
+
+    from kelly.commands.compose import _network_hints, resolve_emotions
+    from kelly.composer import ComposeOptions, check_options, get_composer
+    from kelly.contracts import Files
+    from kelly.fileio import json_bytes
+
+    if not (req.text or "").strip() and req.valence is None and req.arousal is None and not req.journey:
+        raise InputError("nothing to compose: write how you feel, or set a point on the pad")
+    args = Namespace(text=[req.text or ""], valence=req.valence, arousal=req.arousal, dominance=req.dominance,
+                     intensity=None, journey=",".join(req.journey) if req.journey else None, to=None,
+                     no_ml=False, disable=sorted(state.disabled), models_dir=state.models_dir)
+    opts = ComposeOptions(bars=req.bars, seed=req.seed, complexity=0.5 if req.complexity is None else req.complexity,
+                          key=req.key or None, breaks=tuple(req.breaks or ()))
+    check_options(opts)
+    with state.compose_lock:
+        text, path = resolve_emotions(args)
+        hints, models = _network_hints(args, path[0], path)
+        composer = get_composer(req.composer, models=models)
+        result = composer.compose(path if len(path) > 1 else path[0], opts, controls=hints)
+    ex = result.explanation
+    ex.text = text or None
+    midi = result.song.to_bytes()
+    ex.files = Files(midi="song.mid", explanation="song.json", midi_sha256=hashlib.sha256(midi).hexdigest())
+    e = path[0]
+    c = state.library.add(text=text or None, label=ex.emotion.emotion, valence=e.valence, arousal=e.arousal,
+                          dominance=e.dominance, composer=req.composer,
+                          parameters={"bars": req.bars, "seed": req.seed, "key": ex.parameters.key,
+                                      "tempo_bpm": ex.parameters.tempo_bpm, "journey": ex.journey},
+                          files={"song.mid": midi, "song.json": json_bytes(ex.to_json())})
+    return {"id": c.id, "composition": c.to_dict(), "explanation": ex.to_json(), "roll": _roll(result.song, ex),
+            "files": _files(c.id)}
+
+
+def _view(state: _State, c) -> dict:
+    from kelly.contracts import Explanation
+    from kelly.fileio import read_json
+    from kelly.song import read_midi
+
+    song = read_midi(state.library.file_path(c.id, "song.mid"))
+    ex = None
+    if "song.json" in c.files:
+        doc = read_json(state.library.file_path(c.id, "song.json"), what="explanation")
+        try:
+            ex = Explanation.model_validate(doc)
+        except ValueError:
+            ex = None
+    return {"id": c.id, "composition": c.to_dict(), "explanation": ex.to_json() if ex is not None else None,
+            "roll": _roll(song, ex), "files": _files(c.id)}
+
+
+def _make_file(state: _State, c, name: str):
+    """Render a WAV (soundfont or DDSP) or notate MusicXML for a kept composition, and keep it too."""
+    from kelly.song import read_midi
+
+    midi = state.library.file_path(c.id, "song.mid")
+    with tempfile.TemporaryDirectory(prefix="kelly-app-") as tmp:
+        out = Path(tmp) / name
+        if name == "song.musicxml":
+            from kelly.render.score import write_musicxml
+
+            write_musicxml(read_midi(midi), out, title=c.label or "Kelly")
+        elif name == "song.wav":
+            from kelly.render.audio import render_midi_file
+
+            render_midi_file(midi, out)
+        else:
+            from kelly.commands.render import write_wav
+
+            emotion = (c.valence, c.arousal, c.dominance)
+            write_wav(midi, out, voice=("ddsp", None), emotion=emotion, seed=int(c.parameters.get("seed", 0)))
+        return state.library.add_file(c.id, name, out.read_bytes())
+
+
+def _analyze(data: bytes, filename: str) -> dict:
+    from kelly.song import read_midi_bytes
+    from kelly.theory.analysis import analyze_song, summary_lines
+
+    song = read_midi_bytes(data, name=Path(filename).name[:120] or "upload.mid")
+    result = analyze_song(song)
+    doc = result.to_dict()
+    return {"filename": filename[:200], "report": "\n".join(summary_lines(result)), "analysis": doc,
+            "key": doc.get("key"), "tempo_bpm": doc.get("tempo_bpm"), "roll": _roll(song)}
+
+
+def _models(state: _State) -> list[dict[str, Any]]:
+    """The five networks (with the app's switches), the transformer and the DDSP voice, with provenance."""
+    import json
+
+    from kelly.commands.models import describe
+
+    out = []
+    for row in describe(state.models_dir):
+        out.append({"name": row["model"], "key": row["key"], "kind": "network", "live": row["live"],
+                    "enabled": row["key"] not in state.disabled, "trained": bool(row.get("trained")),
+                    "provenance": row.get("provenance") or ("fallback heuristic" if not row["live"] else ""),
+                    "metrics": {k: row[k] for k in ("metric", "validation", "validation_baseline", "test",
+                                                    "test_baseline") if row.get(k) is not None} or None,
+                    "files": [Path(row["file"]).name] if row.get("file") else []})
+    from kelly.ddsp.voice import SHIPPED_VOICE
+    from kelly.transformer.composer import SHIPPED
+
+    meta_t = SHIPPED / "transformer.meta.json"
+    if meta_t.is_file():
+        m = json.loads(meta_t.read_text(encoding="utf-8"))
+        out.append({"name": "CompoundTransformer", "key": "transformer", "kind": "transformer", "live": True,
+                    "enabled": True, "trained": True,
+                    "provenance": f"kelly transformer train, {m.get('steps')} steps, {m.get('minutes')} min",
+                    "metrics": {"test_loss": (m.get("test") or {}).get("loss"),
+                                "unigram_loss": (m.get("test") or {}).get("unigram")},
+                    "files": sorted(m.get("files") or [])})
+    meta_d = SHIPPED_VOICE / "ddsp.meta.json"
+    if meta_d.is_file():
+        m = json.loads(meta_d.read_text(encoding="utf-8"))
+        rs = ((m.get("evaluation") or {}).get("resynthesis") or {})
+        out.append({"name": "DDSP voice", "key": "ddsp", "kind": "ddsp", "live": True, "enabled": True,
+                    "trained": bool(m.get("trained")), "provenance": m.get("provenance", ""),
+                    "metrics": {"spectral_loss": (rs.get("voice") or {}).get("spectral_loss"),
+                                "baseline_spectral_loss": (rs.get("baseline") or {}).get("spectral_loss")},
+                    "files": ["ddsp.json", "ddsp.onnx", "ddsp.meta.json"]})
+    return out
+

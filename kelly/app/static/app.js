@@ -1,0 +1,911 @@
+/* Kelly: the companion web app's single page.
+ *
+ * A plain ES module with no framework and no build step: the server serves this file as-is.
+ * Order: small helpers (DOM, API, busy and errors) → tabs → the V/A pad → Compose (the request,
+ * then one render function per part of the result) → the piano roll (pure drawing) → Library →
+ * Analyze → Models → init.
+ *
+ * Top-level code only defines things. init() runs once the document exists, so Node can import
+ * this module for a smoke check. Server data is only ever put into the page as text
+ * (textContent, never innerHTML), so words from the library cannot become markup.
+ */
+
+// The Okabe–Ito palette (safe with the common colour-vision deficiencies), with its yellow and
+// sky blue darkened enough to show as thin notes on the white roll.
+export const PALETTE = ['#0072B2', '#D55E00', '#009E73', '#CC79A7', '#B07C00', '#3F8FC0', '#5E4FA2', '#222222'];
+const NETWORK_MESSAGE = 'Could not reach Kelly. Check that the app is still running, then try again.';
+const MAX_UPLOAD = 8 * 1024 * 1024;
+
+/** What the page is showing; one place, so that the views do not reach into each other. */
+const state = {
+  current: null,               // the CompositionView in the Compose result
+  emotions: [],                // the thesaurus, for the journey picker and the pad's labels
+  pad: { v: 0, a: 0.5, dragging: false },
+  library: { items: [], stale: true, controller: null, timer: 0 },
+  models: { list: [], loaded: false },
+};
+
+// --------------------------------------------------------------------------- DOM helpers
+const $ = (sel, root = document) => root.querySelector(sel);
+const clamp = (x, lo, hi) => Math.min(hi, Math.max(lo, x));
+const round2 = (x) => Math.round(x * 100) / 100 + 0;   // + 0 turns -0 into 0 ("-0.00" reads as a bug)
+const fmt = (x, digits = 2) => (typeof x === 'number' && Number.isFinite(x) ? round2(x).toFixed(digits) : '–');
+const isObj = (x) => x !== null && typeof x === 'object' && !Array.isArray(x);
+
+/** h('p', {class: 'x', onclick: fn}, 'text', child): an element; children are text or nodes. */
+export function h(tag, props = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(props || {})) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k.startsWith('on') && typeof v === 'function') el.addEventListener(k.slice(2), v);
+    else if (k === 'class') el.className = v;
+    else if (k === 'style') for (const [p, val] of Object.entries(v)) el.style.setProperty(p, val);
+    else if (k in el && typeof v !== 'string') el[k] = v;          // checked, disabled, value …
+    else el.setAttribute(k, v === true ? '' : String(v));
+  }
+  for (const c of children.flat()) if (c !== null && c !== undefined && c !== false) el.append(c);
+  return el;
+}
+
+/** "tempo_bpm" → "Tempo bpm": parameter and rule names as a person reads them. */
+const humanize = (key) => { const s = String(key).replace(/[_-]+/g, ' ').trim(); return s.charAt(0).toUpperCase() + s.slice(1); };
+
+/** A value from the explanation, short and readable, whatever its type. */
+export function formatValue(v) {
+  if (v === null || v === undefined) return '–';
+  if (typeof v === 'number') return Number.isInteger(v) ? String(v) : String(Number(v.toPrecision(3)));
+  if (typeof v === 'boolean') return v ? 'yes' : 'no';
+  if (Array.isArray(v)) return v.map(formatValue).join(', ');
+  if (isObj(v)) return Object.entries(v).map(([k, x]) => `${k} ${formatValue(x)}`).join(', ');
+  return String(v);
+}
+
+/** The library's date, whether the server sends ISO text or seconds since 1970. */
+function formatDate(created) {
+  if (created === null || created === undefined || created === '') return '';
+  const d = typeof created === 'number' ? new Date(created < 1e12 ? created * 1000 : created) : new Date(created);
+  return Number.isNaN(d.getTime()) ? String(created) : d.toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'short' });
+}
+
+// --------------------------------------------------------------------------- API
+export class ApiError extends Error {
+  constructor(message, status = 0) { super(message); this.name = 'ApiError'; this.status = status; }
+}
+/** Something the person can fix in the form, found before asking the server. */
+class FormError extends ApiError {}
+
+/** The sentence to show for a failed response: Kelly's error.message, else something honest. */
+export function errorMessage(body, status) {
+  const message = body && isObj(body.error) ? body.error.message : null;
+  if (typeof message === 'string' && message.trim()) return message;
+  // A route that bypasses Kelly's handler would answer FastAPI's {detail: …}.
+  if (body && typeof body.detail === 'string') return body.detail;
+  if (body && Array.isArray(body.detail)) return body.detail.map((d) => d && d.msg).filter(Boolean).join('; ');
+  return `Kelly could not do that (HTTP ${status}).`;
+}
+
+/** fetch + JSON: resolves to the parsed body (null for 204), throws ApiError with a readable message. */
+export async function api(path, { method = 'GET', json, form, signal } = {}) {
+  const init = { method, signal, headers: { Accept: 'application/json' } };
+  if (json !== undefined) { init.headers['Content-Type'] = 'application/json'; init.body = JSON.stringify(json); }
+  else if (form) init.body = form;                  // the browser writes the multipart boundary itself
+  let res;
+  try { res = await fetch(path, init); }
+  catch (err) { if (err && err.name === 'AbortError') throw err; throw new ApiError(NETWORK_MESSAGE); }
+  if (res.status === 204) return null;
+  const body = await res.json().catch(() => null);
+  if (!res.ok) throw new ApiError(errorMessage(body, res.status), res.status);
+  return body;
+}
+
+// --------------------------------------------------------------------------- busy state and errors
+// Tests (and people) wait on body[data-state]: it stays "busy" until the response has been drawn.
+let busyCount = 0;
+function setBusy(on) {
+  busyCount = Math.max(0, busyCount + (on ? 1 : -1));
+  document.body.dataset.state = busyCount ? 'busy' : 'ready';
+}
+async function withBusy(fn) {
+  setBusy(true);
+  try { return await fn(); } finally { setBusy(false); }
+}
+
+/** A button that says what it is doing while fn runs, and cannot be pressed twice. */
+async function withButton(button, busyLabel, fn) {
+  const label = button.textContent;
+  button.disabled = true; button.textContent = busyLabel; button.setAttribute('aria-busy', 'true');
+  try { return await fn(); }
+  finally { button.disabled = false; button.textContent = label; button.removeAttribute('aria-busy'); }
+}
+
+function showError(region, err) {
+  if (err && err.name === 'AbortError') return;     // superseded by a newer request: not a failure
+  if (!(err instanceof ApiError)) console.error(err);   // a bug in this page: the console keeps the stack
+  region.textContent = err instanceof ApiError ? err.message : (err && err.message) || NETWORK_MESSAGE;
+}
+const clearError = (region) => { region.textContent = ''; };
+
+// --------------------------------------------------------------------------- tabs
+const TABS = ['compose', 'library', 'analyze', 'models'];
+
+function initTabs() {
+  const list = $('[role="tablist"]');
+  list.addEventListener('click', (e) => { const tab = e.target.closest('[role="tab"]'); if (tab) activateTab(tab.dataset.tab); });
+  // The ARIA tabs pattern: arrows move along the tabs (and show them), Home and End jump.
+  list.addEventListener('keydown', (e) => {
+    const tabs = [...list.querySelectorAll('[role="tab"]')];
+    const i = tabs.indexOf(document.activeElement);
+    if (i < 0) return;
+    const j = { ArrowRight: (i + 1) % tabs.length, ArrowLeft: (i - 1 + tabs.length) % tabs.length, Home: 0, End: tabs.length - 1 }[e.key];
+    if (j === undefined) return;
+    e.preventDefault();
+    activateTab(tabs[j].dataset.tab, { focus: true });
+  });
+  window.addEventListener('hashchange', () => { const t = location.hash.slice(1); if (TABS.includes(t)) activateTab(t); });
+}
+
+function activateTab(name, { focus = false } = {}) {
+  for (const tab of document.querySelectorAll('[role="tab"]')) {
+    const on = tab.dataset.tab === name;
+    tab.setAttribute('aria-selected', String(on));
+    tab.tabIndex = on ? 0 : -1;
+    document.getElementById(tab.getAttribute('aria-controls')).hidden = !on;
+    if (on && focus) tab.focus();
+  }
+  if (location.hash !== `#${name}`) history.replaceState(null, '', `#${name}`);   // a reload keeps the tab
+  if (name === 'compose') drawPad();                 // the pad measures itself: it had no size while hidden
+  if (name === 'library' && state.library.stale) loadLibrary();
+  if (name === 'models' && !state.models.loaded) loadModels();
+}
+
+// --------------------------------------------------------------------------- emotions
+async function loadEmotions() {
+  try {
+    await withBusy(async () => {
+      const data = await api('/api/emotions');
+      state.emotions = Array.isArray(data && data.emotions) ? data.emotions : [];
+      fillJourneyPicker();
+      setPad(state.pad.v, state.pad.a);            // redraw with the emotions as landmarks
+    });
+  } catch (err) { showError($('#app-error'), err); }
+}
+
+function fillJourneyPicker() {
+  const select = $('#journey-pick');
+  const families = new Map();
+  for (const e of state.emotions) {
+    const f = e.family || 'other';
+    if (!families.has(f)) families.set(f, []);
+    families.get(f).push(e.name);
+  }
+  for (const [family, names] of [...families].sort((a, b) => a[0].localeCompare(b[0]))) {
+    select.append(h('optgroup', { label: family }, names.sort().map((n) => h('option', { value: n }, n))));
+  }
+}
+
+/** The thesaurus emotion closest to a point on the pad (valence spans twice arousal's range). */
+function nearestEmotion(v, a) {
+  let best = null, bestD = Infinity;
+  for (const e of state.emotions) {
+    if (typeof e.valence !== 'number' || typeof e.arousal !== 'number') continue;
+    const d = ((e.valence - v) / 2) ** 2 + (e.arousal - a) ** 2;
+    if (d < bestD) { bestD = d; best = e; }
+  }
+  return best;
+}
+
+// --------------------------------------------------------------------------- the V/A pad
+const QUADRANTS = [['tense', 0, 0], ['excited', 1, 0], ['sad', 0, 1], ['calm', 1, 1]];
+
+function initPad() {
+  const pad = $('#va-pad');
+  const fromPointer = (e) => {
+    const r = pad.getBoundingClientRect();
+    setPad(((e.clientX - r.left) / r.width) * 2 - 1, 1 - (e.clientY - r.top) / r.height, { user: true });
+  };
+  pad.addEventListener('pointerdown', (e) => {
+    if (e.button !== 0) return;
+    pad.setPointerCapture(e.pointerId);
+    state.pad.dragging = true;
+    pad.focus();
+    fromPointer(e);
+  });
+  pad.addEventListener('pointermove', (e) => { if (state.pad.dragging) fromPointer(e); });
+  const stop = () => { state.pad.dragging = false; };
+  pad.addEventListener('pointerup', stop);
+  pad.addEventListener('pointercancel', stop);
+  pad.addEventListener('keydown', (e) => {
+    const step = e.shiftKey ? 0.2 : 0.05;
+    const move = { ArrowLeft: [-step, 0], ArrowRight: [step, 0], ArrowUp: [0, step], ArrowDown: [0, -step] }[e.key];
+    if (!move) return;
+    e.preventDefault();                              // arrows would otherwise scroll the page
+    setPad(state.pad.v + move[0], state.pad.a + move[1], { user: true });
+  });
+  $('#use-pad').addEventListener('change', () => drawPad());
+  if (typeof ResizeObserver !== 'undefined') new ResizeObserver(() => drawPad()).observe(pad);
+  setPad(state.pad.v, state.pad.a);
+}
+
+/** Move the marker. A person moving it (user) means they want it used, so the checkbox follows. */
+function setPad(v, a, { user = false } = {}) {
+  const p = state.pad;
+  p.v = round2(clamp(v, -1, 1));
+  p.a = round2(clamp(a, 0, 1));
+  if (user) $('#use-pad').checked = true;
+  const pad = $('#va-pad');
+  const text = `valence ${fmt(p.v)}, arousal ${fmt(p.a)}`;
+  pad.setAttribute('aria-valuenow', String(p.v));
+  pad.setAttribute('aria-valuetext', text);
+  pad.dataset.valence = String(p.v);
+  pad.dataset.arousal = String(p.a);
+  const near = nearestEmotion(p.v, p.a);
+  $('#pad-readout').textContent = near ? `${text} · near “${near.name}”` : text;
+  drawPad();
+}
+
+function drawPad() {
+  const canvas = $('#va-pad');
+  const size = canvas.clientWidth;
+  if (!size) return;                                 // hidden tab: drawn again when shown
+  const dpr = Math.min(globalThis.devicePixelRatio || 1, 3);
+  if (canvas.width !== Math.round(size * dpr)) { canvas.width = canvas.height = Math.round(size * dpr); }
+  const ctx = canvas.getContext('2d');
+  if (!ctx) return;
+  ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+  const x = (v) => ((v + 1) / 2) * size, y = (a) => (1 - a) * size;
+  ctx.fillStyle = '#fbfcfd'; ctx.fillRect(0, 0, size, size);
+  // Faint grid and the two neutral axes, so "a little tense" can be aimed at.
+  ctx.strokeStyle = '#e8ebef'; ctx.lineWidth = 1;
+  for (let i = 1; i < 8; i++) { const t = (i / 8) * size; ctx.beginPath(); ctx.moveTo(t, 0); ctx.lineTo(t, size); ctx.moveTo(0, t); ctx.lineTo(size, t); ctx.stroke(); }
+  ctx.strokeStyle = '#c9d0d8';
+  ctx.beginPath(); ctx.moveTo(size / 2, 0); ctx.lineTo(size / 2, size); ctx.moveTo(0, size / 2); ctx.lineTo(size, size / 2); ctx.stroke();
+  ctx.font = '12px system-ui, sans-serif'; ctx.fillStyle = '#7a8591';
+  for (const [label, right, bottom] of QUADRANTS) {
+    ctx.textAlign = right ? 'right' : 'left';
+    ctx.textBaseline = bottom ? 'bottom' : 'top';
+    ctx.fillText(label, right ? size - 8 : 8, bottom ? size - 6 : 6);
+  }
+  // The thesaurus as faint landmarks.
+  ctx.fillStyle = 'rgba(90, 100, 112, 0.28)';
+  for (const e of state.emotions) {
+    if (typeof e.valence !== 'number' || typeof e.arousal !== 'number') continue;
+    ctx.beginPath(); ctx.arc(x(e.valence), y(e.arousal), 1.6, 0, Math.PI * 2); ctx.fill();
+  }
+  const on = $('#use-pad').checked;
+  ctx.globalAlpha = on ? 1 : 0.4;                    // an unused pad looks it
+  ctx.beginPath(); ctx.arc(x(state.pad.v), y(state.pad.a), 9, 0, Math.PI * 2);
+  ctx.fillStyle = '#1f5f8b'; ctx.fill();
+  ctx.lineWidth = 3; ctx.strokeStyle = '#ffffff'; ctx.stroke();
+  ctx.globalAlpha = 1;
+}
+
+// --------------------------------------------------------------------------- Compose: the request
+const listOf = (text) => text.split(',').map((s) => s.trim()).filter(Boolean);
+
+/** The body of POST /api/compose from the form, or an Error with a sentence to show. */
+function readComposeRequest() {
+  const body = {};
+  const text = $('#text-input').value.trim();
+  if (text) body.text = text;
+  if ($('#use-pad').checked) {
+    body.valence = state.pad.v;
+    body.arousal = state.pad.a;
+    body.dominance = round2(Number($('#dominance').value));
+  }
+  const journey = listOf($('#journey').value);
+  if (journey.length) body.journey = journey;
+  if (!body.text && body.valence === undefined && !journey.length) {
+    throw new FormError('Write a few words about how you feel, or use the pad.');
+  }
+  const bars = Number($('#bars').value);
+  if (!Number.isInteger(bars) || bars < 1 || bars > 256) throw new FormError('Bars must be a whole number from 1 to 256.');
+  const seed = Number($('#seed').value === '' ? 0 : $('#seed').value);
+  if (!Number.isInteger(seed) || seed < 0 || seed > 4294967295) throw new FormError('The seed must be a whole number from 0 to 4294967295.');
+  body.bars = bars;
+  body.seed = seed;
+  if ($('#use-complexity').checked) body.complexity = round2(Number($('#complexity').value));
+  const key = $('#key').value.trim();
+  if (key) body.key = key;
+  const breaks = listOf($('#breaks').value);
+  if (breaks.length) body.breaks = breaks;
+  body.composer = $('#composer').value;
+  return body;
+}
+
+function initCompose() {
+  const form = $('#compose-form');
+  form.addEventListener('submit', (e) => { e.preventDefault(); compose(); });
+  $('#text-input').addEventListener('keydown', (e) => {
+    if (e.key === 'Enter' && (e.ctrlKey || e.metaKey)) { e.preventDefault(); compose(); }
+  });
+  const dominance = $('#dominance');
+  dominance.addEventListener('input', () => { $('#dominance-value').textContent = fmt(Number(dominance.value)); });
+  const useComplexity = $('#use-complexity'), complexity = $('#complexity');
+  const showComplexity = () => {
+    complexity.disabled = !useComplexity.checked;
+    $('#complexity-value').textContent = useComplexity.checked ? fmt(Number(complexity.value)) : 'auto';
+  };
+  useComplexity.addEventListener('change', showComplexity);
+  complexity.addEventListener('input', showComplexity);
+  $('#journey-add').addEventListener('click', () => {
+    const name = $('#journey-pick').value;
+    if (!name) return;
+    const input = $('#journey');
+    input.value = [...listOf(input.value), name].join(', ');
+    input.focus();
+  });
+  $('#voice').addEventListener('change', () => setAudioSource());
+  initAudio();
+}
+
+async function compose() {
+  const region = $('#compose-error'), button = $('#compose-button');
+  if (button.disabled) return;                       // Ctrl+Enter while a composition is on its way
+  clearError(region);
+  $('#compose-status').textContent = '';
+  let body;
+  try { body = readComposeRequest(); } catch (err) { showError(region, err); return; }
+  $('#result-area').setAttribute('aria-busy', 'true');
+  try {
+    await withButton(button, 'Composing…', () => withBusy(async () => {
+      const view = await api('/api/compose', { method: 'POST', json: body });
+      renderResult(view);
+      state.library.stale = true;                    // the new piece is in the library now
+      $('#compose-status').textContent = `Composed “${$('#result-title').textContent}”; it is kept in the Library.`;
+      // On a narrow screen the result is below the form: bring it into view (focus stays put).
+      const head = $('#result-title').getBoundingClientRect();
+      if (head.top > window.innerHeight || head.bottom < 0) $('#result-title').scrollIntoView({ block: 'start' });
+    }));
+  } catch (err) { showError(region, err); }
+  finally { $('#result-area').removeAttribute('aria-busy'); }
+}
+
+// --------------------------------------------------------------------------- Compose: the result
+/** Show a CompositionView (from Compose, or opened from the Library). Any field may be missing. */
+function renderResult(view) {
+  if (!isObj(view)) throw new ApiError('Kelly answered with something that is not a composition.');
+  state.current = view;
+  const comp = isObj(view.composition) ? view.composition : {};
+  const ex = isObj(view.explanation) ? view.explanation : {};
+  const emotion = isObj(ex.emotion) ? ex.emotion
+    : { emotion: comp.label, valence: comp.valence, arousal: comp.arousal, dominance: comp.dominance };
+  $('#result-empty').hidden = true;
+  $('#result').hidden = false;
+  $('#result-title').textContent = comp.label || emotion.emotion || 'Composition';
+  const p = isObj(ex.parameters) ? ex.parameters : {};
+  const roll = isObj(view.roll) ? view.roll : {};
+  $('#result-meta').textContent = [
+    formatDate(comp.created), p.key, (p.tempo_bpm ?? roll.tempo_bpm) && `${Math.round(p.tempo_bpm ?? roll.tempo_bpm)} bpm`,
+    (ex.bars ?? roll.bars) && `${ex.bars ?? roll.bars} bars`, ex.time_signature, comp.composer && `${comp.composer} composer`,
+    ex.seed !== undefined && `seed ${ex.seed}`,
+  ].filter(Boolean).join(' · ');
+  renderEmotion($('#emotion-card'), emotion);
+  renderParameters($('#parameters'), ex.parameters);
+  renderProgression($('#progression'), ex.progression);
+  renderRuleBreaks($('#rule-breaks'), ex.rule_breaks);
+  renderProductionNotes($('#production-notes'), ex.production_notes);
+  renderRollBlock($('#compose-roll'), view.roll);
+  renderFiles(isObj(view.files) ? view.files : {});
+  document.body.dataset.composition = String(view.id ?? comp.id ?? '');
+}
+
+/** A labelled bar: value in [min, max]; valence is drawn from the centre so its sign shows. */
+function meterRow(label, value, min = 0, max = 1) {
+  const ok = typeof value === 'number' && Number.isFinite(value);
+  const t = ok ? (clamp(value, min, max) - min) / (max - min) : 0;
+  const zero = min < 0 ? (0 - min) / (max - min) : 0;
+  const fill = h('span', { class: 'meter-fill', style: { left: `${Math.min(t, zero) * 100}%`, width: `${Math.abs(t - zero) * 100}%` } });
+  return h('div', { class: 'meter-row' },
+    h('span', { class: 'meter-label' }, label),
+    h('span', { class: `meter${min < 0 ? ' meter-centred' : ''}`, 'aria-hidden': 'true' }, fill),
+    h('span', { class: 'meter-value' }, ok ? fmt(value) : '–'));
+}
+
+function renderEmotion(card, emo = {}) {
+  const evidence = Array.isArray(emo.evidence) ? emo.evidence : [];
+  card.replaceChildren(
+    h('h3', {}, 'Emotion'),
+    h('p', { class: 'emotion-name' }, emo.emotion || 'unnamed', emo.family ? h('span', { class: 'muted' }, ` · ${emo.family}`) : null),
+    meterRow('Valence', emo.valence, -1, 1),
+    meterRow('Arousal', emo.arousal),
+    meterRow('Dominance', emo.dominance),
+    typeof emo.intensity === 'number' ? meterRow('Intensity', emo.intensity) : null,
+    typeof emo.confidence === 'number' ? meterRow('Confidence', emo.confidence) : null,
+    evidence.length ? h('p', { class: 'sub' }, 'Heard in the words') : null,
+    evidence.length ? h('ul', { class: 'chips', 'aria-label': 'Evidence' }, evidence.map((e) => h('li', {
+      class: 'chip', title: [e.emotion, e.kind, typeof e.weight === 'number' && `weight ${fmt(e.weight)}`].filter(Boolean).join(' · '),
+    }, `“${e.words ?? ''}”`, e.emotion ? h('span', { class: 'chip-sub' }, ` → ${e.emotion}`) : null))) : null,
+    emo.source ? h('p', { class: 'hint' }, `Read from: ${emo.source}`) : null,
+  );
+}
+
+function renderParameters(dl, params) {
+  dl.replaceChildren();
+  if (!isObj(params)) { dl.append(h('p', { class: 'muted' }, 'No parameters were given.')); return; }
+  const why = isObj(params.why) ? params.why : {};
+  const keys = Object.keys(params).filter((k) => k !== 'why');
+  for (const k of Object.keys(why)) if (!keys.includes(k)) keys.push(k);   // a reason without a setting still says something
+  for (const k of keys) {
+    dl.append(h('div', { class: 'param' },
+      h('dt', {}, humanize(k)),
+      h('dd', {}, k in params ? formatValue(params[k]) : '',
+        why[k] ? h('span', { class: 'why' }, String(why[k])) : null)));
+  }
+}
+
+function renderProgression(box, prog) {
+  const chords = isObj(prog) && Array.isArray(prog.chords) ? [...prog.chords] : [];
+  box.replaceChildren();
+  if (!chords.length) { box.append(h('p', { class: 'muted' }, 'No chords.')); return; }
+  chords.sort((a, b) => (a.start_bar ?? 0) - (b.start_bar ?? 0) || (a.beat ?? 1) - (b.beat ?? 1));
+  if (prog.key) box.append(h('p', { class: 'muted' }, `Home key: ${prog.key}`));
+  box.append(h('ol', { class: 'chips chords', 'aria-label': 'Chords in order' }, chords.map((c) => {
+    const where = `bar ${c.start_bar ?? '?'}${c.beat && c.beat !== 1 ? `, beat ${formatValue(c.beat)}` : ''}`;
+    const notes = [c.borrowed_from && `borrowed from ${c.borrowed_from}`, c.cadence && `${c.cadence} cadence`, c.key && `in ${c.key}`];
+    return h('li', { class: `chip chord${c.borrowed_from ? ' chord-borrowed' : ''}${c.cadence ? ' chord-cadence' : ''}`, title: notes.filter(Boolean).join(' · ') || null },
+      h('span', { class: 'chord-symbol' }, c.symbol || '?'),
+      c.numeral ? h('span', { class: 'chip-sub' }, ` ${c.numeral}`) : null,
+      h('span', { class: 'chord-where' }, where));
+  })));
+}
+
+function renderRuleBreaks(box, breaks) {
+  const list = Array.isArray(breaks) ? breaks : [];
+  box.replaceChildren(list.length ? h('ul', { class: 'plain-list' }, list.map((b) => h('li', {},
+    h('code', { class: 'rule-id' }, b.rule || 'rule'),      // verbatim: the name to type into "Rule breaks"
+    typeof b.severity === 'number' ? h('span', { class: 'muted' }, ` · ${Math.round(b.severity * 100)} %`) : null,
+    b.expressed_as ? h('span', { class: 'muted' }, ` · ${b.expressed_as}`) : null,
+    b.why ? h('p', {}, h('span', { class: 'sub' }, 'Why: '), b.why) : null,
+    b.effect ? h('p', {}, h('span', { class: 'sub' }, 'Effect: '), b.effect) : null,
+  ))) : h('p', { class: 'muted' }, 'No rules were broken.'));
+}
+
+function renderProductionNotes(box, notes) {
+  const list = Array.isArray(notes) ? notes : [];
+  // Kelly writes {rule, note}; plain strings are accepted too.
+  box.replaceChildren(list.length ? h('ul', { class: 'plain-list' }, list.map((n) => h('li', {},
+    isObj(n) && n.rule ? h('code', { class: 'rule-id' }, n.rule) : null, isObj(n) && n.rule ? ': ' : null,
+    isObj(n) ? String(n.note ?? '') : String(n)))) : h('p', { class: 'muted' }, 'None.'));
+}
+
+// ---- audio and downloads
+function initAudio() {
+  const audio = $('#audio'), status = $('#audio-status');
+  const setState = (s, text) => { audio.dataset.state = s; if (text) status.textContent = text; };
+  // preload="none": nothing is rendered until the person presses play (the WAV is made on demand).
+  audio.addEventListener('play', () => { if (audio.readyState < 3) setState('loading', 'Rendering the audio… this can take a few seconds.'); });
+  audio.addEventListener('waiting', () => setState('loading', 'Rendering the audio… this can take a few seconds.'));
+  audio.addEventListener('canplay', () => setState('ready', 'Ready.'));
+  audio.addEventListener('error', async () => {
+    if (!audio.getAttribute('src')) return;
+    setState('error', 'The audio could not be played.');
+    // The element only says "failed": ask the server once more for its sentence.
+    try {
+      const res = await fetch(audio.src);
+      if (res.ok) { res.body && res.body.cancel(); throw new ApiError('This browser could not play the audio; try the download.'); }
+      throw new ApiError(errorMessage(await res.json().catch(() => null), res.status), res.status);
+    } catch (err) { showError($('#audio-error'), err instanceof ApiError ? err : new ApiError(NETWORK_MESSAGE)); }
+  });
+}
+
+/** Point the player at the chosen voice's WAV; the request itself waits for play. */
+function setAudioSource() {
+  const files = (state.current && state.current.files) || {};
+  const audio = $('#audio');
+  const url = files[$('#voice').value] || files.wav;
+  clearError($('#audio-error'));
+  audio.pause();
+  if (url) { audio.src = url; audio.dataset.state = 'idle'; } else { audio.removeAttribute('src'); audio.dataset.state = 'none'; }
+  audio.load();
+  $('#audio-status').textContent = 'The audio is rendered the first time you play it; that can take a few seconds.';
+}
+
+function renderFiles(files) {
+  const ddsp = $('#voice option[value="wav_ddsp"]');
+  ddsp.hidden = ddsp.disabled = !files.wav_ddsp;      // no DDSP voice installed: no such choice
+  if (!files.wav_ddsp) $('#voice').value = 'wav';
+  setAudioSource();
+  for (const [id, key] of [['download-mid', 'mid'], ['download-wav', 'wav'], ['download-wav-ddsp', 'wav_ddsp'],
+    ['download-musicxml', 'musicxml'], ['download-json', 'json']]) {
+    const a = document.getElementById(id);
+    if (files[key]) a.href = files[key]; else a.removeAttribute('href');
+    a.parentElement.hidden = !files[key];
+  }
+}
+
+// --------------------------------------------------------------------------- the piano roll
+const ROLL = {
+  gutter: 40, header: 36, drumLane: 46, beatPx: 28, minWidth: 640, maxWidth: 16000,
+  bg: '#ffffff', blackKey: '#f3f5f7', grid: '#eceff2', beat: '#f4f6f8', bar: '#cfd5dc', section: '#6b7682',
+  text: '#3d4752', muted: '#6b7682',
+};
+
+/**
+ * Draw a roll ({ppq, bar_ticks, bars, tracks, chords, sections}) on a canvas: time across
+ * (scrolls when long), pitch up (the used range ± 2), drums as ticks in their own lane at the
+ * bottom, one colour per track index, opacity from velocity. `hidden` holds track indices to
+ * leave out; a short piece is stretched to `minWidth` CSS pixels. Pure drawing: it sizes the
+ * canvas and returns the layout, nothing else.
+ */
+export function drawRoll(canvas, roll, { hidden = new Set(), minWidth = ROLL.minWidth } = {}) {
+  const ctx = canvas.getContext('2d');
+  if (!ctx || !isObj(roll)) return null;
+  const ppq = roll.ppq > 0 ? roll.ppq : 480;
+  const barTicks = roll.bar_ticks > 0 ? roll.bar_ticks : ppq * 4;
+  const tracks = Array.isArray(roll.tracks) ? roll.tracks : [];
+  let end = (roll.bars > 0 ? roll.bars : 1) * barTicks, lo = 128, hi = -1, drums = false;
+  for (const t of tracks) {
+    for (const n of Array.isArray(t.notes) ? t.notes : []) {
+      end = Math.max(end, n[0] + n[2]);
+      if (t.is_drum) drums = true; else { lo = Math.min(lo, n[1]); hi = Math.max(hi, n[1]); }
+    }
+  }
+  if (hi < 0) { lo = 57; hi = 71; }
+  lo = Math.max(0, lo - 2); hi = Math.min(127, hi + 2);
+  const rows = hi - lo + 1;
+  const rowH = clamp(Math.floor(320 / rows), 4, 12);
+  const lane = drums ? ROLL.drumLane : 0;
+  let pxPerTick = Math.max(ROLL.beatPx / ppq, (Math.max(minWidth, 200) - ROLL.gutter - 8) / end);
+  pxPerTick = Math.min(pxPerTick, (ROLL.maxWidth - ROLL.gutter) / end);   // canvases have a size limit
+  const width = Math.floor(ROLL.gutter + end * pxPerTick + 8);
+  const top = ROLL.header, gridBottom = top + rows * rowH, height = gridBottom + lane + 2;
+  const dpr = clamp(globalThis.devicePixelRatio || 1, 1, Math.min(2, 32000 / width));
+  canvas.width = Math.round(width * dpr); canvas.height = Math.round(height * dpr);
+  canvas.style.width = `${width}px`; canvas.style.height = `${height}px`;
+  ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+  const X = (tick) => ROLL.gutter + tick * pxPerTick;
+
+  ctx.fillStyle = ROLL.bg; ctx.fillRect(0, 0, width, height);
+  ctx.font = '10px system-ui, sans-serif'; ctx.textBaseline = 'middle'; ctx.textAlign = 'right';
+  for (let p = lo; p <= hi; p++) {                    // black-key rows shaded, every C labelled
+    const y = top + (hi - p) * rowH;
+    if ([1, 3, 6, 8, 10].includes(p % 12)) { ctx.fillStyle = ROLL.blackKey; ctx.fillRect(ROLL.gutter, y, width, rowH); }
+    if (p % 12 === 0) {
+      ctx.fillStyle = ROLL.grid; ctx.fillRect(ROLL.gutter, y + rowH - 1, width, 1);
+      ctx.fillStyle = ROLL.muted; ctx.fillText(`C${p / 12 - 1}`, ROLL.gutter - 6, y + rowH / 2);
+    }
+  }
+  if (ppq * pxPerTick >= 10) {                       // beat lines only where they do not turn into a blur
+    ctx.fillStyle = ROLL.beat;
+    for (let t = 0; t < end; t += ppq) if (t % barTicks) ctx.fillRect(Math.round(X(t)), top, 1, gridBottom - top + lane);
+  }
+  ctx.fillStyle = ROLL.bar;
+  for (let t = 0, bar = 1; t <= end; t += barTicks, bar++) {
+    ctx.fillRect(Math.round(X(t)), top - 4, 1, gridBottom - top + lane + 4);
+  }
+
+  // Sections (top line) and chords (second line); a label that would overlap the last is skipped.
+  const labels = (items, y, font, colour, line) => {
+    let free = 0;
+    ctx.font = font; ctx.textAlign = 'left'; ctx.textBaseline = 'middle';
+    for (const item of Array.isArray(items) ? items : []) {
+      const [tick, name] = item;
+      const x = X(tick);
+      if (line) { ctx.fillStyle = ROLL.section; ctx.fillRect(Math.round(x), 0, 1.5, height); }
+      if (x + 3 < free) continue;
+      ctx.fillStyle = colour; ctx.fillText(String(name), x + 3, y);
+      free = x + 3 + ctx.measureText(String(name)).width + 6;
+    }
+  };
+  labels(roll.sections, 9, '600 11px system-ui, sans-serif', ROLL.text, true);
+  labels(roll.chords, 26, '11px system-ui, sans-serif', ROLL.muted, false);
+
+  // Notes: pitched tracks in the grid, drums as short ticks in their lane (height from pitch, so
+  // kick, snare and cymbals sit on different lines).
+  tracks.forEach((t, i) => {
+    if (hidden.has(i)) return;
+    ctx.fillStyle = PALETTE[i % PALETTE.length];
+    for (const n of Array.isArray(t.notes) ? t.notes : []) {
+      const [start, pitch, dur, vel] = n;
+      ctx.globalAlpha = 0.35 + 0.65 * clamp((vel ?? 100) / 127, 0, 1);
+      if (t.is_drum) {
+        const y = gridBottom + 6 + (1 - clamp((pitch - 35) / 46, 0, 1)) * (lane - 16);
+        ctx.fillRect(X(start), y, 2, 6);
+      } else {
+        ctx.fillRect(X(start), top + (hi - pitch) * rowH, Math.max(2, dur * pxPerTick - 1), Math.max(2, rowH - 1));
+      }
+    }
+  });
+  ctx.globalAlpha = 1;
+  if (drums) {
+    ctx.fillStyle = ROLL.bar; ctx.fillRect(0, gridBottom, width, 1);
+    ctx.fillStyle = ROLL.muted; ctx.font = '10px system-ui, sans-serif'; ctx.textAlign = 'right';
+    ctx.fillText('Drums', ROLL.gutter - 4, gridBottom + lane / 2);
+  }
+  return { width, height, lo, hi, pxPerTick, end };
+}
+
+/** A roll with its legend (a show/hide checkbox per track) and caption; used by Compose and Analyze. */
+function renderRollBlock(block, roll) {
+  const canvas = $('canvas', block), legend = $('.roll-legend', block);
+  legend.replaceChildren();
+  if (!isObj(roll) || !Array.isArray(roll.tracks) || !roll.tracks.length) {
+    $('.roll-caption', block).textContent = 'This piece has no notes to draw.';
+    canvas.width = canvas.height = 0;
+    return;
+  }
+  const hidden = new Set();
+  const scroller = $('.roll-scroll', block);
+  // Fill the visible width (less its border) when the piece is short; a hidden tab has none.
+  const redraw = () => drawRoll(canvas, roll, { hidden, minWidth: scroller.clientWidth || undefined });
+  roll.tracks.forEach((t, i) => {
+    const id = `${block.id}-track-${i}`;
+    const count = Array.isArray(t.notes) ? t.notes.length : 0;
+    const box = h('input', { type: 'checkbox', id, checked: true, 'data-track': String(i) });
+    box.addEventListener('change', () => { if (box.checked) hidden.delete(i); else hidden.add(i); redraw(); });
+    legend.append(h('li', {}, box, h('label', { for: id },
+      h('span', { class: 'swatch', style: { background: PALETTE[i % PALETTE.length] }, 'aria-hidden': 'true' }),
+      t.name || `Track ${i + 1}`,
+      h('span', { class: 'muted' }, ` ${t.is_drum ? 'drums' : t.role || ''} · ${count} notes`))));
+  });
+  const sections = Array.isArray(roll.sections) ? roll.sections.map((s) => s[1]) : [];
+  const caption = [roll.bars && `${roll.bars} bars`, roll.tempo_bpm && `${Math.round(roll.tempo_bpm)} bpm`,
+    `${roll.tracks.length} tracks`, sections.length && `sections: ${sections.join(', ')}`].filter(Boolean).join(' · ');
+  $('.roll-caption', block).textContent = caption;
+  canvas.setAttribute('aria-label', `Piano roll: ${caption}`);
+  redraw();
+  scroller.scrollLeft = 0;
+}
+
+// --------------------------------------------------------------------------- Library
+function initLibrary() {
+  const form = $('#library-form'), search = $('#library-search');
+  form.addEventListener('submit', (e) => { e.preventDefault(); clearTimeout(state.library.timer); loadLibrary(); });
+  // Search as the person types, but not on every key.
+  search.addEventListener('input', () => { clearTimeout(state.library.timer); state.library.timer = setTimeout(loadLibrary, 300); });
+  $('#library-near').addEventListener('change', () => loadLibrary());
+}
+
+async function loadLibrary() {
+  const lib = state.library, region = $('#library-error'), list = $('#library-list');
+  clearError(region);
+  if (lib.controller) lib.controller.abort();        // only the newest search may fill the list
+  const controller = lib.controller = new AbortController();
+  const params = new URLSearchParams({ limit: '50' });
+  const q = $('#library-search').value.trim();
+  if (q) params.set('q', q);
+  if ($('#library-near').checked) { params.set('valence', String(state.pad.v)); params.set('arousal', String(state.pad.a)); }
+  list.setAttribute('aria-busy', 'true');
+  try {
+    await withBusy(async () => {
+      const data = await api(`/api/compositions?${params}`, { signal: controller.signal });
+      lib.items = Array.isArray(data && data.items) ? data.items : [];
+      lib.stale = false;
+      renderLibrary();
+    });
+  } catch (err) { showError(region, err); }
+  finally { if (lib.controller === controller) list.removeAttribute('aria-busy'); }
+}
+
+function renderLibrary() {
+  const items = state.library.items, filtered = $('#library-search').value.trim() || $('#library-near').checked;
+  $('#library-count').textContent = items.length ? `${items.length} composition${items.length === 1 ? '' : 's'}${filtered ? ' found' : ''}` : '';
+  const list = $('#library-list');
+  list.replaceChildren(...items.map(libraryItem));
+  if (!items.length) {
+    list.append(h('li', { class: 'empty-state' }, filtered ? 'No composition matches.' : 'Nothing here yet: everything you compose is kept here.'));
+  }
+}
+
+function libraryItem(c) {
+  const label = c.label || 'Untitled';
+  const text = c.text ? (c.text.length > 180 ? `${c.text.slice(0, 180)}…` : c.text) : '';
+  const notesId = `notes-${c.id}`;
+  const saved = h('span', { class: 'saved', 'aria-live': 'polite' });
+  const notes = h('textarea', { id: notesId, rows: 2, class: 'notes', placeholder: 'Your notes, saved when you leave the box' });
+  notes.value = c.notes || '';
+  notes.addEventListener('blur', () => saveNotes(c, notes, saved));
+  const li = h('li', { class: 'lib-item card', 'data-id': c.id },
+    h('div', { class: 'lib-head' },
+      h('h3', {}, label),
+      h('span', { class: 'muted' }, [formatDate(c.created), `V ${fmt(c.valence)} · A ${fmt(c.arousal)}`, c.composer].filter(Boolean).join(' · '))),
+    text ? h('p', { class: 'excerpt', title: c.text }, text) : null,
+    h('div', { class: 'lib-row' },
+      ratingControl(c),
+      h('div', { class: 'lib-actions' },
+        h('button', { type: 'button', class: 'secondary', 'aria-label': `Open ${label}`, onclick: (e) => openComposition(c.id, e.currentTarget) }, 'Open'),
+        h('a', { class: 'button secondary', href: `/api/compositions/${encodeURIComponent(c.id)}/export`, download: '', 'aria-label': `Export ${label} as a zip` }, 'Export'),
+        h('button', { type: 'button', class: 'danger', 'aria-label': `Delete ${label}`, onclick: () => deleteComposition(c, li) }, 'Delete'))),
+    h('div', { class: 'notes-row' }, h('label', { for: notesId, class: 'field-label' }, 'Notes ', saved), notes));
+  return li;
+}
+
+function ratingControl(c) {
+  const group = h('div', { class: 'stars', role: 'group', 'aria-label': 'Rating' });
+  const paint = () => buttons.forEach((b, i) => {
+    b.textContent = i < (c.rating || 0) ? '★' : '☆';
+    b.setAttribute('aria-pressed', String(c.rating === i + 1));
+  });
+  // Pressing the current rating again clears it.
+  const buttons = [1, 2, 3, 4, 5].map((n) => h('button', {
+    type: 'button', class: 'star', 'aria-label': `Rate ${n} of 5`, onclick: () => saveRating(c, c.rating === n ? null : n),
+  }));
+  const saveRating = async (item, rating) => {
+    clearError($('#library-error'));
+    buttons.forEach((b) => { b.disabled = true; });
+    try {
+      await withBusy(async () => {
+        const updated = await api(`/api/compositions/${encodeURIComponent(item.id)}`, { method: 'PATCH', json: { rating } });
+        Object.assign(item, isObj(updated) ? updated : { rating });
+        paint();
+      });
+    } catch (err) { showError($('#library-error'), err); }
+    finally { buttons.forEach((b) => { b.disabled = false; }); }
+  };
+  group.append(...buttons);
+  paint();
+  return group;
+}
+
+async function saveNotes(c, textarea, indicator) {
+  const notes = textarea.value;
+  if (notes === (c.notes || '')) return;             // nothing changed: no request
+  clearError($('#library-error'));
+  indicator.textContent = 'saving…';
+  try {
+    await withBusy(async () => {
+      const updated = await api(`/api/compositions/${encodeURIComponent(c.id)}`, { method: 'PATCH', json: { notes } });
+      Object.assign(c, isObj(updated) ? updated : { notes });
+      indicator.textContent = 'saved';
+      setTimeout(() => { if (indicator.textContent === 'saved') indicator.textContent = ''; }, 2500);
+    });
+  } catch (err) { indicator.textContent = 'not saved'; showError($('#library-error'), err); }
+}
+
+async function openComposition(id, button) {
+  clearError($('#library-error'));
+  try {
+    await withButton(button, 'Opening…', () => withBusy(async () => {
+      const view = await api(`/api/compositions/${encodeURIComponent(id)}`);
+      activateTab('compose');                          // first, so the roll can measure its width
+      renderResult(view);
+      $('#result-title').focus();
+    }));
+  } catch (err) { showError($('#library-error'), err); }
+}
+
+async function deleteComposition(c, li) {
+  if (!confirm(`Delete “${c.label || 'this composition'}”? Its files go too; this cannot be undone.`)) return;
+  clearError($('#library-error'));
+  try {
+    await withBusy(async () => {
+      await api(`/api/compositions/${encodeURIComponent(c.id)}`, { method: 'DELETE' });
+      const next = li.nextElementSibling || li.previousElementSibling;
+      state.library.items = state.library.items.filter((x) => x.id !== c.id);
+      renderLibrary();
+      // Keep keyboard focus in the list rather than losing it with the removed row.
+      const target = next && $(`[data-id="${CSS.escape(next.dataset.id || '')}"] .lib-actions button`);
+      (target || $('#library-search')).focus();
+    });
+  } catch (err) { showError($('#library-error'), err); }
+}
+
+// --------------------------------------------------------------------------- Analyze
+function initAnalyze() {
+  $('#analyze-form').addEventListener('submit', (e) => { e.preventDefault(); analyze(); });
+}
+
+async function analyze() {
+  const region = $('#analyze-error'), file = $('#analyze-file').files[0];
+  clearError(region);
+  if (!file) { showError(region, new FormError('Choose a MIDI file first.')); return; }
+  if (file.size > MAX_UPLOAD) { showError(region, new FormError('That file is larger than 8 MB; Kelly reads MIDI files up to 8 MB.')); return; }
+  const form = new FormData();
+  form.append('file', file, file.name);
+  try {
+    await withButton($('#analyze-button'), 'Analyzing…', () => withBusy(async () => {
+      const data = await api('/api/analyze', { method: 'POST', form }) || {};
+      $('#analyze-result').hidden = false;
+      $('#analyze-summary').textContent = [data.filename || file.name, keyText(data.key),
+        typeof data.tempo_bpm === 'number' && `${Math.round(data.tempo_bpm)} bpm`, data.bars && `${data.bars} bars`].filter(Boolean).join(' · ');
+      $('#analyze-report').textContent = typeof data.report === 'string' && data.report ? data.report : 'Kelly had nothing to report.';
+      renderRollBlock($('#analyze-roll'), data.roll);
+      $('#analyze-title').focus();
+    }));
+  } catch (err) { showError(region, err); }
+}
+
+/** The analysis's key: a string, or Kelly's {tonic, mode, church_mode, name} object. */
+function keyText(key) {
+  if (!isObj(key)) return key ? String(key) : '';
+  return key.tonic && (key.church_mode || key.mode) ? `${key.tonic} ${key.church_mode || key.mode}` : String(key.name || '');
+}
+
+// --------------------------------------------------------------------------- Models
+function initModels() { $('#models-refresh').addEventListener('click', () => loadModels()); }
+
+async function loadModels() {
+  const region = $('#models-error'), table = $('#models-table');
+  clearError(region);
+  table.setAttribute('aria-busy', 'true');
+  try {
+    await withBusy(async () => {
+      const data = await api('/api/models');
+      state.models.list = Array.isArray(data && data.models) ? data.models : [];
+      state.models.loaded = true;
+      renderModels();
+    });
+  } catch (err) { showError(region, err); }
+  finally { table.removeAttribute('aria-busy'); }
+}
+
+function renderModels() {
+  const body = $('#models-table tbody');
+  body.replaceChildren(...state.models.list.map((m, i) => modelRow(m, i)));
+  if (!state.models.list.length) body.append(h('tr', {}, h('td', { colspan: 6, class: 'muted' }, 'Kelly reported no models.')));
+}
+
+function metricsList(metrics) {
+  if (!isObj(metrics)) return h('span', { class: 'muted' }, '–');
+  const entries = Object.entries(metrics).filter(([, v]) => v !== null && v !== undefined);
+  if (!entries.length) return h('span', { class: 'muted' }, '–');
+  return h('dl', { class: 'metrics' }, entries.map(([k, v]) => h('div', {}, h('dt', {}, humanize(k)), h('dd', {}, formatValue(v)))));
+}
+
+function modelRow(m, i) {
+  const id = `model-enabled-${i}`;
+  // Only the networks can be switched off: the server answers 404 for the transformer and the DDSP voice.
+  const switchable = (m.kind || 'network') === 'network';
+  const box = h('input', { type: 'checkbox', id, checked: !!m.enabled, disabled: !switchable, 'data-model': m.name });
+  box.addEventListener('change', () => toggleModel(m, box));
+  return h('tr', { 'data-model': m.name },
+    h('th', { scope: 'row' }, m.name || '?', Array.isArray(m.files) && m.files.length ? h('span', { class: 'hint block' }, m.files.join(', ')) : null),
+    h('td', {}, m.kind || '–'),
+    h('td', {}, m.trained ? 'yes' : 'no'),
+    h('td', { class: 'provenance' }, m.provenance || '–'),
+    h('td', {}, metricsList(m.metrics)),
+    h('td', {}, h('span', { class: 'check' }, box, h('label', { for: id }, 'Enabled', h('span', { class: 'visually-hidden' }, ` (${m.name})`))),
+      switchable ? null : h('span', { class: 'hint block' }, 'always on')));
+}
+
+async function toggleModel(m, box) {
+  const region = $('#models-error'), enabled = box.checked;
+  clearError(region);
+  box.disabled = true;
+  try {
+    await withBusy(async () => {
+      const updated = await api(`/api/models/${encodeURIComponent(m.name)}/enabled`, { method: 'POST', json: { enabled } });
+      const i = state.models.list.indexOf(m);
+      state.models.list[i] = isObj(updated) && updated.name ? updated : { ...m, enabled };
+      renderModels();
+      const again = document.getElementById(`model-enabled-${i}`);
+      if (again) again.focus();                      // the row was rebuilt: keep the keyboard where it was
+    });
+  } catch (err) {
+    box.checked = !enabled;                          // the switch shows what the server has, not the wish
+    box.disabled = false;
+    showError(region, err);
+  }
+}
+
+// --------------------------------------------------------------------------- init
+async function loadHealth() {
+  try {
+    await withBusy(async () => {
+      const data = await api('/api/health');
+      $('#app-status').textContent = data && data.version ? `Kelly ${data.version}` : 'Connected';
+    });
+  } catch (err) {
+    $('#app-status').textContent = 'Not connected';
+    showError($('#app-error'), err);
+  }
+}
+
+export function init() {
+  document.body.dataset.state = 'ready';
+  initTabs();
+  initPad();
+  initCompose();
+  initLibrary();
+  initAnalyze();
+  initModels();
+  const start = location.hash.slice(1);
+  activateTab(TABS.includes(start) ? start : 'compose');
+  loadHealth();
+  loadEmotions();
+}
+
+if (typeof document !== 'undefined') {
+  if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', init, { once: true });
+  else init();
+}
