@@ -17,6 +17,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[ml,test,audio,live,app]'
 	@bash scripts/install-wordlists.sh
 	@bash scripts/install-synth.sh
+	@bash scripts/install-browser.sh
 	touch $(STAMP)
 
 demo: setup
