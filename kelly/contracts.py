@@ -544,3 +544,15 @@ class ApiError(_Strict):
 
     status: int
     message: str
+
+
+class TrainRequest(_Strict):
+    """Start a training run of one network from the app (``kelly train`` in a child process)."""
+
+    model: str = Field(max_length=40, description="one of the five networks, e.g. dynamicsengine")
+    data: Literal["synthetic", "corpus"] = "synthetic"
+    epochs: int = Field(default=5, ge=1, le=500)
+
+
+class TrainResume(_Strict):
+    epochs: int | None = Field(default=None, ge=1, le=500)

@@ -60,6 +60,9 @@ class _State:
         self.models_dir = models_dir
         self.disabled: set[str] = set()
         self.compose_lock = threading.Lock()  # the networks' processor carries state while it steps
+        from kelly.app.training import Trainer
+
+        self.trainer = Trainer(folder)
 
 
 def create_app(folder: str | Path | None = None, *, models_dir: str | None = None):
@@ -74,11 +77,21 @@ def create_app(folder: str | Path | None = None, *, models_dir: str | None = Non
     from kelly.app.library import NotFound
     from kelly.app.paths import app_dir
     from kelly.errors import FileFormatError
-    from kelly.contracts import ComposeRequest, LibraryUpdate, ModelToggle
+    from kelly.app.training import Busy
+    from kelly.contracts import ComposeRequest, LibraryUpdate, ModelToggle, TrainRequest, TrainResume
+
+    import contextlib
 
     state = _State(app_dir(folder), models_dir)
-    app = FastAPI(title="Kelly", version=__version__,
-                  description="Kelly's companion app: compose from a feeling, listen, keep, analyse, manage models.")
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app):
+        yield
+        state.trainer.shutdown()  # a training child stops with the server; its checkpoints let it resume
+
+    app = FastAPI(title="Kelly", version=__version__, lifespan=lifespan,
+                  description="Kelly's companion app: compose from a feeling, listen, keep, analyse, train and "
+                              "manage models.")
     app.state.kelly = state
 
     def error(status: int, message: str) -> JSONResponse:
@@ -87,6 +100,10 @@ def create_app(folder: str | Path | None = None, *, models_dir: str | None = Non
     @app.exception_handler(NotFound)
     async def _not_found(_req, exc):
         return error(404, str(exc))
+
+    @app.exception_handler(Busy)
+    async def _busy(_req, exc):
+        return error(409, str(exc))
 
     @app.exception_handler(KellyError)
     async def _kelly(_req, exc):
@@ -203,6 +220,60 @@ def create_app(folder: str | Path | None = None, *, models_dir: str | None = Non
                            f"{', '.join(s.name for s in SPECS.values())}") from None
         (state.disabled.discard if body.enabled else state.disabled.add)(key)
         return next(m for m in _models(state) if m["key"] == key)
+
+    # ----------------------------------------------------------------------- training
+    def run_of(rid: str):
+        run = state.trainer.get(rid) if ID_PATTERN.match(rid or "") else None
+        if run is None:
+            raise NotFound(f"no training run {rid[:40]!r}")
+        return run
+
+    @app.get("/api/training")
+    def runs() -> dict:
+        items = sorted(state.trainer.runs.values(), key=lambda r: r.started, reverse=True)
+        running = state.trainer.running()
+        return {"runs": [r.to_dict() for r in items], "running": running.to_dict() if running else None}
+
+    @app.post("/api/training", status_code=201)
+    def start_training(body: TrainRequest) -> dict:
+        return state.trainer.start(body.model, body.data, body.epochs).to_dict()
+
+    @app.get("/api/training/{rid}")
+    def training_run(rid: str) -> dict:
+        return run_of(rid).to_dict()
+
+    @app.post("/api/training/{rid}/cancel")
+    def cancel_training(rid: str) -> dict:
+        return state.trainer.cancel(run_of(rid).id).to_dict()
+
+    @app.post("/api/training/{rid}/resume")
+    def resume_training(rid: str, body: TrainResume) -> dict:
+        return state.trainer.resume(run_of(rid).id, body.epochs).to_dict()
+
+    @app.get("/api/training/{rid}/events")
+    def training_events(rid: str):
+        """Server-sent events: the run each time it changes, until it stops running."""
+        import json
+
+        from fastapi.responses import StreamingResponse
+
+        run = run_of(rid)
+
+        def stream():
+            version = -1
+            current = run
+            while True:
+                if current.version != version:
+                    version = current.version
+                    yield f"data: {json.dumps(current.to_dict())}\n\n"
+                    if current.status != "running":
+                        return
+                else:
+                    yield ": keep-alive\n\n"
+                current = state.trainer.wait_change(rid, version, timeout=5.0) or current
+
+        return StreamingResponse(stream(), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
     return app
 

@@ -152,3 +152,27 @@ def test_library_keeps_and_rates(page, shots):
     items.first.get_by_label("Rate 4 of 5").click()
     pg.wait_for_function("document.body.dataset.state === 'ready'")
     pg.screenshot(path=str(shots / "library.png"), full_page=True)
+
+
+def test_start_a_tiny_training_run_and_watch_it_advance(page, shots):
+    pg = page
+    pg.locator("#tab-training").click()
+    pg.wait_for_function("document.body.dataset.state === 'ready'")
+    pg.get_by_test_id("train-model").select_option("dynamicsengine")
+    pg.get_by_test_id("train-data").select_option("synthetic")
+    pg.get_by_test_id("train-epochs").fill("4")
+    pg.get_by_test_id("train-start").click()
+    seen = set()
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        status = pg.evaluate("document.body.dataset.training || ''")
+        seen.add(pg.evaluate("document.body.dataset.trainingEpoch || ''"))
+        if status in ("finished", "failed", "cancelled"):
+            break
+        time.sleep(0.05)
+    assert pg.evaluate("document.body.dataset.training") == "finished", pg.get_by_test_id("train-status").inner_text()
+    assert pg.evaluate("document.body.dataset.trainingEpoch") == "4"
+    assert len(seen - {""}) >= 2, f"the page showed no progress between start and finish: {seen}"
+    assert pg.get_by_test_id("train-progress").get_attribute("value") == "4"
+    assert _ink(pg, "train-curve") > 500, "no loss curve"
+    pg.screenshot(path=str(shots / "training.png"), full_page=True)

@@ -199,3 +199,67 @@ def test_the_app_folder_is_user_only(folder, client):
     import stat
 
     assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+
+
+def _wait_run(client, rid: str, statuses=("finished", "failed", "cancelled"), timeout: float = 120.0) -> dict:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        run = client.get(f"/api/training/{rid}").json()
+        if run["status"] in statuses:
+            return run
+        time.sleep(0.2)
+    raise AssertionError(f"run {rid} did not reach {statuses}")
+
+
+def test_training_run_streams_progress_and_finishes(client):
+    r = client.post("/api/training", json={"model": "dynamicsengine", "data": "synthetic", "epochs": 3})
+    assert r.status_code == 201, r.text
+    rid = r.json()["id"]
+    _error(client.post("/api/training", json={"model": "dynamicsengine", "epochs": 2}), 409)
+    events = []
+    with client.stream("GET", f"/api/training/{rid}/events") as stream:
+        for line in stream.iter_lines():
+            if line.startswith("data: "):
+                events.append(json.loads(line[6:]))
+    assert events[-1]["status"] == "finished", events[-1]["message"]
+    epochs = [e["epoch"] for e in events]
+    assert epochs == sorted(epochs) and epochs[-1] == 3
+    final = client.get(f"/api/training/{rid}").json()
+    assert [h["epoch"] for h in final["history"]] == [1, 2, 3]
+    assert all(h["loss"] is not None and h["val"] is not None for h in final["history"])
+    assert final["baseline_val"] is not None and final["best_val"] is not None
+    listed = client.get("/api/training").json()
+    assert listed["running"] is None and rid in [x["id"] for x in listed["runs"]]
+
+
+def test_training_cancel_and_resume(client):
+    rid = client.post("/api/training", json={"model": "dynamicsengine", "epochs": 200}).json()["id"]
+    import time
+
+    deadline = time.monotonic() + 90
+    while client.get(f"/api/training/{rid}").json()["epoch"] < 1 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    cancelled = client.post(f"/api/training/{rid}/cancel").json()
+    assert cancelled["status"] == "cancelled"
+    done_before = _wait_run(client, rid)["epoch"]
+    assert 1 <= done_before < 200
+    resumed = client.post(f"/api/training/{rid}/resume", json={"epochs": done_before + 1})
+    assert resumed.status_code == 200, resumed.text
+    final = _wait_run(client, rid)
+    assert final["status"] == "finished", final["message"]
+    assert final["epoch"] == done_before + 1  # it went on from its checkpoint, not from the start
+
+
+@pytest.mark.parametrize("body, status", [
+    ({"model": "nonesuch"}, 422), ({"model": "dynamicsengine", "epochs": 0}, 422),
+    ({"model": "dynamicsengine", "data": "internet"}, 422), ({"model": "dynamicsengine", "epochs": 501}, 422),
+])
+def test_training_bad_requests(client, body, status):
+    _error(client.post("/api/training", json=body), status)
+
+
+def test_training_unknown_runs(client):
+    _error(client.get("/api/training/" + "0" * 32), 404)
+    _error(client.post("/api/training/../../x/cancel"), 404)

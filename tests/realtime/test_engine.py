@@ -180,7 +180,8 @@ def test_fusion_weights_explicit_and_text_by_confidence(tmp_path):
     w = text.confidence
     for field in ("valence", "arousal", "dominance"):
         want = (getattr(ex, field) + w * getattr(text, field)) / (1 + w)
-        assert getattr(state.emotion, field) == pytest.approx(want, abs=1e-6)
+        # the text reading fades with its half-life between the two calls: a busy machine sees ~1e-5 of it
+        assert getattr(state.emotion, field) == pytest.approx(want, abs=1e-4)
     assert state.emotion.confidence == pytest.approx(1.0)
     with pytest.raises(InputError):
         engine.set_emotion(1.5, 0.5, 0.5)

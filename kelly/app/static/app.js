@@ -3,7 +3,8 @@
  * A plain ES module with no framework and no build step: the server serves this file as-is.
  * Order: small helpers (DOM, API, busy and errors) → tabs → the V/A pad → Compose (the request,
  * then one render function per part of the result) → the piano roll (pure drawing) → Library →
- * Analyze → Models → init.
+ * Analyze → Models → Training (the form, one run's view and its loss curve, the list of runs, following
+ * a run through Server-Sent Events) → init.
  *
  * Top-level code only defines things. init() runs once the document exists, so Node can import
  * this module for a smoke check. Server data is only ever put into the page as text
@@ -23,6 +24,9 @@ const state = {
   pad: { v: 0, a: 0.5, dragging: false },
   library: { items: [], stale: true, controller: null, timer: 0 },
   models: { list: [], loaded: false },
+  // shown: the run in the view; running: the server's one running run, followed (source or poll)
+  // whichever run is shown, so that Start comes back when it ends.
+  training: { runs: [], shown: null, running: null, following: null, source: null, poll: 0, pollError: '' },
 };
 
 // --------------------------------------------------------------------------- DOM helpers
@@ -126,7 +130,7 @@ function showError(region, err) {
 const clearError = (region) => { region.textContent = ''; };
 
 // --------------------------------------------------------------------------- tabs
-const TABS = ['compose', 'library', 'analyze', 'models'];
+const TABS = ['compose', 'library', 'analyze', 'models', 'training'];
 
 function initTabs() {
   const list = $('[role="tablist"]');
@@ -156,6 +160,7 @@ function activateTab(name, { focus = false } = {}) {
   if (name === 'compose') drawPad();                 // the pad measures itself: it had no size while hidden
   if (name === 'library' && state.library.stale) loadLibrary();
   if (name === 'models' && !state.models.loaded) loadModels();
+  if (name === 'training') { drawCurve(); loadTraining(); }   // every time: a run may have started elsewhere
 }
 
 // --------------------------------------------------------------------------- emotions
@@ -878,6 +883,444 @@ async function toggleModel(m, box) {
   }
 }
 
+// --------------------------------------------------------------------------- Training
+const NETWORKS = {
+  emotionrecognizer: 'Emotion recognizer', melodytransformer: 'Melody transformer', harmonypredictor: 'Harmony predictor',
+  dynamicsengine: 'Dynamics engine', groovepredictor: 'Groove predictor',
+};
+const DATA_LABELS = { synthetic: 'synthetic data', corpus: 'the corpus' };
+const networkLabel = (name) => NETWORKS[name] || String(name || 'Network');
+const isNum = (x) => typeof x === 'number' && Number.isFinite(x);
+/** A loss, with its significant figures (losses can be 0.0012 or 2300: fixed decimals would hide one or the other). */
+const lossText = (x) => (isNum(x) ? String(Number(x.toPrecision(4))) : '–');
+const runHistory = (run) => (Array.isArray(run && run.history) ? run.history.filter(isObj) : []);
+
+/** A run's times, whether ISO text or seconds since 1970, as milliseconds (NaN when unreadable). */
+function timeOf(t) {
+  if (t === null || t === undefined || t === '') return NaN;
+  return typeof t === 'number' ? (t < 1e12 ? t * 1000 : t) : new Date(t).getTime();
+}
+/** 83 seconds → "1:23", like the server's ETA. */
+function durationText(ms) {
+  const s = Math.max(0, Math.round(ms / 1000)), hh = Math.floor(s / 3600), mm = Math.floor((s % 3600) / 60), ss = String(s % 60).padStart(2, '0');
+  return hh ? `${hh}:${String(mm).padStart(2, '0')}:${ss}` : `${mm}:${ss}`;
+}
+
+function initTraining() {
+  $('#train-form').addEventListener('submit', (e) => { e.preventDefault(); startTraining(); });
+  $('#train-cancel').addEventListener('click', () => cancelRun());
+  $('#train-resume').addEventListener('click', () => resumeRun());
+  $('#train-refresh').addEventListener('click', () => loadTraining());
+  $('#train-history').addEventListener('toggle', () => renderHistoryTable());
+  if (typeof ResizeObserver !== 'undefined') new ResizeObserver(() => drawCurve()).observe($('#train-curve'));
+}
+
+/** The body of POST /api/training from the form, or a FormError with a sentence to show. */
+function readTrainingRequest() {
+  const epochs = Number($('#train-epochs').value);
+  if (!Number.isInteger(epochs) || epochs < 1 || epochs > 500) throw new FormError('Epochs must be a whole number from 1 to 500.');
+  return { model: $('#train-model').value, data: $('#train-data').value, epochs };
+}
+
+/** GET /api/training: the list, and the running run (shown and followed) if there is one. */
+async function loadTraining({ keepError = false } = {}) {
+  const t = state.training, region = $('#training-error'), list = $('#train-runs');
+  if (!keepError) clearError(region);
+  list.setAttribute('aria-busy', 'true');
+  try {
+    await withBusy(async () => {
+      const data = await api('/api/training');
+      t.runs = Array.isArray(data && data.runs) ? data.runs.filter(isObj) : [];
+      const running = isObj(data && data.running) && data.running.status === 'running' ? data.running : null;
+      if (running) { showRun(running); return; }     // showRun merges it into the list and follows it
+      t.running = null;
+      stopFollowing();                               // whatever was followed has ended, even if its last event was lost
+      // The shown run may have moved on while the tab was closed: take the list's copy.
+      const fresh = t.shown && t.runs.find((r) => r.id === t.shown.id);
+      if (fresh) t.shown = fresh;
+      renderRun();
+      renderRuns();
+      updateTrainingControls();
+    });
+  } catch (err) { showError(region, err); }
+  finally { list.removeAttribute('aria-busy'); }
+}
+
+/** Put a run in the view (and follow it if it is running). */
+function showRun(run) {
+  state.training.shown = run;
+  updateRun(run);
+}
+
+/** A newer copy of a run (from a response, an event or a poll): the list, the view and the controls follow. */
+function updateRun(run) {
+  const t = state.training;
+  if (!isObj(run) || run.id === undefined || run.id === null) return;
+  const i = t.runs.findIndex((r) => r.id === run.id);
+  if (i >= 0) t.runs[i] = run; else t.runs.unshift(run);
+  const was = t.shown && t.shown.id === run.id ? t.shown.status : null;
+  if (run.status === 'running') {
+    t.running = run;
+    follow(run.id);
+  } else if (t.running && t.running.id === run.id) {
+    t.running = null;
+    state.models.loaded = false;                     // a finished run may have written a model: Models asks again
+  }
+  if (t.following === run.id && run.status !== 'running') stopFollowing();
+  if (t.shown && t.shown.id === run.id) {
+    t.shown = run;
+    renderRun();
+    if (was && was !== run.status) $('#train-announce').textContent = `${networkLabel(run.model)}: ${run.status}.`;
+  }
+  renderRuns();
+  updateTrainingControls();
+}
+
+/** Start is off while a run is going (the server would answer 409); so is Resume. */
+function updateTrainingControls() {
+  const going = !!state.training.running;
+  $('#train-start').disabled = going;
+  $('#train-resume').disabled = going;
+  $('#train-start').title = going ? 'A run is going; wait for it or cancel it.' : '';
+}
+
+// ---- following a run: Server-Sent Events, else a poll once a second
+function follow(id) {
+  const t = state.training;
+  if (t.following === id) return;
+  stopFollowing();
+  t.following = id;
+  if (typeof EventSource === 'undefined') { pollRun(id); return; }
+  const source = t.source = new EventSource(`/api/training/${encodeURIComponent(id)}/events`);
+  source.addEventListener('message', (e) => {
+    let run;
+    try { run = JSON.parse(e.data); } catch { return; }   // not a run: the next event says it all again
+    if (t.source === source) updateRun(run);          // closes the stream once the run has ended
+  });
+  // The stream broke, or ended before saying how the run ended: close it (EventSource would
+  // reconnect on its own) and ask once a second until the run is over.
+  source.addEventListener('error', () => {
+    if (t.source !== source) return;
+    source.close();
+    t.source = null;
+    pollRun(id);
+  });
+}
+
+function stopFollowing() {
+  const t = state.training;
+  if (t.source) { t.source.close(); t.source = null; }
+  clearTimeout(t.poll);
+  t.following = null;
+}
+
+function pollRun(id) {
+  const t = state.training;
+  clearTimeout(t.poll);
+  t.poll = setTimeout(async () => {
+    if (t.following !== id) return;
+    const region = $('#training-error');
+    try {
+      const run = await api(`/api/training/${encodeURIComponent(id)}`);
+      if (t.following !== id) return;
+      if (t.pollError && region.textContent === t.pollError) clearError(region);   // only the poll's own message
+      t.pollError = '';
+      updateRun(run);                                // stops following when the run has ended
+    } catch (err) {
+      showError(region, err);
+      t.pollError = region.textContent;
+      if (err instanceof ApiError && err.status === 404) {   // the run is gone: nothing more to wait for
+        if (t.running && t.running.id === id) t.running = null;
+        stopFollowing();
+        updateTrainingControls();
+        return;
+      }
+    }
+    if (t.following === id) pollRun(id);             // a network error: keep trying, the server may be back
+  }, 1000);
+}
+
+// ---- actions
+async function startTraining() {
+  const region = $('#training-error'), button = $('#train-start');
+  if (button.disabled) return;
+  clearError(region);
+  let body;
+  try { body = readTrainingRequest(); } catch (err) { showError(region, err); return; }
+  // The shown run is about to be replaced: a test waiting for "finished" must not see the old one's.
+  delete document.body.dataset.training;
+  delete document.body.dataset.trainingEpoch;
+  try {
+    await withButton(button, 'Starting…', () => withBusy(async () => {
+      const run = await api('/api/training', { method: 'POST', json: body });
+      if (!isObj(run)) throw new ApiError('Kelly answered with something that is not a training run.');
+      showRun(run);
+      $('#train-announce').textContent = `${networkLabel(run.model)}: training started.`;
+    }));
+  } catch (err) {
+    showError(region, err);
+    if (state.training.shown) setTrainingData(state.training.shown);
+    if (err instanceof ApiError && err.status === 409) loadTraining({ keepError: true });   // show the run that is going
+  } finally { updateTrainingControls(); }
+}
+
+async function cancelRun() {
+  const run = state.training.shown, region = $('#training-error');
+  if (!run) return;
+  clearError(region);
+  try {
+    await withButton($('#train-cancel'), 'Cancelling…', () => withBusy(async () => {
+      updateRun(await api(`/api/training/${encodeURIComponent(run.id)}/cancel`, { method: 'POST' }));
+    }));
+  } catch (err) { showError(region, err); }
+  finally {
+    updateTrainingControls();
+    // The Cancel button has gone: keep the keyboard on the run rather than on nothing.
+    if ($('#train-cancel').hidden) ($('#train-resume').hidden ? $('#train-run-title') : $('#train-resume')).focus();
+  }
+}
+
+/** Continue a cancelled or failed run from its last checkpoint, to the epochs it was started with. */
+async function resumeRun() {
+  const run = state.training.shown, region = $('#training-error');
+  if (!run) return;
+  clearError(region);
+  try {
+    await withButton($('#train-resume'), 'Resuming…', () => withBusy(async () => {
+      updateRun(await api(`/api/training/${encodeURIComponent(run.id)}/resume`, { method: 'POST', json: {} }));
+    }));
+  } catch (err) { showError(region, err); }
+  finally {
+    updateTrainingControls();
+    if ($('#train-resume').hidden) ($('#train-cancel').hidden ? $('#train-run-title') : $('#train-cancel')).focus();
+  }
+}
+
+/** A past run chosen in the list: shown at once, then refreshed (the list's copy may be behind). */
+async function openRun(run) {
+  const region = $('#training-error');
+  clearError(region);
+  showRun(run);
+  $('#train-announce').textContent = `Showing ${networkLabel(run.model)}, ${run.status}.`;
+  try {
+    await withBusy(async () => { updateRun(await api(`/api/training/${encodeURIComponent(run.id)}`)); });
+  } catch (err) { showError(region, err); }
+}
+
+// ---- the view
+function setTrainingData(run) {
+  document.body.dataset.training = String(run.status ?? '');
+  document.body.dataset.trainingEpoch = String(run.epoch ?? 0);
+}
+
+/** "running · epoch 3 of 5 · ETA 0:04", "finished · 5 of 5 epochs · took 0:23". */
+function trainingStatusText(run) {
+  const epoch = run.epoch ?? 0, epochs = run.epochs ?? '?';
+  if (run.status === 'running') return [`running · epoch ${epoch} of ${epochs}`, run.eta && `ETA ${run.eta}`].filter(Boolean).join(' · ');
+  const took = timeOf(run.finished) - timeOf(run.started);
+  return [`${run.status || 'unknown'} · ${epoch} of ${epochs} epochs`, took >= 0 && `took ${durationText(took)}`].filter(Boolean).join(' · ');
+}
+
+function renderRun() {
+  const run = state.training.shown;
+  $('#train-empty').hidden = !!run;
+  $('#train-view').hidden = !run;
+  if (!run) return;
+  const history = runHistory(run), last = history[history.length - 1] || {};
+  $('#train-run-title').textContent = `${networkLabel(run.model)} on ${DATA_LABELS[run.data] || run.data || '?'}`;
+  // the first 8 of a 32-hex id are enough to tell runs apart
+  $('#train-run-meta').textContent = [run.id !== undefined && `run ${String(run.id).slice(0, 8)}`,
+    formatDate(run.started) && `started ${formatDate(run.started)}`]
+    .filter(Boolean).join(' · ');
+  const status = $('#train-status');
+  status.textContent = trainingStatusText(run);
+  status.dataset.status = String(run.status);
+  const progress = $('#train-progress');
+  progress.max = Math.max(1, Number(run.epochs) || 1);
+  progress.value = clamp(Number(run.epoch) || 0, 0, progress.max);
+  progress.setAttribute('aria-valuetext', `${progress.value} of ${progress.max} epochs`);
+  const message = $('#train-message');
+  message.textContent = run.message || '';
+  message.classList.toggle('failed', run.status === 'failed');
+  $('#train-numbers').replaceChildren(...[
+    ['Loss', last.loss], ['Validation loss', last.val], ['Best validation', run.best_val], ['Baseline', run.baseline_val],
+  ].map(([label, x]) => h('div', {}, h('dt', {}, label), h('dd', {}, lossText(x)))));
+  // How the best compares with the baseline (what a network that learned nothing would score).
+  const best = run.best_val, base = run.baseline_val;
+  $('#train-compare').textContent = isNum(best) && isNum(base) && base > 0
+    ? `The best validation loss is ${Math.abs(Math.round((1 - best / base) * 100))} % ${best <= base ? 'below' : 'above'} the baseline.` : '';
+  $('#train-out').replaceChildren(...(run.out ? ['Saved in ', h('code', {}, String(run.out))] : []));
+  $('#train-cancel').hidden = run.status !== 'running';
+  $('#train-resume').hidden = !['cancelled', 'failed'].includes(run.status);
+  drawCurve();
+  renderHistoryTable();
+  setTrainingData(run);
+}
+
+/** The per-epoch table is only built while its <details> is open: a long run has hundreds of rows. */
+function renderHistoryTable() {
+  const details = $('#train-history'), body = $('#train-history tbody');
+  if (!details.open) { body.replaceChildren(); return; }
+  const history = runHistory(state.training.shown);
+  body.replaceChildren(...history.map((p) => h('tr', {},
+    h('td', {}, String(p.epoch ?? '')), h('td', {}, lossText(p.loss)), h('td', {}, lossText(p.val)),
+    h('td', {}, isNum(p.seconds) ? p.seconds.toFixed(1) : '–'))));
+  if (!history.length) body.append(h('tr', {}, h('td', { colspan: 4, class: 'muted' }, 'No epoch has finished yet.')));
+}
+
+function drawCurve() {
+  const canvas = $('#train-curve'), run = state.training.shown;
+  if (!run) return;
+  const history = runHistory(run), first = history[0] || {}, last = history[history.length - 1] || {};
+  // The picture in words, for whoever cannot see it.
+  canvas.setAttribute('aria-label', history.length
+    ? `Loss curve over ${history.length} epoch${history.length === 1 ? '' : 's'}: training loss ${lossText(first.loss)} to ${lossText(last.loss)}, `
+      + `validation loss ${lossText(first.val)} to ${lossText(last.val)}${isNum(run.baseline_val) ? `, baseline ${lossText(run.baseline_val)}` : ''}.`
+    : 'Loss curve: no epoch has finished yet.');
+  drawLossCurve(canvas, run);
+}
+
+function renderRuns() {
+  const t = state.training, list = $('#train-runs');
+  // Events rebuild the list every epoch: keep the keyboard on the run it was on.
+  const focused = document.activeElement && list.contains(document.activeElement) ? document.activeElement.closest('li')?.dataset.id : null;
+  const runs = [...t.runs].sort((a, b) => (timeOf(b.started) || 0) - (timeOf(a.started) || 0));
+  list.replaceChildren(...runs.map(runItem));
+  if (!runs.length) list.append(h('li', { class: 'empty-state' }, 'No training runs yet.'));
+  if (focused !== null && focused !== undefined) {
+    const again = $(`li[data-id="${CSS.escape(focused)}"] button`, list);
+    if (again) again.focus();
+  }
+}
+
+function runItem(run) {
+  const shown = state.training.shown && state.training.shown.id === run.id;
+  const started = formatDate(run.started);
+  return h('li', { 'data-id': String(run.id), 'data-status': String(run.status) },
+    h('button', { type: 'button', class: 'train-run-item', 'aria-current': shown ? 'true' : null, onclick: () => openRun(run) },
+      h('span', { class: 'train-run-name' }, networkLabel(run.model)),
+      h('span', { class: `train-badge status-${String(run.status).replace(/[^a-z]/g, '')}` }, String(run.status || '?')),
+      h('span', { class: 'muted' }, `${run.data || '?'} · ${run.epoch ?? 0} of ${run.epochs ?? '?'} epochs · best val ${lossText(run.best_val)}`),
+      started ? h('span', { class: 'muted train-run-started' }, started) : null));
+}
+
+// ---- the loss curve (pure drawing)
+const CURVE = {
+  height: 260, left: 58, right: 18, top: 34, bottom: 34,
+  loss: PALETTE[0], val: PALETTE[1], baseline: '#56606b', grid: '#eceff2', axis: '#b9c2cb', text: '#3d4752', muted: '#6b7682',
+};
+
+/** About `count` round steps across [lo, hi]: 1, 2 or 5 times a power of ten. */
+function niceStep(span, count) {
+  const raw = span / Math.max(1, count), mag = 10 ** Math.floor(Math.log10(raw)), n = raw / mag;
+  return (n < 1.5 ? 1 : n < 3 ? 2 : n < 7 ? 5 : 10) * mag;
+}
+const tickText = (v) => String(Number(v.toPrecision(3)));
+
+/**
+ * Draw a run's loss curve on a canvas at its CSS size: training and validation loss per epoch,
+ * the baseline dashed, a legend on top, epochs across and loss up (log scale when the losses
+ * span more than 30×, as early epochs often do). Pure drawing: returns the scale, nothing else.
+ */
+export function drawLossCurve(canvas, run) {
+  const width = canvas.clientWidth, height = canvas.clientHeight || CURVE.height;
+  if (!width) return null;                           // hidden tab: drawn again when shown
+  const ctx = canvas.getContext('2d');
+  if (!ctx) return null;
+  const dpr = clamp(globalThis.devicePixelRatio || 1, 1, 3);
+  canvas.width = Math.round(width * dpr); canvas.height = Math.round(height * dpr);
+  ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+  ctx.fillStyle = '#ffffff'; ctx.fillRect(0, 0, width, height);
+  const history = runHistory(run).filter((p) => isNum(p.epoch)).sort((a, b) => a.epoch - b.epoch);
+  const baseline = isNum(run && run.baseline_val) ? run.baseline_val : null;
+  const values = history.flatMap((p) => [p.loss, p.val]).filter(isNum);
+  if (baseline !== null) values.push(baseline);
+  const x0 = CURVE.left, x1 = width - CURVE.right, y0 = CURVE.top, y1 = height - CURVE.bottom;
+  const xMax = Math.max(2, Number(run && run.epochs) || 0, history.length ? history[history.length - 1].epoch : 0);
+  const X = (e) => x0 + ((e - 1) / (xMax - 1)) * (x1 - x0);
+
+  // Legend: a short line (dashed for the baseline) and its name, left to right.
+  ctx.font = '12px system-ui, sans-serif'; ctx.textBaseline = 'middle'; ctx.textAlign = 'left';
+  let lx = x0;
+  for (const [name, colour, dash] of [['training loss', CURVE.loss, []], ['validation loss', CURVE.val, []],
+    ...(baseline !== null ? [['baseline', CURVE.baseline, [5, 4]]] : [])]) {
+    ctx.strokeStyle = colour; ctx.lineWidth = 2; ctx.setLineDash(dash);
+    ctx.beginPath(); ctx.moveTo(lx, 13); ctx.lineTo(lx + 20, 13); ctx.stroke();
+    ctx.setLineDash([]);
+    ctx.fillStyle = CURVE.text; ctx.fillText(name, lx + 26, 13);
+    lx += 26 + ctx.measureText(name).width + 18;
+  }
+
+  ctx.strokeStyle = CURVE.axis; ctx.lineWidth = 1;
+  ctx.beginPath(); ctx.moveTo(x0 + 0.5, y0); ctx.lineTo(x0 + 0.5, y1 + 0.5); ctx.lineTo(x1, y1 + 0.5); ctx.stroke();
+  // Epoch labels: round steps, and always the first and the last epoch.
+  const xStep = Math.max(1, Math.round(niceStep(xMax - 1, 6)));
+  const xTicks = new Set([1, xMax]);
+  for (let e = xStep; e < xMax; e += xStep) if ((X(e) - X(1)) > 24 && (X(xMax) - X(e)) > 24) xTicks.add(e);
+  ctx.fillStyle = CURVE.muted; ctx.font = '11px system-ui, sans-serif'; ctx.textAlign = 'center'; ctx.textBaseline = 'top';
+  for (const e of xTicks) { ctx.fillRect(Math.round(X(e)), y1, 1, 4); ctx.fillText(String(e), X(e), y1 + 6); }
+  ctx.textAlign = 'right';
+  ctx.fillText('epoch', x1, y1 + 19);
+
+  if (!values.length) {
+    ctx.textAlign = 'center'; ctx.textBaseline = 'middle'; ctx.font = '13px system-ui, sans-serif';
+    ctx.fillText('No epoch has finished yet.', (x0 + x1) / 2, (y0 + y1) / 2);
+    return { log: false, xMax };
+  }
+
+  let lo = Math.min(...values), hi = Math.max(...values);
+  const log = lo > 0 && hi / lo > 30;
+  let ticks;
+  if (log) {
+    const a = Math.log10(lo), b = Math.log10(hi), pad = (b - a) * 0.05;
+    lo = 10 ** (a - pad); hi = 10 ** (b + pad);
+    const all = [];
+    for (let k = Math.floor(Math.log10(lo)); k <= Math.ceil(Math.log10(hi)); k++) for (const m of [1, 2, 5]) all.push(m * 10 ** k);
+    const decades = all.filter((v, i) => i % 3 === 0 && v >= lo && v <= hi);
+    ticks = decades.length >= 3 ? decades : all.filter((v) => v >= lo && v <= hi);
+  } else {
+    if (hi - lo < 1e-12) { const d = Math.abs(hi) * 0.1 || 1; lo -= d; hi += d; }
+    const step = niceStep(hi - lo, 5);
+    lo = Math.floor(lo / step) * step; hi = Math.ceil(hi / step) * step;
+    ticks = [];
+    for (let v = lo; v <= hi + step / 2; v += step) ticks.push(v);
+  }
+  const Y = log
+    ? (v) => y1 - ((Math.log10(v) - Math.log10(lo)) / (Math.log10(hi) - Math.log10(lo))) * (y1 - y0)
+    : (v) => y1 - ((v - lo) / (hi - lo)) * (y1 - y0);
+
+  ctx.textBaseline = 'middle'; ctx.textAlign = 'right';
+  for (const v of ticks) {
+    const y = Math.round(Y(v)) + 0.5;
+    ctx.fillStyle = CURVE.grid; ctx.fillRect(x0 + 1, y, x1 - x0, 1);
+    ctx.fillStyle = CURVE.muted; ctx.fillText(tickText(v), x0 - 6, y);
+  }
+  ctx.save(); ctx.translate(12, (y0 + y1) / 2); ctx.rotate(-Math.PI / 2); ctx.textAlign = 'center';
+  ctx.fillText(log ? 'loss (log scale)' : 'loss', 0, 0); ctx.restore();
+
+  if (baseline !== null) {
+    ctx.strokeStyle = CURVE.baseline; ctx.lineWidth = 1.5; ctx.setLineDash([5, 4]);
+    ctx.beginPath(); ctx.moveTo(x0, Y(baseline)); ctx.lineTo(x1, Y(baseline)); ctx.stroke();
+    ctx.setLineDash([]);
+  }
+  // Each series as a line, broken where an epoch has no number; dots while there are few epochs.
+  for (const [key, colour] of [['loss', CURVE.loss], ['val', CURVE.val]]) {
+    ctx.strokeStyle = colour; ctx.fillStyle = colour; ctx.lineWidth = 2;
+    ctx.beginPath();
+    let pen = false;
+    for (const p of history) {
+      if (!isNum(p[key])) { pen = false; continue; }
+      if (pen) ctx.lineTo(X(p.epoch), Y(p[key])); else ctx.moveTo(X(p.epoch), Y(p[key]));
+      pen = true;
+    }
+    ctx.stroke();
+    if (history.length <= 40) {
+      for (const p of history) if (isNum(p[key])) { ctx.beginPath(); ctx.arc(X(p.epoch), Y(p[key]), 3, 0, Math.PI * 2); ctx.fill(); }
+    }
+  }
+  return { log, lo, hi, xMax };
+}
+
 // --------------------------------------------------------------------------- init
 async function loadHealth() {
   try {
@@ -899,6 +1342,7 @@ export function init() {
   initLibrary();
   initAnalyze();
   initModels();
+  initTraining();
   const start = location.hash.slice(1);
   activateTab(TABS.includes(start) ? start : 'compose');
   loadHealth();
