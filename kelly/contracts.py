@@ -556,3 +556,15 @@ class TrainRequest(_Strict):
 
 class TrainResume(_Strict):
     epochs: int | None = Field(default=None, ge=1, le=500)
+
+
+class LiveEmotionRequest(_Strict):
+    """Set the running engine's emotion from the app's pad."""
+
+    valence: float = Field(ge=-1.0, le=1.0)
+    arousal: float = Field(ge=0.0, le=1.0)
+    dominance: float = Field(default=0.5, ge=0.0, le=1.0)
+
+
+class LiveText(_Strict):
+    text: str = Field(min_length=1, max_length=10_000)

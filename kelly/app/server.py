@@ -52,12 +52,13 @@ def _roll(song, explanation=None) -> dict:
 class _State:
     """What the routes share: the library, the model switches, a lock around composing."""
 
-    def __init__(self, folder: Path, models_dir: str | None) -> None:
+    def __init__(self, folder: Path, models_dir: str | None, engine_socket: str | None = None) -> None:
         from kelly.app.library import Library
 
         self.folder = folder
         self.library = Library(folder)
         self.models_dir = models_dir
+        self.engine_socket = engine_socket
         self.disabled: set[str] = set()
         self.compose_lock = threading.Lock()  # the networks' processor carries state while it steps
         from kelly.app.training import Trainer
@@ -65,7 +66,7 @@ class _State:
         self.trainer = Trainer(folder)
 
 
-def create_app(folder: str | Path | None = None, *, models_dir: str | None = None):
+def create_app(folder: str | Path | None = None, *, models_dir: str | None = None, engine_socket: str | None = None):
     """The FastAPI application, its library in ``folder`` (default :func:`kelly.app.paths.app_dir`)."""
     from fastapi import FastAPI, File, Request, UploadFile
     from fastapi.exceptions import RequestValidationError
@@ -78,11 +79,12 @@ def create_app(folder: str | Path | None = None, *, models_dir: str | None = Non
     from kelly.app.paths import app_dir
     from kelly.errors import FileFormatError
     from kelly.app.training import Busy
-    from kelly.contracts import ComposeRequest, LibraryUpdate, ModelToggle, TrainRequest, TrainResume
+    from kelly.contracts import (ComposeRequest, LibraryUpdate, LiveEmotionRequest, LiveText, ModelToggle,
+                                 TrainRequest, TrainResume)
 
     import contextlib
 
-    state = _State(app_dir(folder), models_dir)
+    state = _State(app_dir(folder), models_dir, engine_socket)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app):
@@ -271,6 +273,65 @@ def create_app(folder: str | Path | None = None, *, models_dir: str | None = Non
                 else:
                     yield ": keep-alive\n\n"
                 current = state.trainer.wait_change(rid, version, timeout=5.0) or current
+
+        return StreamingResponse(stream(), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+    # ----------------------------------------------------------------------- live (a running kelly engine)
+    def engine():
+        """A connection to the engine at the app's socket (``--engine-socket``, else the default one)."""
+        from kelly.ipc.client import KellyClient
+
+        return KellyClient(state.engine_socket, timeout=3.0)
+
+    @app.get("/api/live")
+    def live() -> dict:
+        try:
+            with engine() as client:
+                return {"connected": True, "socket": str(client.path), "state": client.state().model_dump()}
+        except KellyError as exc:
+            return {"connected": False, "socket": str(state.engine_socket or ""), "state": None, "message": str(exc)}
+
+    @app.post("/api/live/emotion")
+    def live_emotion(body: LiveEmotionRequest) -> dict:
+        with engine() as client:
+            client.set_emotion(body.valence, body.arousal, body.dominance)
+            return client.state().model_dump()
+
+    @app.post("/api/live/text")
+    def live_text(body: LiveText) -> dict:
+        with engine() as client:
+            read = client.set_text(body.text)
+            return {"read": read, "state": client.state().model_dump()}
+
+    @app.post("/api/live/models/{name}")
+    def live_model(name: str, body: ModelToggle) -> dict:
+        with engine() as client:
+            client.set_model_enabled(name, body.enabled)
+            return client.state().model_dump()
+
+    @app.get("/api/live/events")
+    def live_events():
+        """Server-sent events: the engine's state four times a second while it answers."""
+        import json
+        import time
+
+        from fastapi.responses import StreamingResponse
+
+        client = engine()  # no engine: a 400 with "start one with kelly engine" before the stream opens
+
+        def stream():
+            try:
+                while True:  # every quarter second: the engine's clock and bar move even when nothing else does
+                    try:
+                        now = client.state()
+                    except KellyError as exc:
+                        yield f"data: {json.dumps({'connected': False, 'message': str(exc)})}\n\n"
+                        return
+                    yield f"data: {json.dumps({'connected': True, 'state': now.model_dump()})}\n\n"
+                    time.sleep(0.25)
+            finally:
+                client.close()
 
         return StreamingResponse(stream(), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})

@@ -30,6 +30,8 @@ def register(sub) -> None:
     p.add_argument("--app-dir", metavar="DIR",
                    help="the library's folder (default $KELLY_APP_DIR, else ~/.local/share/kelly/app)")
     p.add_argument("--models-dir", metavar="DIR", help="look for network files here first")
+    p.add_argument("--engine-socket", metavar="PATH",
+                   help="the running kelly engine's socket for the Live tab (default: the engine's own default)")
     p.set_defaults(func=run)
 
 
@@ -46,7 +48,7 @@ def run(args) -> int:
         print(f"kelly: warning: listening on {args.host}: other computers on this network can use this Kelly and "
               "its library (there are no accounts); use the default 127.0.0.1 to keep it to this computer",
               file=sys.stderr)
-    app = create_app(args.app_dir, models_dir=args.models_dir)
+    app = create_app(args.app_dir, models_dir=args.models_dir, engine_socket=args.engine_socket)
     shown = f"[{args.host}]" if ":" in args.host else args.host
     url = f"http://{shown}:{args.port}/"
     print(f"Kelly is at {url} (library: {app.state.kelly.folder}); Ctrl+C stops it", flush=True)
