@@ -223,6 +223,17 @@ def create_app(folder: str | Path | None = None, *, models_dir: str | None = Non
         (state.disabled.discard if body.enabled else state.disabled.add)(key)
         return next(m for m in _models(state) if m["key"] == key)
 
+    @app.post("/api/models/{key}/validate")
+    def validate_model(key: str) -> dict:
+        checks = _validate(state, _model_row(state, key))
+        return {"ok": all(c["ok"] for c in checks), "checks": checks}
+
+    @app.get("/api/models/{key}/export")
+    def export_model(key: str):
+        row = _model_row(state, key)
+        return Response(_model_zip(row), media_type="application/zip",
+                        headers={"Content-Disposition": f'attachment; filename="kelly-{row["key"]}.zip"'})
+
     # ----------------------------------------------------------------------- training
     def run_of(rid: str):
         run = state.trainer.get(rid) if ID_PATTERN.match(rid or "") else None
@@ -456,6 +467,59 @@ def _analyze(data: bytes, filename: str) -> dict:
             "key": doc.get("key"), "tempo_bpm": doc.get("tempo_bpm"), "roll": _roll(song)}
 
 
+def _model_row(state: _State, key: str) -> dict:
+    from kelly.app.library import NotFound
+
+    row = next((m for m in _models(state) if m["key"] == key.lower()), None)
+    if row is None:
+        raise NotFound(f"no model {key[:40]!r}; the models are {', '.join(m['key'] for m in _models(state))}")
+    return row
+
+
+def _validate(state: _State, row: dict) -> list[dict]:
+    """The model's own validation: the networks' RTNeural/ONNX parity (``kelly validate``), the DDSP voice's
+    (``kelly ddsp validate``), the transformer's file hashes against its metadata."""
+    if row["kind"] == "network":
+        # the processor loaded the weights (shapes and values checked by its reader) and the sidecar's hash
+        # matches them, as `kelly models` reports
+        return [{"check": "loads", "ok": bool(row["live"]),
+                 "detail": "the network runs" if row["live"] else f"the fallback heuristic runs ({row['provenance']})"},
+                {"check": "sidecar", "ok": row.get("sidecar") == "sha256 ok", "detail": row.get("sidecar") or "none"}]
+    if row["kind"] == "ddsp":
+        from kelly.ddsp.export import validate
+
+        return [{"check": c.check, "ok": c.ok, "detail": c.detail} for c in validate(row["folder"])]
+    import hashlib
+    import json
+
+    folder = Path(row["folder"])
+    meta = json.loads((folder / "transformer.meta.json").read_text(encoding="utf-8"))
+    out = []
+    for name, digest in sorted((meta.get("files") or {}).items()):
+        path = folder / name
+        ok = path.is_file() and hashlib.sha256(path.read_bytes()).hexdigest() == digest
+        out.append({"check": name, "ok": ok, "detail": "SHA-256 matches its metadata" if ok else
+                    "missing, or changed since it was shipped"})
+    return out
+
+
+def _model_zip(row: dict) -> bytes:
+    """The model's files (weights and sidecars) as a zip."""
+    import io
+    import zipfile
+
+    folder = Path(row["folder"]) if row.get("folder") else None
+    if folder is None:
+        raise InputError(f"{row['name']} has no weights file to export (its fallback heuristic runs)")
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        for name in row["files"]:
+            path = folder / name
+            if path.is_file() and not path.is_symlink():
+                z.write(path, name)
+    return buf.getvalue()
+
+
 def _models(state: _State) -> list[dict[str, Any]]:
     """The five networks (with the app's switches), the transformer and the DDSP voice, with provenance."""
     import json
@@ -469,7 +533,8 @@ def _models(state: _State) -> list[dict[str, Any]]:
                     "provenance": row.get("provenance") or ("fallback heuristic" if not row["live"] else ""),
                     "metrics": {k: row[k] for k in ("metric", "validation", "validation_baseline", "test",
                                                     "test_baseline") if row.get(k) is not None} or None,
-                    "files": [Path(row["file"]).name] if row.get("file") else []})
+                    "files": _network_files(row.get("file")), "sidecar": row.get("sidecar"),
+                    "folder": str(Path(row["file"]).parent) if row.get("file") else None})
     from kelly.ddsp.voice import SHIPPED_VOICE
     from kelly.transformer.composer import SHIPPED
 
@@ -481,7 +546,8 @@ def _models(state: _State) -> list[dict[str, Any]]:
                     "provenance": f"kelly transformer train, {m.get('steps')} steps, {m.get('minutes')} min",
                     "metrics": {"test_loss": (m.get("test") or {}).get("loss"),
                                 "unigram_loss": (m.get("test") or {}).get("unigram")},
-                    "files": sorted(m.get("files") or [])})
+                    "files": sorted(m.get("files") or []) + ["transformer.meta.json", "MODEL_CARD.md"],
+                    "folder": str(SHIPPED)})
     meta_d = SHIPPED_VOICE / "ddsp.meta.json"
     if meta_d.is_file():
         m = json.loads(meta_d.read_text(encoding="utf-8"))
@@ -490,6 +556,16 @@ def _models(state: _State) -> list[dict[str, Any]]:
                     "trained": bool(m.get("trained")), "provenance": m.get("provenance", ""),
                     "metrics": {"spectral_loss": (rs.get("voice") or {}).get("spectral_loss"),
                                 "baseline_spectral_loss": (rs.get("baseline") or {}).get("spectral_loss")},
-                    "files": ["ddsp.json", "ddsp.onnx", "ddsp.meta.json"]})
+                    "files": ["ddsp.json", "ddsp.onnx", "ddsp.meta.json", "MODEL_CARD.md"],
+                    "folder": str(SHIPPED_VOICE)})
     return out
+
+
+def _network_files(path: str | None) -> list[str]:
+    """A network's weights file and its metadata sidecar, by name."""
+    if not path:
+        return []
+    p = Path(path)
+    stem = p.name.split(".")[0]
+    return [p.name] + [f.name for f in sorted(p.parent.glob(f"{stem}.meta.json"))]
 

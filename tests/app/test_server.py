@@ -263,3 +263,18 @@ def test_training_bad_requests(client, body, status):
 def test_training_unknown_runs(client):
     _error(client.get("/api/training/" + "0" * 32), 404)
     _error(client.post("/api/training/../../x/cancel"), 404)
+
+
+@pytest.mark.parametrize("key", ["harmonypredictor", "transformer", "ddsp"])
+def test_models_validate_and_export(client, key):
+    r = client.post(f"/api/models/{key}/validate")
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["ok"] is True and body["checks"] and all(c["ok"] for c in body["checks"])
+    z = zipfile.ZipFile(io.BytesIO(client.get(f"/api/models/{key}/export").content))
+    assert z.namelist() and all("/" not in n for n in z.namelist())
+
+
+def test_models_validate_unknown(client):
+    _error(client.post("/api/models/nope/validate"), 404)
+    _error(client.get("/api/models/..%2F..%2Fetc/export"), 404)
