@@ -36,8 +36,9 @@ def server(tmp_path_factory):
     from kelly.app.server import create_app
 
     port = _free_port()
-    srv = uvicorn.Server(uvicorn.Config(create_app(tmp_path_factory.mktemp("app")), host="127.0.0.1", port=port,
-                                        log_level="warning"))
+    folder = tmp_path_factory.mktemp("app")
+    app = create_app(folder, engine_socket=str(folder / "no-engine.sock"))  # never a developer's running engine
+    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=srv.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20
@@ -176,3 +177,23 @@ def test_start_a_tiny_training_run_and_watch_it_advance(page, shots):
     assert pg.get_by_test_id("train-progress").get_attribute("value") == "4"
     assert _ink(pg, "train-curve") > 500, "no loss curve"
     pg.screenshot(path=str(shots / "training.png"), full_page=True)
+
+
+def test_models_validate_in_the_page(page):
+    pg = page
+    pg.locator("#tab-models").click()
+    pg.wait_for_function("document.body.dataset.state === 'ready'")
+    row = pg.locator("tr[data-model='DDSP voice']")
+    row.get_by_test_id("model-validate").click()
+    pg.wait_for_function("document.querySelector(\"tr[data-model='DDSP voice'] [data-testid=model-check]\")"
+                         ".dataset.ok !== undefined", timeout=30_000)
+    assert row.get_by_test_id("model-check").get_attribute("data-ok") == "true"
+    assert row.get_by_test_id("model-export").get_attribute("href").endswith("/api/models/ddsp/export")
+
+
+def test_live_tab_says_when_no_engine_is_running(page):
+    pg = page
+    pg.locator("#tab-live").click()
+    pg.get_by_test_id("live-connect").click()
+    pg.wait_for_function("document.body.dataset.live === 'disconnected'", timeout=15_000)
+    assert "kelly engine" in pg.get_by_test_id("panel-live").inner_text()

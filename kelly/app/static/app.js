@@ -4,7 +4,7 @@
  * Order: small helpers (DOM, API, busy and errors) → tabs → the V/A pad → Compose (the request,
  * then one render function per part of the result) → the piano roll (pure drawing) → Library →
  * Analyze → Models → Training (the form, one run's view and its loss curve, the list of runs, following
- * a run through Server-Sent Events) → init.
+ * a run through Server-Sent Events) → Live (a running engine, followed through Server-Sent Events) → init.
  *
  * Top-level code only defines things. init() runs once the document exists, so Node can import
  * this module for a smoke check. Server data is only ever put into the page as text
@@ -27,6 +27,9 @@ const state = {
   // shown: the run in the view; running: the server's one running run, followed (source or poll)
   // whichever run is shown, so that Start comes back when it ends.
   training: { runs: [], shown: null, running: null, following: null, source: null, poll: 0, pollError: '' },
+  // gen: bumped by Connect and Disconnect, so that a late answer to an older one is ignored.
+  live: { connected: false, source: null, engine: null, trail: [], target: null, dragging: false, sending: false, again: false,
+    gen: 0, retries: 0, retry: 0, probed: false, toggling: new Set(), modelRows: new Map() },
 };
 
 // --------------------------------------------------------------------------- DOM helpers
@@ -130,7 +133,7 @@ function showError(region, err) {
 const clearError = (region) => { region.textContent = ''; };
 
 // --------------------------------------------------------------------------- tabs
-const TABS = ['compose', 'library', 'analyze', 'models', 'training'];
+const TABS = ['compose', 'library', 'analyze', 'models', 'training', 'live'];
 
 function initTabs() {
   const list = $('[role="tablist"]');
@@ -161,6 +164,7 @@ function activateTab(name, { focus = false } = {}) {
   if (name === 'library' && state.library.stale) loadLibrary();
   if (name === 'models' && !state.models.loaded) loadModels();
   if (name === 'training') { drawCurve(); loadTraining(); }   // every time: a run may have started elsewhere
+  if (name === 'live') { drawLive(); if (!state.live.probed && !state.live.connected) probeLive(); }
 }
 
 // --------------------------------------------------------------------------- emotions
@@ -171,6 +175,7 @@ async function loadEmotions() {
       state.emotions = Array.isArray(data && data.emotions) ? data.emotions : [];
       fillJourneyPicker();
       setPad(state.pad.v, state.pad.a);            // redraw with the emotions as landmarks
+      drawLive();
     });
   } catch (err) { showError($('#app-error'), err); }
 }
@@ -257,6 +262,21 @@ function drawPad() {
   const ctx = canvas.getContext('2d');
   if (!ctx) return;
   ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+  const { x, y } = drawVAGrid(ctx, size);
+  const on = $('#use-pad').checked;
+  ctx.globalAlpha = on ? 1 : 0.4;                    // an unused pad looks it
+  ctx.beginPath(); ctx.arc(x(state.pad.v), y(state.pad.a), 9, 0, Math.PI * 2);
+  ctx.fillStyle = '#1f5f8b'; ctx.fill();
+  ctx.lineWidth = 3; ctx.strokeStyle = '#ffffff'; ctx.stroke();
+  ctx.globalAlpha = 1;
+}
+
+/**
+ * The plane both pads share, on a square canvas of `size` CSS pixels: the background, a faint grid,
+ * the neutral axes, the quadrant names and the thesaurus as landmarks. Returns the mapping
+ * (x: valence -1..1 across, y: arousal 0..1 up).
+ */
+function drawVAGrid(ctx, size) {
   const x = (v) => ((v + 1) / 2) * size, y = (a) => (1 - a) * size;
   ctx.fillStyle = '#fbfcfd'; ctx.fillRect(0, 0, size, size);
   // Faint grid and the two neutral axes, so "a little tense" can be aimed at.
@@ -276,12 +296,7 @@ function drawPad() {
     if (typeof e.valence !== 'number' || typeof e.arousal !== 'number') continue;
     ctx.beginPath(); ctx.arc(x(e.valence), y(e.arousal), 1.6, 0, Math.PI * 2); ctx.fill();
   }
-  const on = $('#use-pad').checked;
-  ctx.globalAlpha = on ? 1 : 0.4;                    // an unused pad looks it
-  ctx.beginPath(); ctx.arc(x(state.pad.v), y(state.pad.a), 9, 0, Math.PI * 2);
-  ctx.fillStyle = '#1f5f8b'; ctx.fill();
-  ctx.lineWidth = 3; ctx.strokeStyle = '#ffffff'; ctx.stroke();
-  ctx.globalAlpha = 1;
+  return { x, y };
 }
 
 // --------------------------------------------------------------------------- Compose: the request
@@ -837,7 +852,7 @@ async function loadModels() {
 function renderModels() {
   const body = $('#models-table tbody');
   body.replaceChildren(...state.models.list.map((m, i) => modelRow(m, i)));
-  if (!state.models.list.length) body.append(h('tr', {}, h('td', { colspan: 6, class: 'muted' }, 'Kelly reported no models.')));
+  if (!state.models.list.length) body.append(h('tr', {}, h('td', { colspan: 7, class: 'muted' }, 'Kelly reported no models.')));
 }
 
 function metricsList(metrics) {
@@ -860,7 +875,36 @@ function modelRow(m, i) {
     h('td', { class: 'provenance' }, m.provenance || '–'),
     h('td', {}, metricsList(m.metrics)),
     h('td', {}, h('span', { class: 'check' }, box, h('label', { for: id }, 'Enabled', h('span', { class: 'visually-hidden' }, ` (${m.name})`))),
-      switchable ? null : h('span', { class: 'hint block' }, 'always on')));
+      switchable ? null : h('span', { class: 'hint block' }, 'always on')),
+    h('td', {}, modelActions(m, i)));
+}
+
+/** Validate (the model's own checks, run by the server) and export (its files as a zip). */
+function modelActions(m, i) {
+  const key = m.key || m.name;
+  const result = h('div', { class: 'hint block', id: `model-check-${i}`, 'aria-live': 'polite', 'data-testid': 'model-check' });
+  const validate = h('button', { type: 'button', 'data-testid': 'model-validate', 'aria-label': `Validate ${m.name}` }, 'Validate');
+  validate.addEventListener('click', async () => {
+    const region = $('#models-error');
+    clearError(region);
+    validate.disabled = true;
+    result.textContent = 'Checking…';
+    try {
+      const r = await api(`/api/models/${encodeURIComponent(key)}/validate`, { method: 'POST', json: {} });
+      const checks = Array.isArray(r.checks) ? r.checks : [];
+      result.textContent = (r.ok ? 'All checks passed: ' : 'Failed: ') +
+        checks.map((c) => `${c.ok ? '✓' : '✗'} ${c.check} (${c.detail})`).join('; ');
+      result.dataset.ok = String(!!r.ok);
+    } catch (err) {
+      result.textContent = '';
+      showError(region, err);
+    } finally {
+      validate.disabled = false;
+    }
+  });
+  const exportLink = h('a', { href: `/api/models/${encodeURIComponent(key)}/export`, download: `kelly-${key}.zip`,
+    'data-testid': 'model-export', 'aria-label': `Export ${m.name} (zip)` }, 'Export');
+  return h('div', { class: 'model-actions' }, validate, ' ', exportLink, result);
 }
 
 async function toggleModel(m, box) {
@@ -1321,6 +1365,472 @@ export function drawLossCurve(canvas, run) {
   return { log, lo, hi, xMax };
 }
 
+// --------------------------------------------------------------------------- Live
+// A running `kelly engine`, followed through GET /api/live/events (its state four times a second).
+// The page keeps the last 40 s of fused readings itself, for the trail on the plane.
+const LIVE_TRAIL_S = 40;
+const LIVE_SOURCES = ['audio', 'text', 'biometrics', 'explicit'];
+const LIVE_COLOURS = { audio: PALETTE[1], text: PALETTE[2], biometrics: PALETTE[3], explicit: PALETTE[6] };
+const LIVE_NUMBERS = [
+  ['blocks', 'Blocks'], ['overruns', 'Overruns'], ['dropped_frames', 'Dropped frames'],
+  ['inferences', 'Inferences'], ['notes_sounding', 'Notes sounding'], ['latency', 'Latency'],
+];
+const LIVE_RETRIES = 3;
+const pct = (x) => (isNum(x) ? `${Math.round(clamp(x, 0, 1) * 100)} %` : '–');
+const liveColour = (name) => LIVE_COLOURS[name] || PALETTE[7];
+/** A reading with the numbers the plane needs, or null. */
+const liveReading = (e) => (isObj(e) && isNum(e.valence) && isNum(e.arousal) ? e : null);
+
+function initLive() {
+  const plane = $('#live-plane'), l = state.live;
+  $('#live-connect').addEventListener('click', () => liveConnect());
+  $('#live-disconnect').addEventListener('click', () => liveDisconnect());
+  $('#live-emotion-send').addEventListener('click', () => sendLiveEmotion());
+  $('#live-text-form').addEventListener('submit', (e) => { e.preventDefault(); sendLiveText(); });
+  const dominance = $('#live-dominance');
+  dominance.addEventListener('input', () => { $('#live-dominance-value').textContent = fmt(Number(dominance.value)); });
+
+  // The plane: a press (and drag) chooses the point, letting go sends it; the keyboard moves the ring, Enter sends.
+  const fromPointer = (e) => {
+    const r = plane.getBoundingClientRect();
+    setLiveTarget(((e.clientX - r.left) / r.width) * 2 - 1, 1 - (e.clientY - r.top) / r.height);
+  };
+  plane.addEventListener('pointerdown', (e) => {
+    if (e.button !== 0) return;
+    plane.setPointerCapture(e.pointerId);
+    l.dragging = true;
+    plane.focus();
+    fromPointer(e);
+  });
+  plane.addEventListener('pointermove', (e) => { if (l.dragging) fromPointer(e); });
+  plane.addEventListener('pointerup', (e) => {
+    if (!l.dragging) return;
+    l.dragging = false;
+    fromPointer(e);
+    sendLiveEmotion();
+  });
+  plane.addEventListener('pointercancel', () => { l.dragging = false; });
+  plane.addEventListener('keydown', (e) => {
+    if (e.key === 'Enter') { e.preventDefault(); sendLiveEmotion(); return; }
+    const step = e.shiftKey ? 0.2 : 0.05;
+    const move = { ArrowLeft: [-step, 0], ArrowRight: [step, 0], ArrowUp: [0, step], ArrowDown: [0, -step] }[e.key];
+    if (!move) return;
+    e.preventDefault();
+    // The first move starts from where the engine is (the middle of the plane before any reading).
+    const now = liveReading(l.engine && l.engine.emotion);
+    const from = l.target || (now ? { v: now.valence, a: now.arousal } : { v: 0, a: 0.5 });
+    setLiveTarget(from.v + move[0], from.a + move[1]);
+  });
+  if (typeof ResizeObserver !== 'undefined') new ResizeObserver(() => drawLive()).observe(plane);
+
+  // The numbers are built once and then only their text changes (they change four times a second).
+  $('#live-numbers').replaceChildren(...LIVE_NUMBERS.map(([key, label]) => h('div', {},
+    h('dt', {}, label), h('dd', { 'data-key': key }, '–'))));
+  renderLiveSources(null);
+  renderLiveModels(null);
+  renderLiveWarnings(null);
+  setLiveConnection(false);
+}
+
+/** The status line, e.g. "connected · bar 12 · 96 BPM · 4/4 · playing". */
+export function liveStatusText(s) {
+  if (!isObj(s)) return 'connected';
+  return ['connected', isNum(s.bar) && `bar ${s.bar}`, isNum(s.tempo_bpm) && `${Math.round(s.tempo_bpm)} BPM`,
+    s.time_signature, s.playing ? 'playing' : 'stopped', s.running === false && 'engine stopping'].filter(Boolean).join(' · ');
+}
+
+/** The sentence for "no engine": the server's (it names the socket and `kelly engine`), else ours. */
+const liveMessage = (data) => (isObj(data) && typeof data.message === 'string' && data.message.trim()
+  ? data.message : 'No kelly engine is answering; start one with `kelly engine`.');
+
+/** Connected (following the stream) or not: the buttons, the status line and body[data-live] follow. */
+function setLiveConnection(on, message = '') {
+  const l = state.live, connect = $('#live-connect'), disconnect = $('#live-disconnect');
+  const was = l.connected;
+  // The button about to be hidden may have the keyboard: hand it to the other one.
+  const handOver = document.activeElement === (on ? connect : disconnect);
+  l.connected = on;
+  connect.hidden = on;
+  disconnect.hidden = !on;
+  if (handOver) (on ? disconnect : connect).focus();
+  $('#panel-live').classList.toggle('live-off', !on);
+  const status = $('#live-status');
+  status.dataset.live = on ? 'connected' : 'disconnected';
+  status.textContent = on ? liveStatusText(l.engine) : (message || 'Not connected.');
+  document.body.dataset.live = on ? 'connected' : 'disconnected';
+  if (was !== on) $('#live-announce').textContent = on ? 'Connected to the engine.' : (message || 'Disconnected.');
+}
+
+/** Close the stream and any pending retry (nothing is shown). */
+function liveClose() {
+  const l = state.live;
+  if (l.source) { l.source.close(); l.source = null; }
+  clearTimeout(l.retry);
+}
+
+/** Connect: ask once (for the message when there is no engine), then follow the stream. */
+async function liveConnect() {
+  const l = state.live, region = $('#live-error'), button = $('#live-connect');
+  if (button.disabled) return;
+  const focused = document.activeElement === button;
+  const gen = ++l.gen;
+  clearError(region);
+  liveClose();
+  try {
+    await withButton(button, 'Connecting…', () => withBusy(async () => {
+      const data = await api('/api/live');
+      if (gen !== l.gen) return;
+      if (!isObj(data) || !data.connected) {
+        const message = liveMessage(data);
+        setLiveConnection(false, message);
+        $('#live-announce').textContent = message;
+        return;
+      }
+      l.retries = 0;
+      l.engine = isObj(data.state) ? data.state : l.engine;
+      setLiveConnection(true);
+      if (isObj(data.state)) { pushLiveTrail(data.state); renderLive(data.state); }
+      openLiveStream(gen);
+    }));
+  } catch (err) {
+    if (gen !== l.gen) return;
+    setLiveConnection(false, 'Not connected.');
+    showError(region, err);
+  }
+  // The disabled button lost the keyboard: give it back, to Disconnect when that is what shows now.
+  if (focused && gen === l.gen) (l.connected ? $('#live-disconnect') : button).focus();
+}
+
+function liveDisconnect() {
+  const l = state.live;
+  l.gen++;
+  liveClose();
+  setLiveConnection(false, 'Disconnected. Choose Connect to follow the engine again.');
+  $('#live-connect').focus();
+}
+
+function openLiveStream(gen) {
+  const l = state.live;
+  if (typeof EventSource === 'undefined') {
+    setLiveConnection(false, 'This browser cannot follow a stream of events, so the Live tab cannot follow the engine.');
+    return;
+  }
+  const source = l.source = new EventSource('/api/live/events');
+  source.addEventListener('message', (e) => {
+    if (l.source !== source) return;
+    let data;
+    try { data = JSON.parse(e.data); } catch { return; }   // not JSON: the next event says it all again
+    if (!isObj(data)) return;
+    if (data.connected === false) {                  // the engine went away; the server ends the stream
+      liveClose();
+      setLiveConnection(false, liveMessage(data));
+      return;
+    }
+    l.retries = 0;
+    if (!isObj(data.state)) return;
+    if (!l.connected) setLiveConnection(true);
+    pushLiveTrail(data.state);
+    renderLive(data.state);
+  });
+  // No engine (the request fails with 400) or the stream broke: EventSource would retry on its own,
+  // forever; close it and ask GET /api/live why, which also has the sentence to show.
+  source.addEventListener('error', () => {
+    if (l.source !== source) return;
+    liveClose();
+    liveLost(gen);
+  });
+}
+
+async function liveLost(gen) {
+  const l = state.live;
+  let data;
+  try { data = await api('/api/live'); } catch (err) {
+    if (gen === l.gen) setLiveConnection(false, err instanceof ApiError ? err.message : NETWORK_MESSAGE);
+    return;
+  }
+  if (gen !== l.gen) return;                          // connected again, or disconnected, meanwhile
+  if (isObj(data) && data.connected && l.retries < LIVE_RETRIES) {
+    // The engine answers but the stream broke (the app restarted?): open it again in a second.
+    l.retries += 1;
+    if (isObj(data.state)) renderLive(data.state);
+    l.retry = setTimeout(() => { if (gen === l.gen && !l.source) openLiveStream(gen); }, 1000);
+    return;
+  }
+  setLiveConnection(false, isObj(data) && data.connected
+    ? 'The live stream keeps breaking although the engine answers; choose Connect to try again.' : liveMessage(data));
+}
+
+/** Keep a fused reading for the trail, and forget those older than the trail. */
+function pushLiveTrail(s) {
+  const trail = state.live.trail, e = liveReading(s.emotion), now = performance.now() / 1000;
+  if (e) trail.push({ t: now, v: e.valence, a: e.arousal, c: isNum(e.confidence) ? e.confidence : 0 });
+  while (trail.length && now - trail[0].t > LIVE_TRAIL_S) trail.shift();
+}
+
+/** An EngineState (from the stream, GET /api/live or a POST's answer) everywhere it shows. */
+function renderLive(s) {
+  if (!isObj(s)) return;
+  const l = state.live;
+  l.engine = s;
+  if (l.connected) $('#live-status').textContent = liveStatusText(s);
+  const e = liveReading(s.emotion);
+  $('#live-emotion').textContent = e
+    ? `Now: ${e.label || 'unnamed'} · confidence ${pct(e.confidence)} · valence ${fmt(e.valence)}, arousal ${fmt(e.arousal)}, dominance ${fmt(e.dominance)}`
+    : 'No reading yet.';
+  renderLiveSources(s);
+  renderLiveModels(s);
+  renderLiveNumbers(s);
+  renderLiveWarnings(s);
+  drawLive();
+  document.body.dataset.liveSeq = String(s.seq);
+}
+
+function renderLiveSources(s) {
+  const sources = isObj(s) && isObj(s.sources) ? s.sources : {};
+  const names = [...LIVE_SOURCES, ...Object.keys(sources).filter((n) => !LIVE_SOURCES.includes(n)).sort()];
+  $('#live-sources').replaceChildren(...names.map((name) => {
+    const e = liveReading(sources[name]);
+    const words = e
+      ? [e.label || 'unnamed', `valence ${fmt(e.valence)}, arousal ${fmt(e.arousal)}`, `confidence ${pct(e.confidence)}`,
+        isNum(e.age_s) && `${e.age_s < 10 ? e.age_s.toFixed(1) : Math.round(e.age_s)} s ago`].filter(Boolean).join(' · ')
+      : 'nothing yet';
+    return h('li', { 'data-source': name, class: e ? null : 'muted' },
+      h('span', { class: 'swatch', style: { background: liveColour(name) }, 'aria-hidden': 'true' }),
+      h('span', { class: 'live-source-name' }, name), h('span', { class: 'live-source-reading' }, words));
+  }));
+}
+
+/**
+ * One labelled switch per model. The rows are only rebuilt when the set of models changes; otherwise
+ * the boxes and badges are updated in place (rebuilt four times a second, they would lose focus and clicks).
+ */
+function renderLiveModels(s) {
+  const l = state.live, list = $('#live-models');
+  const models = isObj(s) && isObj(s.models) ? s.models : {};
+  const names = Object.keys(models).sort();
+  const key = isObj(s) ? names.join('\n') : null;
+  if (list.dataset.names !== String(key)) {
+    list.dataset.names = String(key);
+    l.modelRows = new Map();
+    list.replaceChildren(...names.map((name, i) => liveModelRow(name, i)));
+    if (!names.length) list.append(h('li', { class: 'muted' }, isObj(s) ? 'The engine reported no models.' : 'Connect to see the engine’s models.'));
+  }
+  for (const name of names) {
+    const row = l.modelRows.get(name), m = isObj(models[name]) ? models[name] : {};
+    if (!row) continue;
+    if (!l.toggling.has(name)) row.box.checked = !!m.enabled;
+    const badge = m.live ? 'live' : 'fallback';
+    row.badge.textContent = badge;
+    row.badge.className = `train-badge live-badge live-badge-${badge}`;
+    row.status.textContent = [m.status, m.path].filter(Boolean).join(' · ');
+    row.li.dataset.live = String(!!m.live);
+    row.li.dataset.enabled = String(!!m.enabled);
+  }
+}
+
+function liveModelRow(name, i) {
+  const id = `live-model-${i}`;
+  const box = h('input', { type: 'checkbox', id, 'data-model': name });
+  box.addEventListener('change', () => toggleLiveModel(name, box));
+  const badge = h('span', { class: 'train-badge live-badge' });
+  const status = h('span', { class: 'hint live-model-status' });
+  const li = h('li', { 'data-model': name },
+    h('span', { class: 'check' }, box, h('label', { for: id }, name)), badge, status);
+  state.live.modelRows.set(name, { li, box, badge, status });
+  return li;
+}
+
+async function toggleLiveModel(name, box) {
+  const l = state.live, region = $('#live-error'), enabled = box.checked;
+  clearError(region);
+  // Not disabled meanwhile (that would drop the keyboard's focus): the stream just leaves the box alone.
+  l.toggling.add(name);
+  box.setAttribute('aria-busy', 'true');
+  try {
+    await withBusy(async () => {
+      const s = await api(`/api/live/models/${encodeURIComponent(name)}`, { method: 'POST', json: { enabled } });
+      l.toggling.delete(name);
+      renderLive(s);
+      $('#live-announce').textContent = `${name} ${enabled ? 'switched on' : 'switched off'}.`;
+    });
+  } catch (err) {
+    box.checked = !enabled;                          // the box shows what the engine has, not the wish
+    showError(region, err);
+  } finally {
+    l.toggling.delete(name);
+    box.removeAttribute('aria-busy');
+  }
+}
+
+function renderLiveNumbers(s) {
+  const latency = isNum(s.latency_samples) && isNum(s.sample_rate) && s.sample_rate > 0
+    ? `${((s.latency_samples / s.sample_rate) * 1000).toFixed(1)} ms` : '–';
+  for (const [key] of LIVE_NUMBERS) {
+    const dd = $(`#live-numbers dd[data-key="${key}"]`);
+    if (dd) dd.textContent = key === 'latency' ? latency : (isNum(s[key]) ? String(s[key]) : '–');
+  }
+  $('#live-meta').textContent = [
+    s.clock && `${s.clock} clock`, isNum(s.time_s) && `engine time ${durationText(s.time_s * 1000)}`,
+    isNum(s.sample_rate) && `${s.sample_rate} Hz`, isNum(s.block) && `blocks of ${s.block} samples`,
+    `MIDI out: ${s.midi_out || 'none'}`,
+  ].filter(Boolean).join(' · ');
+}
+
+function renderLiveWarnings(s) {
+  const list = $('#live-warnings');
+  const warnings = isObj(s) && Array.isArray(s.warnings) ? s.warnings.map(String) : [];
+  const key = isObj(s) ? JSON.stringify(warnings) : '';
+  if (list.dataset.key === key) return;              // the same list: leave it (it may be being read)
+  list.dataset.key = key;
+  list.replaceChildren(...warnings.map((w) => h('li', {}, w)));
+  if (!warnings.length) list.append(h('li', { class: 'muted' }, isObj(s) ? 'None.' : 'Connect to see the engine’s warnings.'));
+}
+
+/** The point to send (the ring on the plane), from a click or the arrow keys. */
+function setLiveTarget(v, a) {
+  const l = state.live, plane = $('#live-plane');
+  l.target = { v: round2(clamp(v, -1, 1)), a: round2(clamp(a, 0, 1)) };
+  const text = `valence ${fmt(l.target.v)}, arousal ${fmt(l.target.a)}`;
+  plane.setAttribute('aria-valuenow', String(l.target.v));
+  plane.setAttribute('aria-valuetext', text);
+  plane.dataset.valence = String(l.target.v);
+  plane.dataset.arousal = String(l.target.a);
+  const near = nearestEmotion(l.target.v, l.target.a);
+  $('#live-target').textContent = `Point to set: ${text}${near ? ` · near “${near.name}”` : ''}`;
+  drawLive();
+}
+
+/** POST the ring's point with the dominance; while one is on its way, the newest point follows it. */
+async function sendLiveEmotion() {
+  const l = state.live, region = $('#live-error');
+  if (!l.target) {
+    showError(region, new FormError('Click a point on the plane, or move the ring with the arrow keys, first.'));
+    return;
+  }
+  if (l.sending) { l.again = true; return; }
+  l.sending = true;
+  clearError(region);
+  try {
+    do {
+      l.again = false;
+      const body = { valence: l.target.v, arousal: l.target.a, dominance: round2(Number($('#live-dominance').value)) };
+      const s = await withBusy(() => api('/api/live/emotion', { method: 'POST', json: body }));
+      renderLive(s);
+      $('#live-announce').textContent = `Emotion set: valence ${fmt(body.valence)}, arousal ${fmt(body.arousal)}, dominance ${fmt(body.dominance)}.`;
+    } while (l.again);
+  } catch (err) { showError(region, err); }
+  finally { l.sending = false; }
+}
+
+async function sendLiveText() {
+  const input = $('#live-text'), region = $('#live-error'), out = $('#live-text-read');
+  const text = input.value.trim();
+  clearError(region);
+  if (!text) { showError(region, new FormError('Write a few words first.')); input.focus(); return; }
+  try {
+    await withButton($('#live-text-send'), 'Sending…', () => withBusy(async () => {
+      const data = await api('/api/live/text', { method: 'POST', json: { text } });
+      const read = isObj(data) && typeof data.read === 'string' && data.read ? data.read : null;
+      // The engine answers a sentence ("read as fury (valence -0.70, …)"); a bare name is quoted.
+      const said = read && /^read as\b/i.test(read) ? read : read && `read as “${read}”`;
+      out.textContent = said ? said.charAt(0).toUpperCase() + said.slice(1) : 'The engine read no emotion in those words.';
+      out.dataset.read = read || '';
+      if (isObj(data) && isObj(data.state)) renderLive(data.state);
+    }));
+  } catch (err) { showError(region, err); }
+}
+
+/** Once, when the tab is first shown: say whether an engine is there, before anyone presses Connect. */
+async function probeLive() {
+  const l = state.live, gen = l.gen;
+  l.probed = true;
+  try {
+    await withBusy(async () => {
+      const data = await api('/api/live');
+      if (gen !== l.gen || l.connected) return;     // Connect was pressed meanwhile: it has the say
+      if (isObj(data) && data.connected) {
+        if (isObj(data.state)) renderLive(data.state);
+        $('#live-status').textContent = `An engine is listening${data.socket ? ` at ${data.socket}` : ''}; choose Connect to follow it.`;
+      } else $('#live-status').textContent = liveMessage(data);
+    });
+  } catch (err) { if (gen === l.gen) showError($('#live-error'), err); }
+}
+
+function drawLive() {
+  const canvas = $('#live-plane'), l = state.live;
+  const size = canvas.clientWidth;
+  if (!size) return;                                 // hidden tab: drawn again when shown
+  const dpr = Math.min(globalThis.devicePixelRatio || 1, 3);
+  if (canvas.width !== Math.round(size * dpr)) { canvas.width = canvas.height = Math.round(size * dpr); }
+  const ctx = canvas.getContext('2d');
+  if (!ctx) return;
+  ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+  const { x, y } = drawVAGrid(ctx, size);
+  const s = isObj(l.engine) ? l.engine : null;
+
+  // The trail: the fused readings of the last 40 s, fading with age.
+  const now = performance.now() / 1000, trail = l.trail;
+  ctx.lineWidth = 2; ctx.lineCap = 'round';
+  for (let i = 1; i < trail.length; i++) {
+    const p = trail[i - 1], q = trail[i], fade = 1 - (now - q.t) / LIVE_TRAIL_S;
+    if (fade <= 0) continue;
+    ctx.strokeStyle = `rgba(31, 95, 139, ${(0.55 * fade).toFixed(3)})`;
+    ctx.beginPath(); ctx.moveTo(x(p.v), y(p.a)); ctx.lineTo(x(q.v), y(q.a)); ctx.stroke();
+  }
+
+  // The fused emotion: larger and more opaque the more confident; its name and confidence go on top of
+  // everything (after the sources and the ring, which it would otherwise hide).
+  const e = liveReading(s && s.emotion);
+  const c = e ? clamp(isNum(e.confidence) ? e.confidence : 0, 0, 1) : 0, px = e ? x(e.valence) : 0, py = e ? y(e.arousal) : 0;
+  if (e) {
+    ctx.globalAlpha = 0.3 + 0.7 * c;
+    ctx.beginPath(); ctx.arc(px, py, 5 + 9 * c, 0, Math.PI * 2);
+    ctx.fillStyle = '#1f5f8b'; ctx.fill();
+    ctx.lineWidth = 3; ctx.strokeStyle = '#ffffff'; ctx.stroke();
+    ctx.globalAlpha = 1;
+  }
+
+  // Each source: a small square in its colour, named, fainter when unsure.
+  ctx.font = '11px system-ui, sans-serif'; ctx.textBaseline = 'middle';
+  for (const [name, reading] of Object.entries(s && isObj(s.sources) ? s.sources : {})) {
+    const src = liveReading(reading);
+    if (!src) continue;
+    const sx = x(src.valence), sy = y(src.arousal), colour = liveColour(name);
+    ctx.globalAlpha = 0.45 + 0.55 * clamp(isNum(src.confidence) ? src.confidence : 0, 0, 1);
+    ctx.fillStyle = colour; ctx.strokeStyle = '#ffffff'; ctx.lineWidth = 1.5;
+    ctx.beginPath(); ctx.rect(sx - 4.5, sy - 4.5, 9, 9); ctx.fill(); ctx.stroke();
+    const left = sx > size - 70;
+    ctx.textAlign = left ? 'right' : 'left';
+    ctx.lineWidth = 3; ctx.strokeText(name, sx + (left ? -8 : 8), sy);
+    ctx.fillText(name, sx + (left ? -8 : 8), sy);
+    ctx.globalAlpha = 1;
+  }
+
+  // The point to send: a ring with a cross.
+  if (l.target) {
+    const tx = x(l.target.v), ty = y(l.target.a);
+    ctx.strokeStyle = '#222222'; ctx.lineWidth = 2;
+    ctx.beginPath(); ctx.arc(tx, ty, 10, 0, Math.PI * 2); ctx.stroke();
+    ctx.beginPath(); ctx.moveTo(tx - 15, ty); ctx.lineTo(tx - 6, ty); ctx.moveTo(tx + 6, ty); ctx.lineTo(tx + 15, ty);
+    ctx.moveTo(tx, ty - 15); ctx.lineTo(tx, ty - 6); ctx.moveTo(tx, ty + 6); ctx.lineTo(tx, ty + 15); ctx.stroke();
+  }
+
+  if (e) {
+    const label = `${e.label || 'unnamed'} · ${pct(c)}`;
+    ctx.font = '600 13px system-ui, sans-serif';
+    const w = ctx.measureText(label).width, r = 5 + 9 * c + 6;
+    const left = px + r + w > size - 4;
+    const ly = clamp(py - r, 10, size - 10);
+    ctx.textAlign = left ? 'right' : 'left'; ctx.textBaseline = 'middle';
+    ctx.lineWidth = 4; ctx.strokeStyle = '#ffffff'; ctx.strokeText(label, px + (left ? -r : r), ly);
+    ctx.fillStyle = '#1d232b'; ctx.fillText(label, px + (left ? -r : r), ly);
+  } else {
+    ctx.font = '13px system-ui, sans-serif'; ctx.textAlign = 'center'; ctx.textBaseline = 'middle';
+    ctx.fillStyle = '#56606b';
+    ctx.fillText(s ? 'The engine has no reading yet.' : 'Connect to see the engine’s emotion.', size / 2, size / 2 - 16);
+  }
+}
+
 // --------------------------------------------------------------------------- init
 async function loadHealth() {
   try {
@@ -1343,6 +1853,7 @@ export function init() {
   initAnalyze();
   initModels();
   initTraining();
+  initLive();
   const start = location.hash.slice(1);
   activateTab(TABS.includes(start) ? start : 'compose');
   loadHealth();
