@@ -253,15 +253,23 @@ function setPad(v, a, { user = false } = {}) {
   drawPad();
 }
 
-function drawPad() {
-  const canvas = $('#va-pad');
+/** A square canvas sized for the screen's pixel density: its context in CSS pixels, or null while hidden. */
+function squareCanvas(canvas) {
   const size = canvas.clientWidth;
-  if (!size) return;                                 // hidden tab: drawn again when shown
+  if (!size) return null;
   const dpr = Math.min(globalThis.devicePixelRatio || 1, 3);
   if (canvas.width !== Math.round(size * dpr)) { canvas.width = canvas.height = Math.round(size * dpr); }
   const ctx = canvas.getContext('2d');
-  if (!ctx) return;
+  if (!ctx) return null;
   ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+  return { ctx, size };
+}
+
+function drawPad() {
+  const canvas = $('#va-pad');
+  const ready = squareCanvas(canvas);
+  if (!ready) return;                                // hidden tab: drawn again when shown
+  const { ctx, size } = ready;
   const { x, y } = drawVAGrid(ctx, size);
   const on = $('#use-pad').checked;
   ctx.globalAlpha = on ? 1 : 0.4;                    // an unused pad looks it
@@ -1758,13 +1766,9 @@ async function probeLive() {
 
 function drawLive() {
   const canvas = $('#live-plane'), l = state.live;
-  const size = canvas.clientWidth;
-  if (!size) return;                                 // hidden tab: drawn again when shown
-  const dpr = Math.min(globalThis.devicePixelRatio || 1, 3);
-  if (canvas.width !== Math.round(size * dpr)) { canvas.width = canvas.height = Math.round(size * dpr); }
-  const ctx = canvas.getContext('2d');
-  if (!ctx) return;
-  ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+  const ready = squareCanvas(canvas);
+  if (!ready) return;                                // hidden tab: drawn again when shown
+  const { ctx, size } = ready;
   const { x, y } = drawVAGrid(ctx, size);
   const s = isObj(l.engine) ? l.engine : null;
 
