@@ -18,11 +18,11 @@ LOOPBACK = ("127.0.0.1", "::1", "localhost")
 
 
 def register(sub) -> None:
-    p = sub.add_parser("serve", help="the companion web app: compose, listen, keep, analyse, in a browser",
+    p = sub.add_parser("serve", help="the companion web app in a browser: compose, listen, keep, train, play live",
                        description="Start Kelly's web app on this computer and print its address "
                                    "(http://127.0.0.1:8765 by default). Compose from a feeling or the V/A pad, "
                                    "see and hear the result, keep it in your library, analyse MIDI files, "
-                                   "switch networks on and off.")
+                                   "validate and switch models, train a network, steer a running kelly engine.")
     p.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (default 127.0.0.1: this computer only)")
     p.add_argument("--port", type=int, default=8765, help="port (default 8765)")
