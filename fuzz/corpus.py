@@ -17,6 +17,31 @@ _TEXTS = ["I feel grief, but I'm starting to hope", "I have never felt worse", "
 
 
 def _seeds(name: str) -> dict[str, bytes]:
+    if name == "socket_frame":
+        import struct
+
+        bodies = [b'{"type":"GetState","id":1}', b'{"type":"SetEmotion","id":2,"valence":0.5,"arousal":0.4,'
+                  b'"dominance":0.6}', b'{"type":"SetText","id":3,"text":"I feel calm"}', b'{"type":"Nope"}', b"[]"]
+        return {f"f{i}": struct.pack("<I", len(b)) + b for i, b in enumerate(bodies)}
+    if name == "tokens":
+        from kelly.emotion.thesaurus import state_for
+        from kelly.generator import ComposeOptions, compose
+        from kelly.transformer.tokens import CompoundTokenizer
+
+        song = compose(state_for("hope"), ComposeOptions(bars=2, seed=1)).song
+        rows = CompoundTokenizer().encode(song)
+        return {"hope": bytes(int(v) & 0xFF for v in rows.ravel()[:4000]), "empty": b""}
+    if name == "train_config":
+        from kelly.ddsp.train import DEFAULT_CONFIG as DDSP
+        from kelly.transformer.train import DEFAULT_CONFIG as TRANSFORMER
+
+        return {"ddsp": DDSP.read_bytes(), "transformer": TRANSFORMER.read_bytes(),
+                "bad": b"[tiny]\nsteps = -1\nhidden = 'x'\n"}
+    if name == "ddsp_voice":
+        from kelly.ddsp.voice import SHIPPED_VOICE
+
+        shipped = (SHIPPED_VOICE / "ddsp.json").read_bytes()
+        return {"small": _small_ddsp_json(), "truncated": shipped[:4000]}
     if name == "text":
         seeds = {f"t{i}": t.encode("utf-8") for i, t in enumerate(_TEXTS)}
         fixture = ROOT / "tests" / "fixtures" / "feel_eval.jsonl"
@@ -86,6 +111,23 @@ def _seeds(name: str) -> dict[str, bytes]:
                             np.array([[0.3, 0.2, 0.6], [-0.7, 0.6, 0.2]]), np.array([1, 0]))
         return {"small": blob, "small-raw": gzip.decompress(blob)}
     raise KeyError(name)
+
+
+def _small_ddsp_json() -> bytes:
+    """A valid DDSP decoder of hidden size 4 (the shipped one is 2 MB: too big a seed to mutate)."""
+    import numpy as np
+
+    from kelly.ddsp.core import N_INPUTS, N_OUTPUTS
+    from kelly.ml.convert import dense_json, gru_json
+
+    rng = np.random.default_rng(0)
+    h = 4
+    layers = [dense_json(rng.normal(size=(h, N_INPUTS)), np.zeros(h), "relu"),
+              dense_json(rng.normal(size=(h, h)), np.zeros(h), "relu"),
+              gru_json(rng.normal(size=(3 * h, h)), rng.normal(size=(3 * h, h)), np.zeros(3 * h), np.zeros(3 * h)),
+              dense_json(rng.normal(size=(h, h)), np.zeros(h), "relu"),
+              dense_json(rng.normal(size=(N_OUTPUTS, h)), np.zeros(N_OUTPUTS), "")]
+    return json.dumps({"in_shape": [None, None, N_INPUTS], "layers": layers}).encode()
 
 
 def write_corpus(name: str, folder: Path) -> Path:

@@ -96,8 +96,51 @@ def lexicon(data: bytes) -> None:
     decode_table(data if data[:2] == b"\x1f\x8b" else gzip.compress(data, mtime=0))
 
 
+def socket_frame(data: bytes) -> None:
+    """A frame from a socket client: the 4-byte length header, then the body as a request."""
+    from kelly.ipc.framing import decode_request, frame_length
+
+    if len(data) >= 4:
+        frame_length(data[:4])
+    decode_request(data[4:] if len(data) >= 4 else data)
+
+
+def tokens(data: bytes) -> None:
+    """Any compound-token rows the transformer could emit, decoded (repaired, never raising) to MIDI bytes."""
+    import numpy as np
+
+    from kelly.transformer.tokens import FAMILIES, CompoundTokenizer
+
+    width = len(FAMILIES)
+    rows = np.frombuffer(data[: (len(data) // width) * width], dtype=np.uint8).astype(np.int64).reshape(-1, width)
+    song = CompoundTokenizer().decode(rows[:2000])
+    song.to_bytes()
+
+
+def train_config(data: bytes) -> None:
+    """A TOML config for the DDSP voice's and the transformer's trainers (the section [tiny])."""
+    from kelly.ddsp.train import TrainSettings as DdspSettings
+    from kelly.ml.train.sections import load_section
+    from kelly.transformer.train import TrainSettings as TransformerSettings
+
+    path = _as_file(data, ".toml")
+    for cls, what in ((DdspSettings, "ddsp"), (TransformerSettings, "transformer")):
+        try:
+            load_section(cls, "tiny", path, what=what)
+        except KellyError:
+            pass  # a clear refusal; the other trainer still reads the file
+
+
+def ddsp_voice(data: bytes) -> None:
+    """A DDSP voice's decoder JSON: checked by the runtime's reader and the decoder's own shape check."""
+    from kelly.ddsp.decoder import NumpyDecoder
+
+    NumpyDecoder(data, name="fuzz-ddsp.json")
+
+
 TARGETS = {"text": text, "midi": midi, "midi_chain": midi_chain, "intent": intent, "groove_template": groove_template,
-           "rtneural": rtneural, "onnx": onnx, "csv": csv, "lexicon": lexicon}
+           "rtneural": rtneural, "onnx": onnx, "csv": csv, "lexicon": lexicon, "socket_frame": socket_frame,
+           "tokens": tokens, "train_config": train_config, "ddsp_voice": ddsp_voice}
 
 
 def main() -> None:
