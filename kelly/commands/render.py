@@ -145,9 +145,9 @@ def explanation_emotion(midi: str | os.PathLike, song):
 
 def write_wav(midi: str | os.PathLike, wav: str | os.PathLike, *, soundfont=None, sample_rate: int = 44100,
               force: bool = False, voice: tuple[str, str | None] = ("soundfont", None), emotion=None,
-              seed: int = 0) -> str:
+              seed: int = 0, ddsp_voice=None) -> str:
     """Render ``midi`` to ``wav`` with the soundfont (:func:`kelly.render.audio.render_midi_file`) or the DDSP
-    voice (:func:`kelly.ddsp.voice.render_song`); returns the "Wrote:" line."""
+    voice (:func:`kelly.ddsp.voice.render_song`; ``ddsp_voice``: one already loaded); returns the "Wrote:" line."""
     from kelly.render.audio import find_soundfont, render_midi_file, wav_stats
 
     started = time.perf_counter()
@@ -157,7 +157,7 @@ def write_wav(midi: str | os.PathLike, wav: str | os.PathLike, *, soundfont=None
         from kelly.song import read_midi
 
         song = read_midi(midi)
-        dv = DdspVoice(voice[1])
+        dv = ddsp_voice if ddsp_voice is not None else DdspVoice(voice[1])
         if emotion is None:
             emotion = explanation_emotion(midi, song)
         drums = any(t.is_drum and t.notes for t in song.tracks)
@@ -260,14 +260,14 @@ def run(args) -> int:
     song = read_midi(midi)  # a bad MIDI file is reported before a missing synthesizer
     for line in song.warnings:
         print(f"kelly: warning: {line}", file=sys.stderr)
-    sf = None
+    sf = dv = None
     if wav is not None:
         from kelly.render.audio import find_soundfont, find_synth, synth_available
 
         if voice[0] == "ddsp":
             from kelly.ddsp.voice import DdspVoice
 
-            DdspVoice(voice[1])  # a missing or broken voice is reported before any work
+            dv = DdspVoice(voice[1])  # a missing or broken voice is reported before any work
         if voice[0] == "soundfont" or any(t.is_drum and t.notes for t in song.tracks):
             sf = find_soundfont(voice[1] if voice[0] == "soundfont" else args.soundfont)
             inputs.append(sf)
@@ -277,7 +277,7 @@ def run(args) -> int:
     lines = []
     if wav is not None:
         lines.append(write_wav(midi, wav, soundfont=sf, sample_rate=args.sample_rate, force=args.force,
-                               voice=voice, emotion=emotion, seed=args.seed))
+                               voice=voice, emotion=emotion, seed=args.seed, ddsp_voice=dv))
     if plot is not None:
         lines.append(write_plot(song, plot, chords=explanation_chords(midi, song), title=midi.stem,
                                 force=args.force, inputs=inputs))

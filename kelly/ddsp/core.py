@@ -341,15 +341,3 @@ class Reverb:
 def split_outputs(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Decoder outputs ``[..., 130]`` → (amplitude ``[..., 1]``, distribution ``[..., 64]``, noise ``[..., 65]``)."""
     return raw[..., :1], raw[..., 1:1 + N_HARMONICS], raw[..., 1 + N_HARMONICS:]
-
-
-def synthesize(raw: np.ndarray, f0_hz: np.ndarray, n_samples: int, rng: np.random.Generator) -> np.ndarray:
-    """One voice: decoder outputs ``[F, 130]`` and f0 ``[F]`` → ``[n_samples]`` audio at :data:`SAMPLE_RATE`.
-
-    Computed in float32 (the decoder's precision) for speed; the reference twins in float64 agree to −50 dB.
-    """
-    amp, dist, noise = split_outputs(np.asarray(raw, dtype=np.float32))
-    harmonic = Harmonic()
-    filtered = FilteredNoise()
-    return harmonic.get_signal(**harmonic.get_controls(amp, dist, f0_hz), n_samples=n_samples) + \
-        filtered.get_signal(**filtered.get_controls(noise), n_samples=n_samples, rng=rng)

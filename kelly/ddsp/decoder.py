@@ -82,7 +82,7 @@ class NumpyDecoder:
     """
 
     def __init__(self, data: bytes | str, *, name: str = "ddsp.json") -> None:
-        from kelly.ml.runtime import Activation, Dense, GRU, load_rtneural_bytes
+        from kelly.ml.runtime import Dense, GRU, load_rtneural_bytes
 
         model = load_rtneural_bytes(data, name=name, sizes=(N_INPUTS, N_OUTPUTS))
         kinds = [(type(layer).__name__, getattr(layer, "name", "")) for layer in model.layers]
@@ -93,7 +93,6 @@ class NumpyDecoder:
                              f"got {', '.join(k + (':' + a if a else '') for k, a in kinds)}")
         d = [layer for layer in model.layers if isinstance(layer, Dense)]
         g = next(layer for layer in model.layers if isinstance(layer, GRU))
-        assert not any(isinstance(layer, Activation) and layer.name != "relu" for layer in model.layers)
         self.dense = [(layer.weight, np.zeros(layer.out_size, np.float32) if layer.bias is None else layer.bias)
                       for layer in d]
         self.hidden = g.out_size

@@ -23,7 +23,6 @@ import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -239,6 +238,3 @@ def validate(folder: str | os.PathLike, *, steps: int = 200, seed: int = 1234) -
             checks.append(Check("onnx", False, f"onnxruntime cannot run it: {str(exc).splitlines()[0][:160]}"))
     return checks
 
-
-def params_doc(meta: dict) -> dict[str, Any]:
-    return {k: meta.get(k) for k in ("params", "hidden", "trained", "provenance")}
