@@ -13,6 +13,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks.headline import figure, met
+
 TEXT = "I feel grief, but I'm starting to hope"
 
 
@@ -64,5 +66,9 @@ def run() -> str:
         "",
         f"Whole process / in-process ratio: {med_whole / med_in:.1f}x (start-up and imports dominate). "
         f"Composing imports torch: {'yes' if _imports_torch() else 'no'}.",
+        figure("compose (issue 2)", "`kelly compose`, 32 bars, in-process", f"{med_in * 1000:.1f} ms", "goal < 100 ms",
+               met(med_in < 0.1), readme=True),
+        figure("compose (issue 2)", "`kelly compose`, 32 bars, whole process", f"{med_whole * 1000:.0f} ms",
+               "goal < 1 s", met(med_whole < 1)),
     ]
     return "\n".join(rows)

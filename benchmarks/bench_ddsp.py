@@ -23,7 +23,9 @@ import statistics
 import time
 from pathlib import Path
 
+from benchmarks.headline import figure, met
 
+AREA = "DDSP voice (issue 13)"
 ROOT = Path(__file__).resolve().parents[1]
 RUN = ROOT / "build" / "ddsp-small"
 
@@ -122,7 +124,12 @@ def run() -> str:
                   f"({rs['baseline_gain_db']:+.1f} dB) is fitted once on training segments. f0 tracking: pYIN finds "
                   f"**{100 * f0['within']:.1f} %** of {f0['voiced_frames']:,} voiced frames of {f0['notes']} "
                   f"soundfont notes of known pitch within 50 cents (goal ≥ 95 %); "
-                  f"{100 * f0['misses_an_octave_off']:.0f} % of the misses are a whole octave off."]
+                  f"{100 * f0['misses_an_octave_off']:.0f} % of the misses are a whole octave off.",
+                  figure(AREA, "f0 within 50 cents, voiced frames of soundfont notes", f"{100 * f0['within']:.1f} %",
+                         "goal ≥ 95 %", met(f0["within"] >= 0.95)),
+                  figure(AREA, "multi-scale spectral loss, held-out segments", f"{v['spectral_loss']:.2f}",
+                         f"non-learned baseline {b['spectral_loss']:.2f} (same run)",
+                         met(v["spectral_loss"] < b["spectral_loss"]), readme=True)]
     else:
         lines.append(f"_No training data at `{cache.relative_to(ROOT)}`: run `kelly ddsp train --out build/ddsp-small` "
                      "for the f0 and resynthesis rows._")
@@ -160,7 +167,11 @@ def run() -> str:
               "for the drums; with a second core FluidSynth renders the drums while numpy synthesizes. The numpy "
               "renderer reads "
               "single-cycle wavetables (an inverse FFT per frame) where torch sums every sine; they agree to about "
-              "−50 dB."]
+              "−50 dB.",
+              figure(AREA, "render the pitched parts, numpy, one core", f"{sp['seconds'] / sp['pitched']:.0f}× real time",
+                     f"goal ≥ 50×; same weights in torch {sp['seconds'] / sp['torch']:.1f}×; FluidSynth (anchor "
+                     f"\"about 100×\") {sp['seconds'] / sp['fluidsynth']:.0f}× on this machine",
+                     met(sp["seconds"] / sp["pitched"] >= 50), readme=True)]
     return "\n".join(lines)
 
 

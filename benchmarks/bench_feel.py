@@ -17,6 +17,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks.headline import figure, met
+
 ROOT = Path(__file__).resolve().parents[1]
 BASELINE = "85f1a30"
 EVAL = ROOT / "tests" / "fixtures" / "feel_eval.jsonl"
@@ -53,6 +55,9 @@ def _read_with(pythonpath: Path, texts: list[str]) -> list[list]:
 class _State:
     def __init__(self, row):
         self.valence, self.arousal, self.family, self.kind = row
+
+
+AREA = "text → emotion (issue 7)"
 
 
 def run() -> str:
@@ -131,12 +136,28 @@ def run() -> str:
         from wordfreq import top_n_list
 
         freq = [w for w in top_n_list("en", 20000) if w.isalpha()]
+        cov = coverage(freq, lex)
         lines.append(f"| wordfreq top 20,000 English words (alphabetic: {len(freq):,}; not a build source) | – | "
-                     f"{coverage(freq, lex):.1%} | – |")
+                     f"{cov:.1%} | – |")
+        lines.append(figure(AREA, "lexicon coverage of a general English word list (wordfreq top 20,000)",
+                            f"{cov:.1%}", "goal ≥ 95 %", met(cov >= 0.95)))
     except ImportError:
         lines.append("| wordfreq top 20,000 | – | (wordfreq not installed) | – |")
     lines.append("")
 
+    old_v = f"; previous reader {old.rate('valence'):.1%} (same run)" if old else ""
+    old_a = f"; previous reader {old.rate('arousal'):.1%} (same run)" if old else ""
+    lines += [figure(AREA, f"valence side right, {new.n} sentences we wrote", f"{new.rate('valence'):.1%}",
+                     "goal ≥ 90 %" + old_v, met(new.rate("valence") >= 0.9), readme=True),
+              figure(AREA, "arousal side right, same sentences", f"{new.rate('arousal'):.1%}", "goal ≥ 80 %" + old_a,
+                     met(new.rate("arousal") >= 0.8)),
+              figure(AREA, "the issue's cases with the right sign", f"{right} of {len(_ISSUE)}", "goal all",
+                     met(right == len(_ISSUE)))]
+    correlations = held_out_correlations(lex)
+    if correlations:
+        worst = min(correlations.items(), key=lambda kv: kv[1]["r"])
+        lines.append(figure(AREA, "lexicon against held-out words: lowest Pearson r", f"{worst[1]['r']:.3f} "
+                            f"({worst[0]})", "goal r ≥ 0.75", met(worst[1]["r"] >= 0.75)))
     lines += _speed(read_text, _shipped, load_lexicon)
     return "\n".join(lines)
 
@@ -193,6 +214,9 @@ def _speed(read_text, shipped, load_lexicon) -> list[str]:
         f"| whole process `kelly feel \"I feel trapped\"` | {statistics.median(proc) * 1000:.0f} ms | – | – |",
         "", f"Reading text or composing imports torch: {torch_check.stdout.strip() or torch_check.stderr[-200:]}.",
         "",
+        figure(AREA, "short texts read per second, one core", f"{rate:,.0f}", "goal ≥ 5,000", met(rate >= 5000)),
+        figure(AREA, "a 1 MB text", f"{mmed:.2f} s", "goal ≤ 2 s", met(mmed <= 2)),
+        figure(AREA, "lexicon load", f"{lmed * 1000:.0f} ms", "goal ≤ 300 ms", met(lmed <= 0.3)),
     ]
 
 

@@ -29,6 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.headline import figure, met
+
 #: Where the shipped, trained weights are (``<key>.npz`` packed files).
 SHIPPED_DIR = Path(__file__).resolve().parent.parent / "kelly" / "assets" / "models"
 #: Real mel frames for the int8 agreement: at most this many held-out renders, frames each.
@@ -318,7 +320,28 @@ def run(n_steps: int = 8000, models_dir: str | os.PathLike | None = None) -> str
         "product and sigmoids into tanh, preallocates every buffer and runs each model as one generated "
         "straight-line function of numpy calls; at batch 1 it is bound by streaming ~4.6 MB of float32 weights "
         "from cache (a chain of the same 17 bare matrix-vector products alone takes ~55 µs here).",
+        "",
     ]
+    area = "five networks (issue 4)"
+    torch_med = float(np.median(pts["torch eager (KellyPipeline)"]))
+    int8_med = float(np.median(pts["onnxruntime int8 (dynamic quantization; harmony kept float32), one graph"]))
+    rtneural = REFERENCE["RTNeural C++ (compiled)"]
+    real = [res for inputs, variant, res in agreement if variant.startswith("harmony") and inputs.startswith("real")]
+    lines += [
+        figure(area, "whole pipeline per frame, numpy runtime (default), one thread", f"{numpy_med:,.1f} µs",
+               f"goal ≤ 1.5× compiled RTNeural ({1.5 * rtneural:.0f} µs; {numpy_med / rtneural:.2f}× here); "
+               f"onnxruntime {ref:,.1f} µs, torch eager {torch_med:,.1f} µs (same run); design-doc claim "
+               f"{REFERENCE['design-doc claim']:,.0f} µs", met(numpy_med <= 1.5 * rtneural), readme=True),
+        figure(area, "quantized path (onnxruntime int8) per frame", f"{int8_med:,.1f} µs",
+               f"goal faster than compiled RTNeural's {rtneural:.0f} µs", met(int8_med < rtneural)),
+    ]
+    if real:
+        agree = min(real[0]["notes_agree"], real[0]["chords_agree"])
+        lines.append(figure(area, "int8 top-1 agreement with float32 (real mel frames; notes, chords)",
+                            f"{real[0]['notes_agree']:.1%}, {real[0]['chords_agree']:.1%}", "goal ≥ 99 %",
+                            met(agree >= 0.99)))
+    lines.append(figure(area, "memory of the numpy path (five models loaded and run)", f"{numpy_peak / 1e6:.1f} MB",
+                        f"whole benchmark process with torch and onnxruntime {peak_rss_mb:,.0f} MB"))
     return "\n".join(lines) + "\n"
 
 

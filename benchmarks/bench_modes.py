@@ -43,6 +43,8 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+from benchmarks.headline import figure, met
+
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = ROOT / "build" / "bench_modes_oneill.json"
 CACHE_VERSION = 2
@@ -491,6 +493,14 @@ def run() -> str:
         f"(median of {len(krows)}). "
         + (f"O'Neill histograms loaded from the cache in {load_s:.1f} s."
            if cached else f"Parsing the collection with music21 and writing the cache took {load_s:.0f} s."),
+        "",
+        figure("modal key finding", "Kelly's pieces: exact mode heard (emotion fits the mode)", _pct(kex, len(main)),
+               "Kelly's major/minor finder on the same pieces "
+               + _pct(sum(_judge(r["majmin"], r["label"])[1] for r in main), len(main)) + " tonic+family (same run)"),
+        figure("modal key finding", "O'Neill's tunes: tonic and mode family", _pct(tf_k, n),
+               f"music21 `analyze('key')` {_pct(tf_m, n)} (same run)", met(tf_k > tf_m)),
+        figure("modal key finding", "time per tune", f"{ms([r['kelly_s'] for r in rows]):.3f} ms",
+               f"music21 {ms([r['m21_s'] for r in rows]):.1f} ms (same run)"),
     ]
     return "\n".join(lines) + "\n"
 

@@ -37,6 +37,8 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from benchmarks.headline import figure, met
+
 BEFORE_FILE = Path(__file__).with_name("music_before.json")
 BEFORE_COMMIT = "0cda242"
 WORKERS = 2
@@ -440,8 +442,19 @@ def run() -> str:
         "downbeat-to-downbeat change; last columns: declared key → key heard (Krumhansl-Schmuckler), per section "
         "for journeys.\n",
         *_piece_table(rows, brows),
+        "",
     ]
+    old = {goal: (text, ok) for goal, text, ok in _checks(bsum)} if bsum else {}
+    for goal, text, ok in _checks(now_sum):
+        before_text = f"; before ({BEFORE_COMMIT}) {old[goal][0]}" if goal in old else ""
+        lines.append(figure("music report (issue 8)", goal, text, f"{len(ok_rows(rows))} pieces{before_text}",
+                            "" if ok is None else met(bool(ok)), readme=goal.startswith(("median clash", "mode family"))))
     return "\n".join(lines)
+
+
+def ok_rows(rows: dict) -> list[dict]:
+    """The grid's pieces that composed."""
+    return [r for r in rows.values() if "error" not in r]
 
 
 def _rounded(x):

@@ -31,6 +31,10 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.headline import figure, met
+
+AREA = "real-time engine (issue 11)"
+
 SR = 48000
 BLOCK = 512
 HALF_S = 30.0
@@ -295,6 +299,20 @@ def run() -> str:
         "",
         "Phrases of the calm → furious minute (bar, start s, emotion, why): "
         + "; ".join(f"{b} {t} {e} ({w})" for b, t, e, w in change["phrases"]) + ".",
+        "",
+        figure(AREA, "audio path per 512-sample block at 48 kHz, median (p99)",
+               f"{blocks['median_ms']:.3f} ms ({blocks['p99_ms']:.3f})", "goal median < 0.2 ms; budget "
+               f"{budget:.2f} ms", met(blocks["median_ms"] < 0.2)),
+        figure(AREA, "audio blocks over budget in a paced minute", f"{blocks['overruns']} of {blocks['blocks']}",
+               "goal 0", met(blocks["overruns"] == 0), readme=True),
+        figure(AREA, f"async inference pipeline, {tput['live']} networks live", f"{tput['async_per_s']:,.0f} frames/s",
+               f"goal ≥ 5,000/s; seed's goal 100/s; synchronous one thread {tput['sync_per_s']:,.0f}/s (same run)",
+               met(tput["async_per_s"] >= 5000), readme=True),
+        figure(AREA, "socket: 32 clients × 1,000 requests to a real engine",
+               f"{sock['answered']:,} of {sock['sent']:,} answered", f"{sock['per_s']:,.0f} requests/s; goal all",
+               met(sock["answered"] == sock["sent"] and sock["errors"] == 0)),
+        figure(AREA, "SetEmotion → first note of the new phrase, median", f"{resp['bars_median']:.2f} bars",
+               "goal ≤ 1 bar (parameters change at bar lines)", met(resp["bars_median"] <= 1)),
     ]
     return "\n".join(lines) + "\n"
 

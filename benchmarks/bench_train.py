@@ -34,6 +34,9 @@ import threading
 import time
 from pathlib import Path
 
+from benchmarks import headline
+
+AREA = "training (issue 10)"
 ROOT = Path(__file__).resolve().parent.parent
 
 #: The goal of issue 10: all five networks trained with the default config, on this machine.
@@ -257,6 +260,19 @@ def _all_five(lines: list[str]) -> None:
     lines += [f"Of the wall time, {epoch_total:,.0f} s are epochs (training, validation and checkpoints); the "
               "rest is start-up, reading each network's data from the data folder (every network reads the "
               "pieces again), the baseline and writing the model files.", ""]
+    if trained:
+        lines += [headline.figure(AREA, f"train all five networks, default config, one process ({len(trained)} of "
+                                  f"{len(MODEL_KEYS)})", f"{_fmt_s(total)}", "goal < 15 min on the 2-core machine",
+                                  status if complete else "", readme=True)]
+        for key in trained:
+            doc = per[key]["metrics"]
+            metric = OBJECTIVES[key].metrics[0]
+            best = doc["epochs"][doc["best_epoch"] - 1] if doc["best_epoch"] else {}
+            value = best.get(metric, float("nan"))
+            base = doc["baseline"][metric]
+            lines.append(headline.figure(AREA, f"{SPECS[key].name}: held-out {metric}", f"{value:.3g}",
+                                         f"baseline {base:.3g} (same run)", headline.met(value > base)))
+        lines.append("")
 
 
 # --------------------------------------------------------------------------- 2. one vs two processes
@@ -344,6 +360,10 @@ def _throughput(lines: list[str]) -> None:
         f"and the per-epoch validation losses by at most {dval:.2g} relative (the last round's runs; float "
         "rounding of the all-reduce, docs/training.md; `tests/ml/test_ml_train.py` checks 1e-5 after 3 "
         f"epochs). Load average {load_before:.1f} before, {load_after:.1f} after.",
+        "",
+        headline.figure(AREA, f"{name}: two processes (torchrun, gloo) against one", f"{m2 / m1:.2f}× items/s",
+                        f"one process {m1:,.0f} items/s (same run); weights agree within {dw:.2g}",
+                        headline.met(dw <= MATCH_TOLERANCE)),
         "",
     ]
 

@@ -35,6 +35,8 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.headline import figure, met
+
 EMOTIONS = ("happiness", "serenity", "hope", "love", "gratitude", "excitement",
             "grief", "melancholy", "anxiety", "rage", "despair", "loneliness")
 SEEDS = (0, 1, 2)
@@ -261,6 +263,22 @@ def run() -> str:
         out.append(f"| {name} | {q['clash']:.1%} | {q['on_top']:.0%} | {q['mode_heard']:.0%} | "
                    f"{q['out_of_range']:.0f} | {q['duplicates']:.0f} | {q['foreground_velocity']:.0f} |")
     out.append("")
+    area = "trained networks (issue 10)"
+    trained, fallback = variants.get("trained"), variants.get("fallback")
+    if corpus is not None and trained and fallback and trained.get("network") and fallback.get("network"):
+        js = {name: [_js_bits(v["network"][f], corpus[f]) for f in ("major", "minor")]
+              for name, v in (("trained", trained), ("fallback", fallback))}
+        out.append(figure(area, "melody network's pitch classes against the corpus (JS bits; major, minor)",
+                          f"{js['trained'][0]:.3f}, {js['trained'][1]:.3f}",
+                          f"fallback heuristic {js['fallback'][0]:.3f}, {js['fallback'][1]:.3f} (same run)",
+                          met(all(t < f for t, f in zip(js["trained"], js["fallback"])))))
+    if trained:
+        q = trained["quality"]
+        out.append(figure(area, "music with the trained networks: melody clash, on top, mode heard",
+                          f"{q['clash']:.1%}, {q['on_top']:.0%}, {q['mode_heard']:.0%}",
+                          f"rule engines alone {variants['no-ml']['quality']['clash']:.1%}, "
+                          f"{variants['no-ml']['quality']['on_top']:.0%}, "
+                          f"{variants['no-ml']['quality']['mode_heard']:.0%} (same run)"))
     return "\n".join(out)
 
 

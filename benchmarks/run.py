@@ -10,6 +10,11 @@ replaces just those in ``results.md``, keeping the others as an earlier run wrot
 (each section is preceded by a ``<!-- bench: NAME, written TIME -->`` marker saying
 when). The file is rewritten after every section, so a long run that is stopped keeps
 what it had measured.
+
+Each section also states its headline figures (``benchmarks.headline.figure``): the file starts
+with one summary table of them all, each next to its anchor and the time its section ran, and
+the rows marked for the README are written between its ``bench-headline`` markers.
+``python -m benchmarks.run --summary`` rebuilds both from the sections as they are.
 """
 
 from __future__ import annotations
@@ -20,6 +25,8 @@ import re
 import sys
 import time
 from pathlib import Path
+
+from benchmarks import headline
 
 SECTIONS = (
     "benchmarks.bench_compose",
@@ -34,6 +41,7 @@ SECTIONS = (
     "benchmarks.bench_ddsp",
 )
 RESULTS = Path(__file__).with_name("results.md")
+README = Path(__file__).resolve().parent.parent / "README.md"
 _MARKER = re.compile(r"^<!-- bench: (\w+)(?:, written ([^>]*?))? -->$", re.M)
 
 
@@ -51,20 +59,35 @@ def read_sections(text: str) -> dict[str, tuple[str, str]]:
     return out
 
 
+def machine() -> str:
+    """The machine in words: architecture, CPU model and count, Python."""
+    import os
+
+    cpu = platform.processor() or "cpu"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{platform.machine()}, {cpu}, {os.cpu_count()} cores, Python {platform.python_version()}"
+
+
 def render(sections: dict[str, tuple[str, str]], now: str, fresh: set[str]) -> str:
-    """The whole results file: the header, then each section (in ``SECTIONS`` order) after its marker.
+    """The whole results file: the header, the summary table, then each section (in ``SECTIONS`` order).
 
     ``fresh``: the sections this run wrote; the header says when others are kept from earlier runs.
     """
-    header = (f"Machine: {platform.machine()}, {platform.processor() or 'cpu'}, Python {platform.python_version()}, "
-              f"written {now}. Medians unless said otherwise; ratios compare numbers from this same run")
+    header = (f"Machine: {machine()}; written {now}. Medians unless said otherwise; ratios compare numbers from this same run")
     kept = [_short(n) for n in SECTIONS if _short(n) in sections and _short(n) not in fresh]
     if kept:
         header += (f" (this time {', '.join(_short(n) for n in SECTIONS if _short(n) in fresh) or 'nothing'} ran; "
                    f"{', '.join(kept)} are kept from earlier runs, each with the time it was written in its marker).")
     else:
         header += "."
-    parts = ["# Kelly benchmark results\n", header + "\n"]
+    order = [_short(n) for n in SECTIONS]
+    parts = ["# Kelly benchmark results\n", header + "\n", headline.summary(sections, order) + "\n"]
     for name in SECTIONS:
         short = _short(name)
         if short in sections:
@@ -73,9 +96,31 @@ def render(sections: dict[str, tuple[str, str]], now: str, fresh: set[str]) -> s
     return "\n".join(parts)
 
 
+def write_results(sections: dict[str, tuple[str, str]], now: str, fresh: set[str]) -> None:
+    """Write results.md and the README's headline rows (atomically, so a stopped run leaves both whole)."""
+    from kelly.fileio import write_text_atomic
+
+    write_text_atomic(RESULTS, render(sections, now, fresh))
+    if README.is_file():
+        text = README.read_text()
+        order = [_short(n) for n in SECTIONS]
+        new = headline.replace_block(text, headline.readme_block(sections, order, machine()))
+        if new is not None and new != text:
+            write_text_atomic(README, new)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     known = [_short(n) for n in SECTIONS]
+    if argv == ["--summary"]:  # rebuild the summary table and the README rows from the sections as they are
+        if not RESULTS.is_file():
+            print(f"{RESULTS} does not exist yet: run make bench", file=sys.stderr)
+            return 2
+        old = RESULTS.read_text()
+        header = re.search(r"written (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)", old)
+        write_results(read_sections(old), header.group(1) if header else time.strftime("%Y-%m-%d %H:%M:%S"), set())
+        print(f"wrote {RESULTS}")
+        return 0
     unknown = [a for a in argv if a not in known]
     if unknown:
         print(f"unknown section(s) {', '.join(unknown)}; choose from {', '.join(known)}", file=sys.stderr)
@@ -105,8 +150,8 @@ def main(argv: list[str] | None = None) -> int:
         body = module.run().rstrip() + "\n"
         sections[short] = (time.strftime("%Y-%m-%d %H:%M:%S"), body)
         fresh.add(short)
-        RESULTS.write_text(render(sections, now, fresh))
-    RESULTS.write_text(render(sections, now, fresh))
+        write_results(sections, now, fresh)
+    write_results(sections, now, fresh)
     print(f"wrote {RESULTS}")
     return 0
 
