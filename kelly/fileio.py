@@ -37,6 +37,7 @@ overflow to infinity or are NaN: one :class:`~kelly.errors.FileFormatError` line
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import math
@@ -47,7 +48,7 @@ import tempfile
 import time
 from itertools import accumulate
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, BinaryIO, Iterable, Iterator, Mapping
 
 from kelly.errors import FileFormatError, OutputError
 
@@ -130,6 +131,29 @@ def _a(what: str) -> str:
 
 def _strerror(exc: BaseException) -> str:
     return getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+
+
+#: Errors that mean "no room": a full disk, a full quota, or a file-size limit (``EFBIG``, from
+#: ``ulimit -f`` or a filesystem's largest file). They get one message that says so.
+NO_SPACE_ERRNOS = frozenset(e for e in (errno.ENOSPC, getattr(errno, "EDQUOT", None), errno.EFBIG) if e is not None)
+
+
+def is_no_space(exc: BaseException) -> bool:
+    """Whether ``exc`` is an ``OSError`` for a full disk, a full quota or a file-size limit."""
+    return isinstance(exc, OSError) and exc.errno in NO_SPACE_ERRNOS
+
+
+def write_error(path: str | os.PathLike, exc: BaseException) -> OutputError:
+    """The one-line :class:`OutputError` for a write to ``path`` that failed with ``exc``.
+
+    A full disk (``ENOSPC``, ``EDQUOT``) or a file-size limit (``EFBIG``) says so in words a
+    user can act on, and that the old file is untouched (every write is to a temporary
+    file first); any other error gives the system's reason.
+    """
+    if is_no_space(exc):
+        return OutputError(f"cannot write {show_path(path)}: no space left: the disk is full or the file is too "
+                           f"large for it ({_strerror(exc)}); nothing was replaced: free some space and run again")
+    return OutputError(f"cannot write {show_path(path)}: {_strerror(exc)}")
 
 
 def _umask() -> int:
@@ -241,21 +265,25 @@ _ANON_OK = hasattr(os, "O_TMPFILE") and os.path.isdir("/proc/self/fd")
 class _Temp:
     """One file on its way to ``target``: an open descriptor, and a temporary name once it has one."""
 
-    def __init__(self, target: Path, data: bytes, mode: int) -> None:
+    def __init__(self, target: Path, data: bytes | None, mode: int) -> None:
         self.target = target
-        self.data = data
+        self.data = data  # None for a stream (:func:`atomic_output`): the caller writes to ``fd``
         self.mode = mode
         self.fd: int | None = None
         self.dir_fd: int | None = None
         self.tmp: Path | None = None  # named temporary file (removed on failure)
         self.anonymous = False
 
-    def write(self) -> None:
-        """Write, set the mode and ``fsync``: anonymously where the system can, else to ``.NAME.XXXXXXXX.tmp``."""
+    def open(self) -> None:
+        """Open the temporary file: anonymous (``O_TMPFILE``) where the system can, else ``.NAME.XXXXXXXX.tmp``.
+
+        Opened for reading too, so that a stream can be copied to a named file if the
+        anonymous one cannot be linked after all (:meth:`_degrade`).
+        """
         if _ANON_OK:
             folder = self.target.parent
             try:
-                self.fd = os.open(folder, os.O_TMPFILE | os.O_WRONLY | getattr(os, "O_CLOEXEC", 0), 0o600)
+                self.fd = os.open(folder, os.O_TMPFILE | os.O_RDWR | getattr(os, "O_CLOEXEC", 0), 0o600)
                 self.dir_fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
                 self.anonymous = True
             except OSError:  # a filesystem without O_TMPFILE
@@ -264,11 +292,19 @@ class _Temp:
             fd, tmp = tempfile.mkstemp(prefix=_tmp_prefix(self.target.name) + ".", suffix=_TMP_SUFFIX,
                                        dir=self.target.parent)
             self.fd, self.tmp = fd, Path(tmp)
+
+    def finish(self) -> None:
+        """Set the mode and ``fsync``: the temporary file is complete."""
+        os.fchmod(self.fd, self.mode)
+        os.fsync(self.fd)
+
+    def write(self) -> None:
+        """Open, write ``data``, set the mode and ``fsync``."""
+        self.open()
         view = memoryview(self.data)
         while view:
             view = view[os.write(self.fd, view):]
-        os.fchmod(self.fd, self.mode)
-        os.fsync(self.fd)
+        self.finish()
 
     def _drop_fds(self) -> None:
         for fd in (self.fd, self.dir_fd):
@@ -287,9 +323,24 @@ class _Temp:
         """The anonymous file cannot be linked here (a sandbox, an odd /proc): write a named one instead."""
         global _ANON_OK
         _ANON_OK = False
+        old = self.fd
+        self.fd = None  # keep the anonymous file open: a stream is copied from it
         self._drop_fds()
         self.anonymous = False
-        self.write()
+        try:
+            if self.data is not None:
+                self.write()
+                return
+            self.open()
+            at = 0
+            while chunk := os.pread(old, 1 << 20, at):
+                view = memoryview(chunk)
+                while view:
+                    view = view[os.write(self.fd, view):]
+                at += len(chunk)
+            self.finish()
+        finally:
+            os.close(old)
 
     def name(self) -> None:
         """Make sure the finished file has a temporary name (for a rename over the target)."""
@@ -456,11 +507,56 @@ def write_files_atomic(files: Mapping[str | os.PathLike, bytes], *, overwrite: b
             _fsync_folder(folder)
         _phase("done")
     except OSError as exc:
-        raise OutputError(f"cannot write {show_path(current)}: {_strerror(exc)}") from None
+        raise write_error(current, exc) from None
     finally:
         for temp in temps:
             temp.close()
     return targets
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | os.PathLike, *, overwrite: bool = True,
+                  inputs: Iterable[str | os.PathLike] = ()) -> Iterator[BinaryIO]:
+    """A binary file to stream into, that becomes ``path`` only once the block ends without an error.
+
+    For files too large to hold in memory (a WAV of an hour of music): the same
+    guarantees as :func:`write_files_atomic` (checks first; a temporary file in the
+    destination folder, anonymous on Linux, so a kill leaves nothing; ``fsync``; one
+    ``rename``, or a hard link without ``overwrite``; permission bits kept). The file
+    object is seekable (``wave`` rewrites its header). Any ``OSError`` in the block or
+    while committing becomes one :class:`OutputError` line naming ``path`` (a full
+    disk says so, see :func:`write_error`); any exception leaves the old file as it was.
+
+    Raises
+    ------
+    OutputError, DestinationExists
+        As :func:`write_files_atomic`.
+    """
+    target = Path(path)
+    st = check_destination(target, overwrite=overwrite, inputs=tuple(inputs))
+    temp = _Temp(target, None, stat.S_IMODE(st.st_mode) if st is not None else NEW_FILE_MODE & ~_umask())
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        _sweep_stale(target.parent, [target.name], time.time())
+        temp.open()
+        with os.fdopen(os.dup(temp.fd), "w+b") as handle:
+            _phase("begin")
+            yield handle
+            handle.flush()
+        temp.finish()
+        _phase(f"temp-written:{target.name}")
+        if overwrite:
+            temp.name()
+            temp.replace()
+        elif not temp.create():
+            raise DestinationExists(target)
+        _phase(f"committed:{target.name}")
+        _fsync_folder(target.parent)
+        _phase("done")
+    except OSError as exc:
+        raise write_error(target, exc) from None
+    finally:
+        temp.close()
 
 
 def write_bytes_atomic(path: str | os.PathLike, data: bytes, *, overwrite: bool = True,

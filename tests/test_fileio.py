@@ -190,7 +190,9 @@ def test_write_errors_are_one_line_and_leave_nothing(tmp_path, monkeypatch, both
     monkeypatch.setattr(fileio.os, "write", full)
     with pytest.raises(OutputError) as info:
         write_bytes_atomic(path, b"new")
-    assert one_line(info.value) == f"cannot write {path}: No space left on device"
+    assert one_line(info.value) == (f"cannot write {path}: no space left: the disk is full or the file is too "
+                                    "large for it (No space left on device); nothing was replaced: free some space "
+                                    "and run again")
     monkeypatch.undo()
     assert path.read_bytes() == b"old" and hidden(tmp_path) == []
 

@@ -37,7 +37,6 @@ messages (one line).
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
 import os
 import shutil
@@ -50,7 +49,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kelly.errors import FileFormatError, InputError, KellyError, OutputError
+from kelly.errors import FileFormatError, InputError, KellyError
 
 #: FluidSynth's accepted sample rates (``synth.sample-rate``), in Hz.
 MIN_SAMPLE_RATE = 8000
@@ -494,9 +493,10 @@ def _stereo(block: np.ndarray) -> np.ndarray:
     return block[:, :2]
 
 
-def _write_pcm(samples: np.ndarray, peak: float, wav: Path, sample_rate: int,
+def _write_pcm(samples: np.ndarray, peak: float, wav, sample_rate: int,
                *, chunk_frames: int = 1 << 18) -> dict:
-    """Write checked float samples to ``wav`` as 16-bit stereo PCM, turned down as a whole if they would clip.
+    """Write checked float samples to ``wav`` (a path or a seekable binary file) as 16-bit stereo PCM, turned
+    down as a whole if they would clip.
 
     Returns
     -------
@@ -506,7 +506,7 @@ def _write_pcm(samples: np.ndarray, peak: float, wav: Path, sample_rate: int,
     """
     scale = min(1.0, PEAK_CEILING / peak)
     squares, frames = 0.0, 0
-    with wave.open(os.fspath(wav), "wb") as out:
+    with wave.open(wav if hasattr(wav, "write") else os.fspath(wav), "wb") as out:
         out.setnchannels(2)
         out.setsampwidth(2)
         out.setframerate(sample_rate)
@@ -540,8 +540,9 @@ def _render_raw(song, name: str, soundfont: Path, sample_rate: int, workdir: Pat
     return _checked_raw(raw, sample_rate, stderr, name)
 
 
-def _render_to(song, name: str, wav: Path, soundfont: Path, sample_rate: int, workdir: Path) -> dict:
-    """Render ``song`` into the 16-bit WAV file ``wav``; returns figures of it (see :func:`_write_pcm`)."""
+def _render_to(song, name: str, wav, soundfont: Path, sample_rate: int, workdir: Path) -> dict:
+    """Render ``song`` into the 16-bit WAV file ``wav`` (a path or a binary file); returns figures of it (see
+    :func:`_write_pcm`)."""
     samples, peak = _render_raw(song, name, soundfont, sample_rate, workdir)
     try:
         return _write_pcm(samples, peak, wav, sample_rate)
@@ -593,57 +594,17 @@ def render_song(song, *, soundfont: str | os.PathLike | None = None, sample_rate
     return np.clip(audio, -1.0, 1.0, out=audio)
 
 
-def _commit(tmp: Path, dest: Path, *, overwrite: bool, inputs) -> None:
-    """Move the finished temporary file ``tmp`` (same folder) to ``dest``, as kelly.fileio does.
-
-    Replacing keeps the old file's permission bits; a new file gets 0o644 less the umask.
-    Without ``overwrite`` the name is taken with a hard link, which fails if it exists,
-    so a file that appeared meanwhile is never replaced.
-    """
-    import errno
-
-    from kelly.fileio import NEW_FILE_MODE, DestinationExists, _umask, check_destination
-
-    st = check_destination(dest, overwrite=overwrite, inputs=inputs)
-    os.chmod(tmp, stat.S_IMODE(st.st_mode) if st is not None else NEW_FILE_MODE & ~_umask())
-    fd = os.open(tmp, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    if overwrite:
-        os.replace(tmp, dest)
-    else:
-        try:
-            os.link(tmp, dest, follow_symlinks=False)
-        except FileExistsError:
-            raise DestinationExists(dest) from None
-        except OSError as exc:  # a filesystem without hard links
-            if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK, errno.ENOSYS):
-                raise
-            if os.path.lexists(dest):
-                raise DestinationExists(dest) from None
-            os.replace(tmp, dest)
-    try:
-        fd = os.open(dest.parent, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-    except OSError:
-        pass
-
-
 def render_midi_file(midi_path: str | os.PathLike, wav_path: str | os.PathLike, *,
                      soundfont: str | os.PathLike | None = None, sample_rate: int = DEFAULT_SAMPLE_RATE,
                      force: bool = False) -> Path:
     """Render a Standard MIDI File to a 16-bit stereo WAV file, atomically.
 
     The MIDI file is read through :func:`kelly.song.read_midi` (a corrupt file is one
-    FileFormatError line). FluidSynth writes into a temporary file in the WAV's folder
-    (``.NAME.XXXXXXXX.tmp``); only a complete, non-silent render is renamed to
-    ``wav_path``. An existing ``wav_path`` is refused unless ``force``; the MIDI file or
-    the soundfont is never written over.
+    FileFormatError line). The WAV is streamed into a temporary file in its folder
+    (:func:`kelly.fileio.atomic_output`: anonymous on Linux, so a kill leaves nothing);
+    only a complete, non-silent render is renamed to ``wav_path``, so a kill or a full
+    disk leaves the old WAV whole. An existing ``wav_path`` is refused unless ``force``;
+    the MIDI file or the soundfont is never written over.
 
     Returns
     -------
@@ -660,7 +621,7 @@ def render_midi_file(midi_path: str | os.PathLike, wav_path: str | os.PathLike, 
         The destination exists (without ``force``), is an input, a link, folder or device,
         or cannot be written.
     """
-    from kelly.fileio import check_destination, show_path
+    from kelly.fileio import atomic_output, check_destination, show_path
     from kelly.song import read_midi
 
     sample_rate = check_sample_rate(sample_rate)
@@ -672,43 +633,18 @@ def render_midi_file(midi_path: str | os.PathLike, wav_path: str | os.PathLike, 
     check_destination(dest, overwrite=force, inputs=inputs)
     if not _pyfluidsynth_available():
         find_synth()  # a clear message before any temporary file exists
-    with _temporary_beside(dest, overwrite=force, inputs=inputs) as tmp:
+    with atomic_output(dest, overwrite=force, inputs=inputs) as out:
         with tempfile.TemporaryDirectory(prefix="kelly-render-") as work:
-            _render_to(song, show_path(midi_path), tmp, sf, sample_rate, Path(work))
+            _render_to(song, show_path(midi_path), out, sf, sample_rate, Path(work))
     return dest
-
-
-@contextlib.contextmanager
-def _temporary_beside(dest: Path, *, overwrite: bool, inputs):
-    """A temporary file in ``dest``'s folder to write; committed to ``dest`` (:func:`_commit`) when the block
-    ends without an error, removed in every case. An OSError becomes an :class:`OutputError` naming ``dest``."""
-    from kelly.fileio import show_path
-
-    try:
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name[:200]}.", suffix=".tmp", dir=dest.parent)
-        os.close(fd)
-    except OSError as exc:
-        raise OutputError(f"cannot write {show_path(dest)}: {exc.strerror or exc}") from None
-    tmp = Path(tmp_name)
-    try:
-        yield tmp
-        _commit(tmp, dest, overwrite=overwrite, inputs=inputs)
-    except OSError as exc:
-        raise OutputError(f"cannot write {show_path(dest)}: {exc.strerror or exc}") from None
-    finally:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
 
 
 def write_samples(samples: np.ndarray, wav_path: str | os.PathLike, *, sample_rate: int, force: bool = False,
                   inputs=()) -> dict:
     """Write float samples ``[n, channels]`` to a 16-bit stereo WAV atomically, turned down as a whole if they clip.
 
-    The same file handling as :func:`render_midi_file` (a temporary file in the WAV's
-    folder, renamed into place when complete; an existing file refused unless ``force``;
+    The same file handling as :func:`render_midi_file` (:func:`kelly.fileio.atomic_output`:
+    a temporary file in the WAV's folder, renamed into place when complete; an existing file refused unless ``force``;
     ``inputs`` never written over). Returns :func:`_write_pcm`'s figures.
 
     Raises
@@ -718,7 +654,7 @@ def write_samples(samples: np.ndarray, wav_path: str | os.PathLike, *, sample_ra
     OutputError
         The destination cannot be written.
     """
-    from kelly.fileio import check_destination
+    from kelly.fileio import atomic_output, check_destination
 
     samples = np.asarray(samples, dtype=np.float32)
     if samples.ndim == 1:
@@ -730,5 +666,5 @@ def write_samples(samples: np.ndarray, wav_path: str | os.PathLike, *, sample_ra
         raise RenderError("the render is silent; nothing was written")
     dest = Path(wav_path)
     check_destination(dest, overwrite=force, inputs=inputs)
-    with _temporary_beside(dest, overwrite=force, inputs=inputs) as tmp:
-        return _write_pcm(samples, peak, tmp, int(sample_rate))
+    with atomic_output(dest, overwrite=force, inputs=inputs) as out:
+        return _write_pcm(samples, peak, out, int(sample_rate))
