@@ -69,6 +69,8 @@ MAX_PARAMETERS_BYTES = 1_000_000
 MAX_FILES_BYTES = 200_000_000
 #: Most compositions one search returns; a larger ``limit`` is cut to this.
 MAX_SEARCH_LIMIT = 500
+#: Largest limit or offset a search takes (SQLite's integers are 64-bit; a larger one is refused, not a crash).
+MAX_OFFSET = 1_000_000_000
 #: Seconds to wait for another process that is writing the database.
 BUSY_TIMEOUT_S = 10.0
 #: Name of ``composition.json`` inside an export.
@@ -621,8 +623,9 @@ class Library:
             order.append(" + ".join(distance) + " ASC")
         order += ["created DESC", "rowid DESC"]
         for name, value, low in (("limit", limit, 1), ("offset", offset, 0)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise InputError(f"{name} must be a whole number of at least {low}, not {value!r}")
+            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= MAX_OFFSET:
+                raise InputError(f"{name} must be a whole number from {low} to {MAX_OFFSET:,}, "
+                                 f"not {str(value)[:40]}")
         sql = (f"{_SELECT}{' WHERE ' + ' AND '.join(where) if where else ''} "
                f"ORDER BY {', '.join(order)} LIMIT ? OFFSET ?")
         with self._locked() as conn:

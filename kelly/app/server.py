@@ -20,8 +20,9 @@ import tempfile
 import threading
 from argparse import Namespace
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
+from kelly.app.paths import confined
 from kelly.errors import InputError, KellyError
 
 STATIC = Path(__file__).with_name("static")
@@ -29,6 +30,11 @@ MAX_BODY_BYTES = 1 << 20
 MAX_UPLOAD_BYTES = 8 << 20
 ID_PATTERN = re.compile(r"^[0-9a-f]{32}$")
 log = logging.getLogger("kelly.app")
+
+
+def body_limit(path: str) -> int:
+    """The most bytes a request to ``path`` may carry: an upload for /api/analyze, else a JSON body."""
+    return MAX_UPLOAD_BYTES + 64 * 1024 if path == "/api/analyze" else MAX_BODY_BYTES
 
 
 def _roll(song, explanation=None) -> dict:
@@ -66,8 +72,15 @@ class _State:
         self.trainer = Trainer(folder)
 
 
-def create_app(folder: str | Path | None = None, *, models_dir: str | None = None, engine_socket: str | None = None):
-    """The FastAPI application, its library in ``folder`` (default :func:`kelly.app.paths.app_dir`)."""
+def create_app(folder: str | Path | None = None, *, models_dir: str | None = None, engine_socket: str | None = None,
+               allowed_hosts: Iterable[str] | None = ()):
+    """The FastAPI application, its library in ``folder`` (default :func:`kelly.app.paths.app_dir`).
+
+    ``allowed_hosts``: the host names (besides loopback's, always accepted) that a request's
+    ``Host`` header may carry; None accepts any. The default serves only requests addressed
+    to this computer's loopback names, which is what defeats DNS rebinding (see
+    :mod:`kelly.app.guard`).
+    """
     from fastapi import FastAPI, File, Request, UploadFile
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import FileResponse, JSONResponse, Response
@@ -95,6 +108,9 @@ def create_app(folder: str | Path | None = None, *, models_dir: str | None = Non
                   description="Kelly's companion app: compose from a feeling, listen, keep, analyse, train and "
                               "manage models.")
     app.state.kelly = state
+    from kelly.app.guard import RequestGuard, redacted_traceback  # noqa: F401 - one log format
+
+    app.add_middleware(RequestGuard, allowed_hosts=allowed_hosts, body_limit=body_limit)
 
     def error(status: int, message: str) -> JSONResponse:
         return JSONResponse({"error": {"status": status, "message": message}}, status_code=status)
@@ -123,17 +139,9 @@ def create_app(folder: str | Path | None = None, *, models_dir: str | None = Non
         return error(exc.status_code, str(exc.detail))
 
     @app.exception_handler(Exception)
-    async def _unexpected(_req, exc):  # never a traceback to the page; the log keeps it
-        log.exception("unexpected error")
+    async def _unexpected(req, exc):  # never a traceback to the page; the log keeps where, not what
+        log.error("unexpected error in %s %s: %s", req.method, req.url.path[:200], redacted_traceback(exc))
         return error(500, f"Kelly hit an unexpected error ({type(exc).__name__}); the server log has the details")
-
-    @app.middleware("http")
-    async def _cap_body(request: Request, call_next):
-        limit = MAX_UPLOAD_BYTES + 64 * 1024 if request.url.path == "/api/analyze" else MAX_BODY_BYTES
-        length = request.headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > limit):
-            return error(413, f"the request is larger than {limit // 1024:,} KB")
-        return await call_next(request)
 
     # ----------------------------------------------------------------------- the page
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
@@ -218,7 +226,7 @@ def create_app(folder: str | Path | None = None, *, models_dir: str | None = Non
         try:
             key = get_spec(name).key
         except KellyError:
-            raise NotFound(f"no network {name!r}; the switchable ones are "
+            raise NotFound(f"no network {name[:40]!r}; the switchable ones are "
                            f"{', '.join(s.name for s in SPECS.values())}") from None
         (state.disabled.discard if body.enabled else state.disabled.add)(key)
         return next(m for m in _models(state) if m["key"] == key)
@@ -495,8 +503,14 @@ def _validate(state: _State, row: dict) -> list[dict]:
     folder = Path(row["folder"])
     meta = json.loads((folder / "transformer.meta.json").read_text(encoding="utf-8"))
     out = []
-    for name, digest in sorted((meta.get("files") or {}).items()):
-        path = folder / name
+    files = meta.get("files") if isinstance(meta, dict) else None
+    for name, digest in sorted((files if isinstance(files, dict) else {}).items()):
+        try:  # the metadata names the files; it must not be able to point outside the model's folder
+            path = confined(folder, name)
+        except KellyError:
+            out.append({"check": str(name)[:80], "ok": False,
+                        "detail": "not a file name inside the model's folder; refused"})
+            continue
         ok = path.is_file() and hashlib.sha256(path.read_bytes()).hexdigest() == digest
         out.append({"check": name, "ok": ok, "detail": "SHA-256 matches its metadata" if ok else
                     "missing, or changed since it was shipped"})
@@ -514,8 +528,12 @@ def _model_zip(row: dict) -> bytes:
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
         for name in row["files"]:
-            path = folder / name
-            if path.is_file() and not path.is_symlink():
+            try:  # names come from the model's metadata: only plain files inside its folder, no links
+                path = confined(folder, name)
+            except KellyError:
+                raise InputError(f"{row['name']}: its metadata names {str(name)[:80]!r}, which is not a file "
+                                 "inside the model's folder; refusing to export it") from None
+            if path.is_file():
                 z.write(path, name)
     return buf.getvalue()
 

@@ -151,7 +151,9 @@ class Trainer:
             other = next((r for r in self.runs.values() if r.status == "running" and r.id != run.id), None)
             if other is not None:
                 raise Busy(f"a training run of {other.model} is going; wait for it or cancel it first")
-            Path(run.out).mkdir(parents=True, exist_ok=True)
+            from kelly.app.paths import make_private_dirs
+
+            make_private_dirs(Path(run.out))  # 0700, like the app folder it lives in
             cmd = [self.python, "-m", "kelly", "train", "--models", run.model, "--data", run.data,
                    "--epochs", str(run.epochs), "--out", run.out, "--resume" if resume else "--force"]
             env = dict(os.environ, PYTHONUNBUFFERED="1")

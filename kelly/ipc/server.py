@@ -52,6 +52,7 @@ from kelly.contracts import (EngineState, Error, GenerateMIDI, GetState, LoadMod
 from kelly.errors import KellyError
 from kelly.fileio import show_path
 from kelly.ipc import framing, paths
+from kelly.logsafe import redacted_traceback
 
 log = logging.getLogger("kelly.ipc")
 
@@ -397,8 +398,8 @@ class EngineServer:
             self._converse(conn)
         except OSError:
             pass  # the client went away (reset, broken pipe) or stalled past send_timeout
-        except Exception:  # noqa: BLE001 - a bug of ours must not kill the server; say so in the log
-            log.exception("connection to %s failed", self.path)
+        except Exception as exc:  # noqa: BLE001 - a bug of ours must not kill the server; say so in the log
+            log.error("connection to %s failed: %s", self.path, redacted_traceback(exc))  # no message: may quote text
         finally:
             with self._conns_lock:
                 self._conns.pop(conn, None)
@@ -469,7 +470,7 @@ class EngineServer:
         except KellyError as exc:
             return _error(str(exc), req.id), False
         except Exception as exc:  # noqa: BLE001 - the engine failed; the server keeps serving
-            log.exception("internal error in %s", kind)
+            log.error("internal error in %s: %s", kind, redacted_traceback(exc))  # no message: it may quote text
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
             detail = f"{type(exc).__name__}: {first}" if first else type(exc).__name__
             return _error(f"internal error in {kind}: {detail}", req.id), False

@@ -46,7 +46,8 @@ def running_engine():
 
 @pytest.fixture(scope="module")
 def client(running_engine, tmp_path_factory):
-    return TestClient(create_app(tmp_path_factory.mktemp("app"), engine_socket=str(running_engine)))
+    return TestClient(create_app(tmp_path_factory.mktemp("app"), engine_socket=str(running_engine)),
+                      base_url="http://127.0.0.1")
 
 
 def test_live_state_emotion_text_and_models(client):
@@ -78,7 +79,8 @@ def test_live_events_stream_the_engine_state(client):
 
 
 def test_no_engine_is_said_plainly(tmp_path):
-    app = TestClient(create_app(tmp_path / "app", engine_socket=str(tmp_path / "none.sock")))
+    app = TestClient(create_app(tmp_path / "app", engine_socket=str(tmp_path / "none.sock")),
+                     base_url="http://127.0.0.1")
     live = app.get("/api/live").json()
     assert live["connected"] is False and "kelly engine" in live["message"]
     r = app.post("/api/live/emotion", json={"valence": 0.1, "arousal": 0.5})

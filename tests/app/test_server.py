@@ -23,7 +23,7 @@ def folder(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def client(folder):
-    return TestClient(create_app(folder))
+    return TestClient(create_app(folder), base_url="http://127.0.0.1")
 
 
 @pytest.fixture(scope="module")
@@ -190,7 +190,7 @@ def test_models_list_and_switch(client):
 
 def test_a_composition_and_its_rating_survive_a_restart(folder, composed, client):
     client.patch(f"/api/compositions/{composed['id']}", json={"rating": 5})
-    again = TestClient(create_app(folder))
+    again = TestClient(create_app(folder), base_url="http://127.0.0.1")
     view = again.get(f"/api/compositions/{composed['id']}").json()
     assert view["composition"]["rating"] == 5 and view["roll"]["tracks"]
 
