@@ -63,6 +63,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: A full disk, a full quota, a file-size limit: said in words (kelly.fileio.NO_SPACE_ERRNOS, without importing it).
+_NO_SPACE = frozenset(e for e in (errno.ENOSPC, getattr(errno, "EDQUOT", None), errno.EFBIG) if e is not None)
+
+
 class _GuardedOutput:
     """Standard output whose write errors (a full disk, a closed file) are one clear KellyError."""
 
@@ -75,7 +79,7 @@ class _GuardedOutput:
         except BrokenPipeError:
             raise
         except OSError as exc:
-            raise OutputError(f"cannot write to standard output: {exc.strerror or exc}") from None
+            raise OutputError(_stdout_error(exc)) from None
 
     def flush(self) -> None:
         try:
@@ -83,7 +87,7 @@ class _GuardedOutput:
         except BrokenPipeError:
             raise
         except OSError as exc:
-            raise OutputError(f"cannot write to standard output: {exc.strerror or exc}") from None
+            raise OutputError(_stdout_error(exc)) from None
 
     def __getattr__(self, name: str):
         return getattr(self._stream, name)
@@ -130,6 +134,9 @@ def _run(argv: list[str] | None) -> int:
             _silence_stdout()
             return 0
         where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+        if exc.errno in _NO_SPACE:
+            return _fail(f"no space left: the disk is full or a file is too large for it{where} ({exc.strerror}); "
+                         "free some space and run again")
         return _fail(f"{exc.strerror or exc}{where}")
     except MemoryError:
         if debug:
@@ -144,6 +151,14 @@ def _run(argv: list[str] | None) -> int:
             raise
         return _fail(f"unexpected internal error ({type(exc).__name__}: {str(exc)[:200]}); "
                      "run again with kelly --debug … to see where, and please report it")
+
+
+def _stdout_error(exc: BaseException) -> str:
+    """The one line for a failed write to standard output (a full disk says so)."""
+    reason = getattr(exc, "strerror", None) or str(exc)
+    if getattr(exc, "errno", None) in _NO_SPACE:
+        return f"cannot write to standard output: no space left: the disk is full or the file is too large ({reason})"
+    return f"cannot write to standard output: {reason}"
 
 
 def _fail(message: str) -> int:
@@ -169,7 +184,7 @@ def _flush_stdout(*, quiet: bool = False) -> None:
         if not quiet:
             if isinstance(exc, KellyError):
                 raise
-            raise OutputError(f"cannot write to standard output: {getattr(exc, 'strerror', None) or exc}") from None
+            raise OutputError(_stdout_error(exc)) from None
 
 
 def _silence_stdout() -> None:

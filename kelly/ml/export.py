@@ -38,7 +38,7 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 
 from kelly.errors import InputError, KellyError, ModelError
-from kelly.fileio import write_bytes_atomic, write_json_atomic, write_text_atomic
+from kelly.fileio import json_bytes, write_files_atomic
 from kelly.ml.convert import rtneural_to_spec_state_dict, spec_state_dict_to_rtneural
 from kelly.ml.processor import safe_model_path
 from kelly.ml.runtime import Model, model_from_dict, parse_model_json, read_model_file
@@ -334,27 +334,27 @@ def export_models(out_dir: str | Path, formats: Iterable[str] = ("rtneural",), *
                 "extra": {"weights_from": {"source": "shipped" if weights.source == "shipped" else "folder",
                                            **weights.files[key]}}}
 
-    written: list[Path] = []
+    files: dict[Path, bytes] = {}
     for key in MODEL_KEYS:
         spec, state = SPECS[key], states[key]
         if "rtneural" in formats:
             text = rtneural_text(spec_state_dict_to_rtneural(spec, state))
-            written.append(write_text_atomic(out / spec.file_name, text))
-            written.append(write_json_atomic(out / f"{key}.meta.json", sidecar(key, text, **about(key))))
+            files[out / spec.file_name] = text.encode("utf-8")
+            files[out / f"{key}.meta.json"] = json_bytes(sidecar(key, text, **about(key)))
         if "onnx" in formats:
             from kelly.ml.onnx_graphs import model_graph
 
-            written.append(write_bytes_atomic(out / f"{key}.onnx", model_graph(spec, state).SerializeToString()))
+            files[out / f"{key}.onnx"] = model_graph(spec, state).SerializeToString()
         if "checkpoint" in formats:
             import torch
 
             buf = io.BytesIO()
             torch.save({name: torch.from_numpy(np.ascontiguousarray(v)) for name, v in state.items()}, buf)
-            written.append(write_bytes_atomic(out / f"{key}.pt", buf.getvalue()))
+            files[out / f"{key}.pt"] = buf.getvalue()
     if "onnx" in formats:
         from kelly.ml.onnx_graphs import pipeline_graph
 
-        written.append(write_bytes_atomic(out / "pipeline.onnx", pipeline_graph(states).SerializeToString()))
+        files[out / "pipeline.onnx"] = pipeline_graph(states).SerializeToString()
     from kelly import __version__
 
     if weights is None:
@@ -379,10 +379,17 @@ def export_models(out_dir: str | Path, formats: Iterable[str] = ("rtneural",), *
         "formats": list(formats),
         "total_params": TOTAL_PARAMS,
         "models": models,
-        "files": sorted(p.name for p in written),
+        "files": sorted(p.name for p in files),
+        "sha256": {p.name: hashlib.sha256(data).hexdigest() for p, data in sorted(files.items())},
     }
-    written.append(write_json_atomic(out / "manifest.json", manifest))
-    return written
+    # One group, the manifest (which holds every file's SHA-256) committed first, then each sidecar
+    # before its model: a kill leaves the old set or the new one, or, in the microseconds between two
+    # renames, a mix that validate_dir and load_weights refuse by hash (see the module docstring).
+    ordered = {out / "manifest.json": json_bytes(manifest)}
+    for path, data in sorted(files.items(), key=lambda item: not item[0].name.endswith(".meta.json")):
+        ordered[path] = data
+    write_files_atomic(ordered)
+    return [*files, out / "manifest.json"]
 
 
 # ---------------------------------------------------------------------------------------
@@ -661,6 +668,68 @@ def validate_dir(folder: str | Path, *, check_specs: bool = False, steps: int = 
     if check_specs:
         total = sum(SPECS[k].params for k in MODEL_KEYS)
         add("all", "params", total == TOTAL_PARAMS, f"{total:,} parameters in total (issue #4: {TOTAL_PARAMS:,})")
+    checks.extend(integrity_checks(folder))
+    return checks
+
+
+def integrity_checks(folder: str | Path) -> list[Check]:
+    """Whether the files in ``folder`` belong together: each RTNeural file against its sidecar's SHA-256, and
+    every file ``manifest.json`` lists against the SHA-256 it records.
+
+    An export (or a ``kelly train`` publish) is one group of files renamed into place one
+    after another; a kill in the microseconds between two renames, or files copied from
+    two exports, leaves a folder whose files do not describe each other. That is a failed
+    check naming the file, never a set used as if whole.
+    """
+    from kelly.fileio import read_json
+
+    folder = Path(folder)
+    checks: list[Check] = []
+
+    def digest(name: str) -> str | None:
+        try:
+            data = _entry_bytes(folder, name)
+        except KellyError:
+            return None  # the file's own check says why
+        return None if data is None else hashlib.sha256(data).hexdigest()
+
+    for key in MODEL_KEYS:
+        name = SPECS[key].file_name
+        if not os.path.lexists(folder / f"{key}.meta.json") or not os.path.lexists(folder / name):
+            continue
+        try:
+            meta = _read_sidecar(folder, key)
+        except KellyError as exc:
+            checks.append(Check(key, "sidecar", False, str(exc)))
+            continue
+        if meta.get("file", name) != name:
+            continue  # it describes another file (the packed form)
+        want, got = meta.get("sha256") or meta.get("model_sha256"), digest(name)
+        if got is None:
+            continue
+        checks.append(Check(key, "sidecar", want == got,
+                            f"{key}.meta.json describes {name} (SHA-256 {got[:12]}…)" if want == got else
+                            f"{name} does not match {key}.meta.json (SHA-256 {got[:12]}…, the sidecar says "
+                            f"{str(want)[:12]}…): the files come from two exports (an interrupted one?); "
+                            "export again"))
+    if os.path.lexists(folder / "manifest.json"):
+        try:
+            manifest = read_json(safe_model_path(folder, "manifest.json"), what="export manifest",
+                                 max_bytes=MAX_SIDECAR_BYTES)
+        except KellyError as exc:
+            return checks + [Check("manifest", "files", False, str(exc))]
+        hashes = manifest.get("sha256") if isinstance(manifest, dict) else None
+        if isinstance(hashes, dict):
+            bad = []
+            for name, want in sorted(hashes.items()):
+                got = digest(name) if isinstance(name, str) and "/" not in name and name not in ("", ".", "..") \
+                    else None
+                if got != want:
+                    bad.append(name if got is not None else f"{name} (missing or unreadable)")
+            checks.append(Check("manifest", "files", not bad,
+                                f"all {len(hashes)} files match manifest.json" if not bad else
+                                f"{len(bad)} file(s) do not match manifest.json ({', '.join(map(str, bad[:4]))}): "
+                                "the folder mixes two exports (an interrupted one?); export again"))
     return checks
 
 

@@ -93,8 +93,10 @@ def test_validate_passes_and_catches_tampering(exported, tmp_path):
     obj = json.loads((tmp_path / "groovepredictor.json").read_text())
     obj["layers"][0]["weights"][1][0] += 0.5
     (tmp_path / "groovepredictor.json").write_text(json.dumps(obj))
-    bad = [c for c in validate_dir(tmp_path, check_specs=True) if not c.ok]
-    assert len(bad) == 1 and bad[0].model == "groovepredictor" and "numpy vs torch" in bad[0].detail
+    bad = {(c.model, c.check): c.detail for c in validate_dir(tmp_path, check_specs=True) if not c.ok}
+    # parity, and the hashes: its sidecar and the manifest no longer describe it
+    assert set(bad) == {("groovepredictor", "parity"), ("groovepredictor", "sidecar"), ("manifest", "files")}
+    assert "numpy vs torch" in bad["groovepredictor", "parity"]
 
 
 def test_validate_json_only_reexports_to_torch(exported, tmp_path):
