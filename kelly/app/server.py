@@ -200,7 +200,7 @@ def create_app(folder: str | Path | None = None, *, models_dir: str | None = Non
     def file(cid: str, name: str):
         c = _get(state, cid)
         if name not in FILE_TYPES:
-            raise NotFound(f"no file {name!r}; a composition has {', '.join(FILE_TYPES)}")
+            raise NotFound(f"no file {name[:40]!r}; a composition has {', '.join(FILE_TYPES)}")
         if name not in c.files:
             c = _make_file(state, c, name)
         return FileResponse(state.library.file_path(cid, name), media_type=FILE_TYPES[name],
