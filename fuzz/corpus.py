@@ -17,6 +17,8 @@ _TEXTS = ["I feel grief, but I'm starting to hope", "I have never felt worse", "
 
 
 def _seeds(name: str) -> dict[str, bytes]:
+    if name == "app":
+        return _app_seeds()
     if name == "socket_frame":
         import struct
 
@@ -111,6 +113,78 @@ def _seeds(name: str) -> dict[str, bytes]:
                             np.array([[0.3, 0.2, 0.6], [-0.7, 0.6, 0.2]]), np.array([1, 0]))
         return {"small": blob, "small-raw": gzip.decompress(blob)}
     raise KeyError(name)
+
+
+def _app_seeds() -> dict[str, bytes]:
+    """Requests for the app target: its first byte names the route (see ``fuzz.targets.APP_ROUTES``), then the
+    path parameter's line, then the body. Valid requests on every route first (``@0`` is the first kept
+    composition or run), then known-bad ones (wrong types, out of range, path tricks, a cross-site origin)."""
+    from fuzz.targets import APP_ROUTES
+    from kelly.emotion.text import read_text
+    from kelly.generator import ComposeOptions, compose
+
+    names = list(APP_ROUTES)
+    midi = compose(read_text("calm and content"), ComposeOptions(bars=2, seed=1)).song.to_bytes()
+    part = (b'--b1\r\nContent-Disposition: form-data; name="file"; filename="a.mid"\r\nContent-Type: audio/midi'
+            b"\r\n\r\n" + midi + b"\r\n--b1--\r\n")
+    requests = [
+        ("compose", b"", b'{"text": "I feel grief, but I\'m starting to hope", "bars": 4, "seed": 3}'),
+        ("compose", b"", b'{"valence": -0.7, "arousal": 0.9, "dominance": 0.8, "bars": 2}'),
+        ("compose", b"", b'{"journey": ["grief", "hope"], "bars": 4, "complexity": 0.8}'),
+        ("compose", b"", b'{"text": "calm", "composer": "hybrid", "key": "D dorian", "bars": 2, '
+                         b'"breaks": ["HARMONY_ModalInterchange"]}'),
+        ("compose", b"", b'{"text": "calm", "composer": "transformer", "bars": 1, "seed": 7}'),
+        ("compose", b"", b"{}"), ("compose", b"", b'{"text": "calm", "bars": 0}'),
+        ("compose", b"", b'{"text": "calm", "valence": 2}'), ("compose", b"", b'{"text": 5, "extra": 1}'),
+        ("compose", b"", b'{"journey": ["grief", "nope"], "key": "H major", "breaks": ["NOPE"]}'),
+        ("compose", b"", b"[]"), ("compose", b"", b"{"),
+        ("library_update", b"@0", b'{"rating": 4, "notes": "keep this one"}'),
+        ("library_update", b"@1", b'{"rating": null}'), ("library_update", b"@0", b'{"rating": 9, "x": 1}'),
+        ("library_update", b"0123456789abcdef0123456789abcdef", b"{}"),
+        ("library_get", b"@0", b""), ("library_get", b"../library.sqlite", b""),
+        ("library_delete", b"@2", b""), ("library_export", b"@0", b""),
+        ("library_file", b"@0", b"song.mid"), ("library_file", b"@0", b"song.json"),
+        ("library_file", b"@0", b"song.musicxml"), ("library_file", b"@0", b"song.wav"),
+        ("library_file", b"@1", b"song-ddsp.wav"), ("library_file", b"@0", b"../../library.sqlite"),
+        ("library_search", b"q=grief&valence=0.2&arousal=0.5&rating_min=3&limit=5&offset=0", b""),
+        ("library_search", b"q=%25_&limit=0&valence=nan", b""), ("library_search", b"rating_min=9&offset=-1", b""),
+        ("analyze", b"calm.mid", midi), ("analyze", b"../x.mid", b"MThd\x00\x00\x00\x06"),
+        ("analyze_raw", b"b1", part), ("analyze_raw", b"", b"--\r\n"),
+        ("model_toggle", b"dynamicsengine", b'{"enabled": false}'),
+        ("model_toggle", b"MelodyTransformer", b'{"enabled": true}'), ("model_toggle", b"nope", b'{"enabled": 1}'),
+        ("model_validate", b"dynamicsengine", b""), ("model_validate", b"ddsp", b""),
+        ("model_validate", b"transformer", b""), ("model_validate", b"x", b""),
+        ("model_export", b"dynamicsengine", b""), ("model_export", b"ddsp", b""),
+        ("train_start", b"", b'{"model": "dynamicsengine", "epochs": 1}'),
+        ("train_start", b"", b'{"model": "groovepredictor", "data": "corpus"}'),
+        ("train_start", b"", b'{"model": "nope", "epochs": 0}'),
+        ("train_get", b"@0", b""), ("train_cancel", b"@0", b""), ("train_events", b"@0", b""),
+        ("train_resume", b"@0", b'{"epochs": 2}'), ("train_resume", b"@0", b"{}"),
+        ("train_resume", b"@0", b'{"epochs": 501}'),
+        ("live_emotion", b"", b'{"valence": 0.3, "arousal": 0.5}'), ("live_emotion", b"", b'{"valence": 3}'),
+        ("live_text", b"", b'{"text": "I feel calm"}'), ("live_text", b"", b'{"text": ""}'),
+        ("live_model", b"dynamicsengine", b'{"enabled": false}'), ("live_state", b"", b""),
+        ("any_path", b"static/app.js", b""), ("any_path", b"static/../server.py", b""),
+        ("any_path", b"static/%2e%2e/server.py", b""), ("any_path", b"openapi.json", b""),
+        ("any_path", b"api/emotions", b""), ("any_path", b"api/compose", b"\x00"),
+        ("any_path", b"api/live/events", b""), ("any_path", b"api/training?x=1", b"\x01"),
+        ("guard", b"\x02", b"127.0.0.1:8765\nhttp://127.0.0.1:8765\nsame-origin"),
+        ("guard", b"\x02", b"evil.example\nhttp://evil.example\ncross-site"),
+        ("guard", b"\x00", b"[::1]:8765"),
+    ]
+    seeds = {}
+    for i, (route, param, body) in enumerate(requests):
+        seeds[f"{i:02d}-{route}"] = bytes([names.index(route)]) + param + b"\n" + body
+    # the other ways of sending (fuzz.targets.AppHarness.fuzz): no content type, a false length, chunked
+    for how in (1, 2, 3):
+        seeds[f"how{how}-compose"] = bytes([names.index("compose") + how * len(names)]) + \
+            (b"99999999999" if how == 2 else b"") + b'\n{"text": "calm", "bars": 1}'
+    for i, (route, param, body, value) in enumerate([("library_file", b"@0", b"song.mid", b"bytes=0-99"),
+                                                      ("any_path", b"static/app.js", b"", b"bytes=10-20,30-40"),
+                                                      ("library_file", b"@0", b"song.json", b"bytes=9-2")]):
+        seeds[f"range{i}-{route}"] = bytes([names.index(route) + 4 * len(names)]) + param + b"\n" + body + \
+            b"\n" + value
+    return seeds
 
 
 def _small_ddsp_json() -> bytes:
