@@ -368,6 +368,19 @@ class MultiModelProcessor:
         self._models[key], self._paths[key], self._errors[key] = model, Path(path), None
         self._rebind()
 
+    def unload(self, key: str, reason: str) -> None:
+        """Put network ``key`` on its fallback because its file can no longer be trusted.
+
+        A running engine calls this when the file it loaded was deleted or replaced by one
+        that does not load (:meth:`kelly.realtime.engine.Engine.check_model_files`): the
+        weights in memory no longer match anything on disk, so the network stops and says
+        ``reason`` in :meth:`status` and :meth:`note`. The path is kept, so the file can be
+        watched and loaded again.
+        """
+        key = get_spec(key).key
+        self._models[key], self._errors[key] = None, str(reason)
+        self._rebind()
+
     def _rebind(self) -> None:
         """Cache bound methods for the hot path (live model or fallback per key)."""
         self._live = {key: self._models[key] is not None and self._enabled[key] for key in MODEL_KEYS}

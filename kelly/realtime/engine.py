@@ -9,14 +9,25 @@ Threads and what each may do
   (:class:`~kelly.realtime.ringbuffer.SpscRing`). No locks, no waiting, no file or
   socket I/O: a full ring drops the frame and counts it. Each block's processing time
   is recorded against its budget (``block / sr``: 10.67 ms for 512 samples at 48 kHz).
-* **inference thread**: pops frames and runs the five networks
-  (:meth:`~kelly.ml.processor.MultiModelProcessor.pipeline_step`, the numpy hot path),
+* **inference thread**: takes the waiting frames out of the ring as a chunk (up to
+  :data:`CHUNK_FRAMES`) and runs the five networks over it
+  (:class:`~kelly.realtime.chunked.ChunkedPipeline`: one matrix product per dense layer
+  and LSTM input projection, only the recurrence frame by frame; a lone frame goes
+  through :meth:`~kelly.ml.processor.MultiModelProcessor.pipeline_step`, the same numbers
+  within float32 rounding), so it keeps up with well over 10,000 frames a second on one
+  core; the int8 path (``--runtime int8``) still runs frame by frame. It
   resets the recognizer's LSTM every :data:`~kelly.emotion.audio.RECOGNIZER_WINDOW`
   frames as it was trained and leaves the :data:`~kelly.emotion.audio.RECOGNIZER_BURN_IN`
   frames after a reset, and silent frames, out of the reading; the reading is smoothed
   (alpha 0.1 per frame, as in the seed plugin) and becomes the ``audio`` source. Model
-  loads and switches asked over the socket run here, between two frames, so the
-  networks never change under a running step.
+  loads and switches asked over the socket run here, between two chunks, so the
+  networks never change under a running step. About once a second it also looks at the
+  loaded model files (:meth:`Engine.check_model_files`): a file deleted or replaced by
+  one that does not load puts its network on the fallback heuristic, a file replaced by
+  a valid model is loaded again, and either is said in the state's warnings.
+  numpy's BLAS is held to one thread in an engine process
+  (:func:`limit_blas_threads`): these matrices are small, and a second BLAS thread on a
+  busy machine made every step wait for it (10 times slower measured on 2 cores).
 * **music** (:meth:`Engine.tick`, in the run loop): feeds the biometrics replay, fuses
   the sources by confidence (:func:`kelly.emotion.fusion.fuse`) and advances the
   :class:`~kelly.realtime.live.BarScheduler`, which composes a phrase when the emotion
@@ -64,6 +75,28 @@ TRACE_EVERY_S = 0.1
 TRACE_KEEP = 100_000
 #: Sources the engine fuses, in the order the state lists them.
 SOURCES = ("audio", "text", "biometrics", "explicit")
+#: Most mel frames the inference thread takes from the ring and runs as one chunk.
+CHUNK_FRAMES = 128
+#: Seconds between two looks at the loaded model files (on the inference thread).
+MODEL_CHECK_S = 1.0
+
+
+def limit_blas_threads() -> str:
+    """Run numpy's BLAS on one thread in this process; says what was done.
+
+    The networks' products are small (at most a 256-row chunk by 1,024 columns): a second
+    BLAS thread only adds a hand-over per call, and on a machine whose other core is busy
+    (the audio path, the socket, another program) each call waits for that thread to be
+    scheduled. Measured on 2 cores: 640 frames/s frame by frame with OpenBLAS's default
+    of 2 threads, 9,200 with one. Uses threadpoolctl (installed with the ``audio`` extra);
+    without it, set ``OPENBLAS_NUM_THREADS=1`` before starting.
+    """
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return "BLAS threads left as they are (threadpoolctl not installed; set OPENBLAS_NUM_THREADS=1)"
+    threadpool_limits(limits=1, user_api="blas")
+    return "BLAS on one thread"
 
 
 @dataclass(frozen=True)
@@ -145,6 +178,15 @@ class BlockTimes:
                 "budget_ms": self.budget_s * 1e3, "overruns": self.overruns}
 
 
+def _file_signature(path: Path) -> tuple | None:
+    """What identifies a file's content cheaply (``lstat``: a symlink is seen as one): None when it is gone."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_mode
+
+
 def _nearest(v: float, a: float, d: float):
     from kelly.emotion.thesaurus import load_thesaurus
 
@@ -198,8 +240,12 @@ class Engine:
         # -- inference --
         self._infer_proc = MultiModelProcessor(config.models_dir)
         self._int8 = None
+        self._chunked = None
         self.runtime_note = "numpy"
-        self._rebuild_int8()
+        self._rebuild_paths()
+        self._chunk = np.zeros((CHUNK_FRAMES, self.frontend.frames.shape[1]), dtype=np.float32)
+        self._chunk_stamps = np.zeros(CHUNK_FRAMES, dtype=np.int64)
+        self.blas_note = ""  # set when the inference thread starts (limit_blas_threads)
         self._smoother = EmotionSmoother(config.alpha)
         self.frames_done = 0
         self.frames_heard = 0
@@ -229,6 +275,14 @@ class Engine:
         self.now_s = 0.0
         # -- music --
         self._compose_proc = MultiModelProcessor(config.models_dir)
+        # -- the loaded model files, watched (key -> (path, signature when loaded)); messages per key
+        self._watched: dict[str, tuple[Path, tuple | None]] = {}
+        self._model_warnings: dict[str, str] = {}
+        self._next_model_check = 0.0
+        self.model_checks = 0
+        for key, info in self._infer_proc.status()["models"].items():
+            if info["path"]:
+                self._watched[key] = (Path(info["path"]), _file_signature(Path(info["path"])))
         self._composer = get_composer(composer)
         self._compose_lock = threading.Lock()
         self.tracker = NoteTracker(sink) if sink is not None else None
@@ -256,6 +310,7 @@ class Engine:
             if self.clock == "internal" and not self.running:
                 self._t0 = time.monotonic()  # engine time 0 (bar 1) is when it starts, not when it was built
             self._stop.clear()
+            self.blas_note = limit_blas_threads()
             self._thread = threading.Thread(target=self._inference_loop, name="kelly-inference", daemon=True)
             self._thread.start()
             self.running = True
@@ -328,36 +383,65 @@ class Engine:
         from kelly.emotion.audio import RECOGNIZER_BURN_IN, RECOGNIZER_WINDOW
         from kelly.ml import schema
 
-        proc, ring, frame, smoother = self._infer_proc, self.ring, self._frame, self._smoother
-        iv, ia, idom, ii, ic = (schema.I_VALENCE, schema.I_AROUSAL, schema.I_DOMINANCE, schema.I_INTENSITY,
-                                schema.I_CONFIDENCE)
+        proc, ring, smoother = self._infer_proc, self.ring, self._smoother
+        chunk, stamps = self._chunk, self._chunk_stamps
+        cols = [schema.I_VALENCE, schema.I_AROUSAL, schema.I_DOMINANCE, schema.I_CONFIDENCE, schema.I_INTENSITY]
         hop_s = 512 / 22050.0
         idle = 0
         while not self._stop.is_set():
             if self._ops:
                 self._run_ops()
-            stamp = ring.pop(frame)
-            if stamp is None:
+            if time.monotonic() >= self._next_model_check:
+                self._check_model_files_here()
+            n = ring.pop_many(chunk, stamps)
+            if n == 0:
                 idle += 1
                 time.sleep(0.0002 if idle < 50 else 0.001)
                 continue
             idle = 0
-            k = self.frames_done % RECOGNIZER_WINDOW
-            int8 = self._int8
-            if k == 0:
-                proc.reset()
-                if int8 is not None:
-                    int8.reset()
-            emb = proc.pipeline_step(frame)[0] if int8 is None else int8.step(frame)
-            if k >= RECOGNIZER_BURN_IN and float(frame.max()) >= SILENT_FRAME:
-                v, a, d = smoother.update(float(emb[iv]), float(emb[ia]), float(emb[idom]))
-                conf = min(1.0, max(0.0, float(emb[ic])))
-                inten = min(1.0, max(0.0, float(emb[ii])))
-                # one attribute store (atomic): the inference thread takes no lock the control threads hold
-                self._audio = SourceReading(v, a, d, conf, stamp * hop_s, inten)
-                self.frames_heard += 1
-            self.frames_done += 1
+            i = 0
+            while i < n:  # split where the recognizer's window starts again (its LSTM is reset there)
+                k = self.frames_done % RECOGNIZER_WINDOW
+                if k == 0:
+                    proc.reset()
+                    if self._int8 is not None:
+                        self._int8.reset()
+                m = min(n - i, RECOGNIZER_WINDOW - k)
+                mels = chunk[i:i + m]
+                emb = self._embed(mels)
+                heard = np.flatnonzero(mels.max(axis=1) >= SILENT_FRAME)
+                heard = heard[heard >= RECOGNIZER_BURN_IN - k]
+                if len(heard):
+                    reading = None
+                    for j, (v, a, d, conf, inten) in zip(heard.tolist(), emb[heard][:, cols].tolist()):
+                        v, a, d = smoother.update(v, a, d)
+                        reading = (v, a, d, min(1.0, max(0.0, conf)), int(stamps[i + j]) * hop_s,
+                                   min(1.0, max(0.0, inten)))
+                    # one attribute store (atomic): the inference thread takes no lock the control threads hold
+                    self._audio = SourceReading(*reading)
+                    self.frames_heard += len(heard)
+                self.frames_done += m
+                i += m
         self._run_ops()
+
+    def _embed(self, mels: np.ndarray) -> np.ndarray:
+        """The recognizer's embedding of each frame [shape=(T, 64)] (the other four networks run too)."""
+        int8 = self._int8
+        if int8 is not None:  # onnxruntime, one frame at a time
+            out = np.empty((len(mels), 64), dtype=np.float32)
+            for t in range(len(mels)):
+                out[t] = int8.step(mels[t])
+            return out
+        if len(mels) == 1:
+            return self._infer_proc.pipeline_step(mels[0])[0][None, :]
+        return self._chunked.run(mels)[0]
+
+    def _rebuild_paths(self) -> None:
+        """After a model change: the chunked pipeline and (with ``--runtime int8``) the int8 graph again."""
+        from kelly.realtime.chunked import ChunkedPipeline
+
+        self._chunked = ChunkedPipeline(self._infer_proc, CHUNK_FRAMES)
+        self._rebuild_int8()
 
     def _rebuild_int8(self) -> None:
         """(Re)build the int8 graph from the networks now loaded; the numpy path when it cannot be."""
@@ -501,7 +585,82 @@ class Engine:
 
     @property
     def warnings(self) -> list[str]:
-        return list(self._bio_warnings)
+        """What the user should know: the biometric sensors' problems, then the model files' changes."""
+        return list(self._bio_warnings) + [self._model_warnings[k] for k in sorted(self._model_warnings)]
+
+    # ------------------------------------------------------------------ the model files under a running engine
+    def check_model_files(self) -> list[str]:
+        """Look at every loaded model file now (the inference thread does this about once a second).
+
+        A file is recognised by its inode, device, size, modification time and type
+        (``lstat``, never followed), noted when it was loaded. When that changes:
+
+        * the file is gone: its network switches to the fallback heuristic;
+        * it is there but does not load (truncated, garbage, the wrong network, weights
+          too large, or now a symlink leading out of the models folder): fallback too,
+          with the reason;
+        * it loads: the new weights replace the old ones (hot reload) on both the audio
+          analysis and the composer.
+
+        Each change is said in :attr:`warnings` (and so in ``kelly ctl state``) and in the
+        network's status. The audio path is never touched: this runs on the inference
+        thread between two chunks, and frames wait in the ring meanwhile. Returns the
+        messages of the changes seen by this call.
+        """
+        if self._thread is not None and self._thread.is_alive() and threading.current_thread() is not self._thread:
+            return self._on_inference_thread(self._check_model_files_here)
+        return self._check_model_files_here()
+
+    def _check_model_files_here(self) -> list[str]:
+        """The work of :meth:`check_model_files`, on the thread that owns the inference processor."""
+        self._next_model_check = time.monotonic() + MODEL_CHECK_S
+        self.model_checks += 1
+        said = []
+        for key, (path, seen) in list(self._watched.items()):
+            now = _file_signature(path)
+            if now == seen:
+                continue
+            self._watched[key] = (path, now)
+            try:
+                said.append(self._model_file_changed(key, path, now))
+            except Exception as exc:  # noqa: BLE001 - the engine must keep running whatever the file does
+                self._model_warnings[key] = f"{key}: could not handle the change of {path.name}: {exc}"
+                said.append(self._model_warnings[key])
+        if said:
+            self._bump()
+        return said
+
+    def _model_file_changed(self, key: str, path: Path, signature: tuple | None) -> str:
+        from kelly.ml.processor import safe_model_path
+
+        stamp = time.strftime("%H:%M:%S")
+        if signature is None:
+            reason = f"{path.name} was deleted at {stamp}"
+            message = f"{key}: its model file {path.name} was deleted at {stamp}; running on the fallback heuristic"
+        else:
+            try:
+                safe_model_path(path.parent, path.name)
+                self._infer_proc.load_model_file(key, path)  # checked first: a bad file changes nothing
+            except KellyError as exc:
+                reason = f"{path.name} changed at {stamp} and cannot be used: {exc}"
+                message = f"{key}: its model file {path.name} changed at {stamp} and cannot be used ({exc}); " \
+                          "running on the fallback heuristic"
+            else:
+                self._rebuild_paths()
+                with self._compose_lock:
+                    try:
+                        self._compose_proc.load_model_file(key, path)
+                    except KellyError as exc:  # changed again in between: the composer falls back, says why
+                        self._compose_proc.unload(key, f"{path.name} changed at {stamp} and cannot be used: {exc}")
+                message = f"{key}: its model file {path.name} changed at {stamp}; the new weights were loaded"
+                self._model_warnings[key] = message
+                return message
+        self._infer_proc.unload(key, reason)
+        self._rebuild_paths()
+        with self._compose_lock:
+            self._compose_proc.unload(key, reason)
+        self._model_warnings[key] = message
+        return message
 
     def _compose_song(self, emotion: EmotionState, bars: int, seed: int):
         from kelly.composer import ComposeOptions
@@ -571,8 +730,16 @@ class Engine:
                              f"{', '.join(MODEL_KEYS)}")
         if not target.is_file():
             raise ModelError(f"no model file {name!r} in the models folder {folder}")
+        signature = _file_signature(target)  # before reading: a change while it loads is seen at the next look
         _load_checked(target, key)  # refuse a bad file here, before anything changes
-        self._on_inference_thread(lambda: (self._infer_proc.load_model_file(key, target), self._rebuild_int8()))
+
+        def swap() -> None:
+            self._infer_proc.load_model_file(key, target)
+            self._rebuild_paths()
+            self._watched[key] = (target, signature)
+            self._model_warnings.pop(key, None)
+
+        self._on_inference_thread(swap)
         with self._compose_lock:
             self._compose_proc.load_model_file(key, target)
         self._bump()
@@ -582,7 +749,7 @@ class Engine:
         from kelly.ml.specs import get_spec
 
         key = get_spec(model).key  # an unknown name is a KellyError naming the five
-        self._on_inference_thread(lambda: (self._infer_proc.set_enabled(key, enabled), self._rebuild_int8()))
+        self._on_inference_thread(lambda: (self._infer_proc.set_enabled(key, enabled), self._rebuild_paths()))
         with self._compose_lock:
             self._compose_proc.set_enabled(key, enabled)
         self._bump()
