@@ -136,7 +136,8 @@ def create_app(folder: str | Path | None = None, *, models_dir: str | None = Non
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_req, exc):
-        return error(exc.status_code, str(exc.detail))
+        # the framework's own 400s are bodies it could not parse (a broken multipart upload): bad input, 422
+        return error(422 if exc.status_code == 400 else exc.status_code, str(exc.detail))
 
     @app.exception_handler(Exception)
     async def _unexpected(req, exc):  # never a traceback to the page; the log keeps where, not what
@@ -355,7 +356,54 @@ def create_app(folder: str | Path | None = None, *, models_dir: str | None = Non
         return StreamingResponse(stream(), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
+    app.add_middleware(_JsonErrors)
     return app
+
+
+class _JsonErrors:
+    """ASGI middleware: an error that Starlette answers by itself, past every exception handler, becomes JSON.
+
+    Why: a file answer (a library file, the page's static files) reads the ``Range`` header
+    itself and answers a malformed one with a plain-text 400 and an unsatisfiable one with an
+    empty 416; the app promises ``{"error": {"status", "message"}}`` for every error (found by
+    ``make fuzz``'s app target). The status and other headers (416's ``Content-Range``) stay.
+    """
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http" or scope.get("method") == "HEAD":
+            await self.app(scope, receive, send)
+            return
+        start: dict | None = None  # the start of an error answer that is not JSON, held back
+        text = b""
+
+        async def json_send(message: dict) -> None:
+            nonlocal start, text
+            if message["type"] == "http.response.start" and message["status"] >= 400:
+                headers = message.get("headers", ())
+                if not any(k.lower() == b"content-type" and v.startswith(b"application/json") for k, v in headers):
+                    start = {**message, "headers": [(k, v) for k, v in headers
+                                                    if k.lower() not in (b"content-type", b"content-length")]}
+                    return
+            if start is None or message["type"] != "http.response.body":
+                await send(message)
+                return
+            text = (text + message.get("body", b""))[:1000]  # Starlette's own error texts are one line
+            if message.get("more_body"):
+                return
+            import http
+            import json
+
+            status = start["status"]
+            said = text.decode("utf-8", "replace").strip()[:300] or http.HTTPStatus(status).phrase
+            body = json.dumps({"error": {"status": status, "message": said}}).encode()
+            await send({**start, "headers": start["headers"] + [(b"content-type", b"application/json"),
+                                                                (b"content-length", str(len(body)).encode())]})
+            await send({"type": "http.response.body", "body": body})
+
+        await self.app(scope, receive, json_send)
 
 
 FILE_TYPES = {"song.mid": "audio/midi", "song.json": "application/json", "song.wav": "audio/wav",
