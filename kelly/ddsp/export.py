@@ -127,7 +127,12 @@ def sidecar(text: str, *, metrics: dict | None, hidden: int, params: int, proven
 
 def write_voice(weights_pt: str | os.PathLike, out_dir: str | os.PathLike, *, metrics: dict | None = None,
                 onnx: bool = True, provenance: str = "") -> list[Path]:
-    """Write ``ddsp.json``, ``ddsp.meta.json`` (and ``ddsp.onnx``) for a trained checkpoint, atomically together."""
+    """Write ``ddsp.json``, ``ddsp.meta.json`` (and ``ddsp.onnx``) for a trained checkpoint, atomically together.
+
+    The sidecar records the SHA-256 of the JSON (``sha256``) and of the ONNX file
+    (``onnx_sha256``) and is committed first, so a folder that mixes two exports is
+    detected (:func:`read_voice`, :func:`validate`), never used as one voice.
+    """
     from kelly.ml.export import rtneural_text
     from kelly.fileio import json_bytes, write_files_atomic
 
@@ -137,11 +142,14 @@ def write_voice(weights_pt: str | os.PathLike, out_dir: str | os.PathLike, *, me
     meta = sidecar(text, metrics=metrics, hidden=int(config["hidden"]), params=params,
                    provenance=provenance or f"trained by kelly ddsp train ({Path(weights_pt).name})")
     out = Path(out_dir)
-    files = {out / JSON_NAME: text.encode(), out / META_NAME: json_bytes(meta)}
+    files = {out / JSON_NAME: text.encode()}
     if onnx:
         files[out / ONNX_NAME] = onnx_model(state).SerializeToString()
-    write_files_atomic(files)
-    return list(files)
+        meta["onnx_sha256"] = hashlib.sha256(files[out / ONNX_NAME]).hexdigest()
+    # The sidecar, which holds the others' SHA-256, is renamed into place first: a kill between two
+    # renames leaves a new sidecar beside an old file, which read_voice and validate refuse by hash.
+    write_files_atomic({out / META_NAME: json_bytes(meta), **files})
+    return [out / JSON_NAME, out / META_NAME, *([out / ONNX_NAME] if onnx else [])]
 
 
 @dataclass(frozen=True)
@@ -227,8 +235,15 @@ def validate(folder: str | os.PathLike, *, steps: int = 200, seed: int = 1234) -
         from kelly.ml.onnx_graphs import session
         from kelly.ml.runtime import read_regular_file
 
+        onnx_bytes = read_regular_file(onnx_path, max_bytes=MAX_ONNX_BYTES, what="ONNX file")
+        want = vf.meta.get("onnx_sha256")
+        if want is not None:  # sidecars written before it was recorded have none
+            ok = want == hashlib.sha256(onnx_bytes).hexdigest()
+            checks.append(Check("onnx sidecar", ok, f"hash matches {ONNX_NAME}" if ok else
+                                f"{ONNX_NAME} does not match its sidecar (SHA-256 differs): the files come from "
+                                "two exports (an interrupted one?); export the voice again"))
         try:
-            sess = session(read_regular_file(onnx_path, max_bytes=MAX_ONNX_BYTES, what="ONNX file"))
+            sess = session(onnx_bytes)
             out = sess.run(["y"], {"x": x, "h0": np.zeros((1, 3, dec.hidden), np.float32)})[0]
             err = float(np.abs(out - ref).max())
             checks.append(Check("onnx vs numpy", err <= PARITY_TOLERANCE, f"max |Δ| {err:.2e}"))

@@ -138,7 +138,7 @@ def train(settings: TrainSettings, out_dir: str | Path, *, audio_dirs: list[str]
     from kelly.ddsp.decoder import DecoderConfig, torch_decoder
     from kelly.ddsp.export import write_voice
     from kelly.ddsp.losses import multiscale_spectral_loss
-    from kelly.fileio import write_bytes_atomic, write_json_atomic
+    from kelly.fileio import json_bytes, write_files_atomic
     from kelly.ml.train.checkpoint import capture_rng, checkpoint_bytes, load_checkpoint, restore_rng
     from kelly.ml.train.distributed import resolve_device
     from kelly.ml.train.sections import check_resumable
@@ -216,15 +216,19 @@ def train(settings: TrainSettings, out_dir: str | Path, *, audio_dirs: list[str]
                    "val_loss": round(val, 4)}
             history.append(row)
             log(f"step {step:>6}  train {row['train_loss']:.3f}  val {row['val_loss']:.3f}  ({minutes:.1f} min)")
+            writes = {}
             if val < best["val_loss"]:
                 best = {"val_loss": val, "step": step}
-                write_bytes_atomic(out / WEIGHTS, checkpoint_bytes({
+                writes[out / WEIGHTS] = checkpoint_bytes({
                     "format": "kelly-train-checkpoint", "version": 1, "kind": "ddsp-weights",
-                    "config": cfg.to_dict(), "model": model.state_dict()}))
-            write_bytes_atomic(ckpt_path, checkpoint_bytes({
+                    "config": cfg.to_dict(), "model": model.state_dict()})
+            writes[ckpt_path] = checkpoint_bytes({
                 "format": "kelly-train-checkpoint", "version": 1, "kind": "ddsp", "settings": asdict(settings),
                 "config": cfg.to_dict(), "model": model.state_dict(), "optimizer": opt.state_dict(), "step": step,
-                "history": history, "best": best, "rng": capture_rng(gen)}))
+                "history": history, "best": best, "rng": capture_rng(gen)})
+            # One group, the best weights renamed first: a kill between the renames leaves new weights beside
+            # the previous checkpoint, whose resumed run draws the same steps and writes them again.
+            write_files_atomic(writes)
         if last:
             break
     metrics = {"settings": asdict(settings), "steps": step, "minutes": history[-1]["minutes"] if history else 0.0,
@@ -234,8 +238,8 @@ def train(settings: TrainSettings, out_dir: str | Path, *, audio_dirs: list[str]
                         "seconds": round(sum(len(s.audio) for s in segments) / 16000, 1),
                         "sources": sorted({s.source for s in segments})},
                "emotion_labels": label_ref, "loudness_map": loud_map}
-    write_json_atomic(out / "metrics.json", metrics)
-    (out / "metrics.csv").write_text("step,minutes,train_loss,val_loss\n" + "".join(
-        f"{r['step']},{r['minutes']},{r['train_loss']},{r['val_loss']}\n" for r in history), encoding="utf-8")
+    write_files_atomic({out / "metrics.json": json_bytes(metrics), out / "metrics.csv": (
+        "step,minutes,train_loss,val_loss\n" + "".join(
+            f"{r['step']},{r['minutes']},{r['train_loss']},{r['val_loss']}\n" for r in history)).encode("utf-8")})
     write_voice(out / WEIGHTS, out, metrics=metrics)
     return metrics

@@ -33,7 +33,10 @@ Positions run ``past … past+new-1`` (``past + new`` must not exceed ``block_si
 graph does not check, the stepper does); the new steps attend causally to the cache and
 to each other, so one call can also encode a whole prefix (``past`` = 0). The file's
 metadata entry ``kelly.transformer`` holds the model's configuration as JSON (sizes,
-n_layer, n_head, n_embd, block_size, emb_sizes, n_emotion, row_heads).
+n_layer, n_head, n_embd, block_size, emb_sizes, n_emotion, row_heads), and the entry
+``kelly.transformer.heads_sha256`` the SHA-256 of the ``heads.npz`` exported with it:
+:class:`OnnxStepper` refuses tables from another export (a folder left half-replaced by a
+killed export, or files mixed by hand).
 
 ``heads.npz``: the rest of the family heads, as lookup tables
 -------------------------------------------------------------
@@ -62,6 +65,10 @@ from kelly.errors import ModelError
 OPSET = 17
 FORMAT = 1
 META_KEY = "kelly.transformer"
+#: Metadata entry of ``step.onnx``: the SHA-256 of the ``heads.npz`` exported with it.
+HEADS_SHA_KEY = "kelly.transformer.heads_sha256"
+#: Largest ``heads.npz`` read (the shipped SMALL model's is 0.6 MB).
+MAX_HEADS_BYTES = 256 * 1024 * 1024
 STEP_FILE = "step.onnx"
 HEADS_FILE = "heads.npz"
 LN_EPS = 1e-5
@@ -265,14 +272,22 @@ def export_onnx(model, folder, *, overwrite: bool = True) -> list[Path]:
     """
     from kelly.fileio import write_files_atomic
 
+    import hashlib
+
     cfg = model.config.to_dict()
     state = {k: (v.detach().cpu().numpy() if hasattr(v, "detach") else np.asarray(v))
              for k, v in model.state_dict().items()}
     buf = io.BytesIO()
     np.savez(buf, **head_tables(cfg, state))
+    heads = buf.getvalue()
+    step = step_graph(cfg, state)
+    entry = step.metadata_props.add()  # the tables this graph goes with (checked by OnnxStepper)
+    entry.key, entry.value = HEADS_SHA_KEY, hashlib.sha256(heads).hexdigest()
     folder = Path(folder)
-    return write_files_atomic({folder / STEP_FILE: step_graph(cfg, state).SerializeToString(),
-                               folder / HEADS_FILE: buf.getvalue()}, overwrite=overwrite)
+    # step.onnx, which names heads.npz's SHA-256, is renamed first: a kill between the two renames leaves a
+    # new graph beside old tables, which OnnxStepper refuses, never the reverse unnoticed
+    return write_files_atomic({folder / STEP_FILE: step.SerializeToString(), folder / HEADS_FILE: heads},
+                              overwrite=overwrite)
 
 
 # ---------------------------------------------------------------------------------------
@@ -323,7 +338,9 @@ class OnnxStepper:
             if not (folder / name).is_file():
                 raise ModelError(f"{folder / name} is missing: export the transformer with export_onnx first")
         self.session = _session(folder / STEP_FILE, threads)
-        meta = self.session.get_modelmeta().custom_metadata_map.get(META_KEY)
+        props = self.session.get_modelmeta().custom_metadata_map
+        meta = props.get(META_KEY)
+        self._heads_sha256 = props.get(HEADS_SHA_KEY)  # None in exports made before it was recorded
         try:
             cfg = _check_config(json.loads(meta))
         except (TypeError, ValueError):
@@ -344,9 +361,18 @@ class OnnxStepper:
 
     def _load_tables(self, path: Path) -> list[list[np.ndarray]]:
         """``tables[f][j]`` = ``T_{f,j}`` [sizes[j], sizes[f]], checked against the configuration."""
+        import hashlib
+
+        from kelly.fileio import read_regular_file
+
         sizes, n_fam = self.sizes, len(self.sizes)
+        raw = read_regular_file(path, what="transformer head tables", max_bytes=MAX_HEADS_BYTES, error=ModelError)
+        if self._heads_sha256 is not None and hashlib.sha256(raw).hexdigest() != self._heads_sha256:
+            raise ModelError(f"{path}: these head tables do not match {STEP_FILE} beside them (SHA-256 differs): "
+                             "the two files come from different exports (an interrupted one?); export the model "
+                             "again")
         try:
-            with np.load(path, allow_pickle=False) as npz:
+            with np.load(io.BytesIO(raw), allow_pickle=False) as npz:
                 data = {k: npz[k] for k in npz.files}
         except (OSError, ValueError, EOFError) as exc:
             raise ModelError(f"{path}: not a readable .npz ({' '.join(str(exc).split())[:160]}); "

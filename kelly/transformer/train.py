@@ -114,7 +114,7 @@ def train(settings: TrainSettings, out_dir: str | Path, *, data: dict | None = N
     """Train (or resume) a transformer; returns the final metrics (also written to ``out_dir``)."""
     import torch
 
-    from kelly.fileio import write_bytes_atomic, write_json_atomic
+    from kelly.fileio import json_bytes, write_files_atomic
     from kelly.ml.train.checkpoint import capture_rng, checkpoint_bytes, load_checkpoint, restore_rng
     from kelly.ml.train.distributed import resolve_device, setup, teardown
     from kelly.ml.train.sections import check_resumable
@@ -197,20 +197,24 @@ def train(settings: TrainSettings, out_dir: str | Path, *, data: dict | None = N
                 if world.is_main:
                     log(f"step {step:>6}  train {row['train_loss']:.3f}  val {row['val_loss']:.3f}  "
                         f"({minutes:.1f} min)")
+                    writes = {}
                     if ev["loss"] < best["val_loss"]:
                         best = {"val_loss": ev["loss"], "step": step, "families": ev["families"]}
-                        _save_weights(out, model, mconf)
-                    write_bytes_atomic(ckpt_path, checkpoint_bytes({
+                        writes[out / WEIGHTS] = _weights_bytes(model, mconf)
+                    writes[ckpt_path] = checkpoint_bytes({
                         "format": "kelly-train-checkpoint", "version": 1, "kind": "transformer",
-                        "settings": asdict(settings), "model_config": mconf.to_dict(), "model": model.state_dict(), "optimizer": opt.state_dict(),
-                        "step": step, "history": history, "best": best, "rng": capture_rng(gen)}))
+                        "settings": asdict(settings), "model_config": mconf.to_dict(), "model": model.state_dict(),
+                        "optimizer": opt.state_dict(), "step": step, "history": history, "best": best,
+                        "rng": capture_rng(gen)})
+                    # one group, the best weights renamed first: a kill between the renames leaves new weights
+                    # beside the previous checkpoint, and the resumed run trains past that step again
+                    write_files_atomic(writes)
             if last:
                 break
         metrics = _metrics(settings, mconf, history, best, baseline, families, train_set, val_set, tokenizer)
         if world.is_main:
-            write_json_atomic(out / "metrics.json", metrics)
-            (out / "metrics.csv").write_text(_csv(history), encoding="utf-8")
-            write_json_atomic(out / META, {**metrics, "weights": WEIGHTS})
+            write_files_atomic({out / "metrics.json": json_bytes(metrics), out / "metrics.csv": _csv(history).encode(),
+                                out / META: json_bytes({**metrics, "weights": WEIGHTS})})
         return metrics
     finally:
         teardown()
@@ -240,17 +244,16 @@ def evaluate(model, val_set, block: int, device, limit: int | None = None) -> di
     return {"loss": float(np.mean(fam)) if fam else float("nan"), "families": fam, "tokens": count}
 
 
-def _save_weights(out: Path, model, mconf) -> None:
+def _weights_bytes(model, mconf) -> bytes:
+    """``transformer.pt``: the model's config and CPU weights (what :mod:`kelly.transformer.composer` loads)."""
     import io
 
     import torch
 
-    from kelly.fileio import write_bytes_atomic
-
     buf = io.BytesIO()
     torch.save({"format": "kelly-transformer", "version": 1, "config": mconf.to_dict(),
                 "model": {k: v.detach().cpu() for k, v in model.state_dict().items()}}, buf)
-    write_bytes_atomic(out / WEIGHTS, buf.getvalue())
+    return buf.getvalue()
 
 
 def _metrics(settings, mconf, history, best, baseline, families, train_set, val_set, tokenizer) -> dict:
