@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.kelly-setup
 
-.PHONY: setup demo test bench lexicon fuzz clean
+.PHONY: setup demo test bench lexicon fuzz soak clean
 
 setup: $(STAMP)
 
@@ -34,6 +34,13 @@ bench: setup
 fuzz: setup
 	$(PY) -m fuzz.run --runs $${FUZZ_RUNS:-100000} --results fuzz/results.md
 	$(PY) tests/kill_pair.py --trials 50 --bars 512 --seed 0 --verify
+
+# Load and live-fault soaks (about 10 minutes): the async pipeline at 10,000 frames/s for 60 s, the socket
+# (32 clients x 10,000 requests) and the web app (16 compositions + 16 uploads) with audio playing, model files
+# changed under a running engine, 1,000 vanishing socket clients; writes soak/results.md. Short versions run in
+# `make test` (tests/soak/).
+soak: setup
+	$(PY) -m soak.run
 
 # Rebuild kelly/emotion/data/lexicon.bin.gz from its sources (byte-identical for the same inputs).
 lexicon: setup

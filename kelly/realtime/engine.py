@@ -178,6 +178,21 @@ class BlockTimes:
                 "budget_ms": self.budget_s * 1e3, "overruns": self.overruns}
 
 
+def _warm_text_reader() -> None:
+    """Load the text reader's tables (lexicon, clues) now, before any SetText can arrive.
+
+    They are loaded on first use behind ``functools.lru_cache``, which does not stop several
+    threads from computing the same value at once: the first SetText from 32 socket clients
+    at once decoded the 40 MB lexicon 32 times in parallel (RSS 300 -> 1,030 MB, 6 s
+    answers) and the decoding's pure-Python work held the GIL for long stretches while the
+    audio path waited (blocks of 80 ms to 1.2 s against a 10.67 ms budget). Loaded once
+    here, on the thread that starts the engine, none of that happens.
+    """
+    from kelly.emotion.text import read_text
+
+    read_text("warming up: calm and hopeful")
+
+
 def _file_signature(path: Path) -> tuple | None:
     """What identifies a file's content cheaply (``lstat``: a symlink is seen as one): None when it is gone."""
     try:
@@ -311,6 +326,7 @@ class Engine:
                 self._t0 = time.monotonic()  # engine time 0 (bar 1) is when it starts, not when it was built
             self._stop.clear()
             self.blas_note = limit_blas_threads()
+            _warm_text_reader()
             self._thread = threading.Thread(target=self._inference_loop, name="kelly-inference", daemon=True)
             self._thread.start()
             self.running = True
