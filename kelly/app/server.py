@@ -108,7 +108,7 @@ def create_app(folder: str | Path | None = None, *, models_dir: str | None = Non
                   description="Kelly's companion app: compose from a feeling, listen, keep, analyse, train and "
                               "manage models.")
     app.state.kelly = state
-    from kelly.app.guard import RequestGuard, redacted_traceback  # noqa: F401 - one log format
+    from kelly.app.guard import RequestGuard, redacted_traceback
 
     app.add_middleware(RequestGuard, allowed_hosts=allowed_hosts, body_limit=body_limit)
 
