@@ -131,3 +131,13 @@ def test_the_harness_drives_every_route_and_training_stays_harmless(harness):
     harness.fuzz(_bytes("live_text", body=b'{"text": "I feel calm"}'))
     harness.fuzz(_bytes("library_file", b"@0", b"song.mid\nbytes=5-1", how=4))
     harness.check_library()
+
+
+@pytest.mark.parametrize("length", [b"\xb2", b"\xb9\xb3", b"1\xb2"])
+def test_a_content_length_of_non_ascii_digits_is_refused_not_a_crash(harness, length):
+    """Latin-1 superscripts are digits to ``str.isdigit`` but not to ``int``: the guard answered 500 (fuzzer)."""
+    status, headers, body = harness.request("POST", b"/api/compose", headers=[
+        (b"host", b"127.0.0.1:8765"), (b"content-type", b"application/json"), (b"content-length", length)],
+        body=b"{}", chunked=True)
+    assert status == 413, body
+    harness.check("compose", "POST", status, headers, body)

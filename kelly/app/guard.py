@@ -105,7 +105,7 @@ class RequestGuard:
             return
         limit = self.body_limit(path)
         length = headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > limit):
+        if length is not None and (not (length.isascii() and length.isdigit()) or int(length) > limit):
             await _answer(send, 413, f"the request is larger than {limit // 1024:,} KB")
             return
         await self._capped(scope, receive, send, limit)
