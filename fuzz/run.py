@@ -65,7 +65,12 @@ def run_target(name: str, runs: int, timeout: int, rss_mb: int, seed: int) -> tu
     t0 = time.perf_counter()
     proc = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, env=env)
     elapsed = time.perf_counter() - t0
-    tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-12:])
+    lines = (proc.stdout + proc.stderr).strip().splitlines()
+    tail = "\n".join(lines[-12:])
+    if proc.returncode != 0:  # atheris prints the Python traceback to stdout, far above libFuzzer's last lines
+        start = next((i for i, line in enumerate(lines) if "Uncaught Python exception" in line), None)
+        if start is not None:
+            tail = "\n".join(lines[start:start + 40]) + "\n" + tail
     return proc.returncode == 0, f"{name}: {'clean' if proc.returncode == 0 else 'FINDING'} ({elapsed:.0f} s)\n{tail}"
 
 
@@ -109,22 +114,64 @@ def _row(name: str, clean: bool, report: str) -> dict:
             "seconds": seconds}
 
 
+_HEADER = ("| target | inputs | result | peak RSS (MB) | slowest input (s) | wall time (s) | date | machine "
+           "| command |")
+
+
 def _write_results(path: Path, rows: list[dict], args) -> None:
-    """A Markdown table of the run (``--results FILE``), so the figures can be kept in the repo."""
+    """Merge this run's rows into the Markdown table in ``path`` (``--results FILE``), by target name.
+
+    Why a merge: a run of some targets (``python -m fuzz.run app``) must not drop the figures of the
+    others, and the notes under the table (the kill test's) are kept. Each row carries its own date,
+    machine and command. A table in the older layout (one command for every row, in the line above
+    it) is read too, its rows given that command and date.
+    """
     import platform
+    import re
 
     from kelly.fileio import write_text_atomic
 
-    lines = ["# Fuzzing results", "", f"`python -m fuzz.run --runs {args.runs} --timeout {args.timeout} "
-             f"--rss-mb {args.rss_mb} --seed {args.seed}` on {platform.machine()}, Python "
-             f"{platform.python_version()}, {time.strftime('%Y-%m-%d %H:%M')}.", "",
-             "| target | inputs | result | peak RSS (MB) | slowest input (s) | wall time (s) |",
-             "|---|---:|---|---:|---:|---:|"]
+    command = f"python -m fuzz.run --runs {args.runs} --timeout {args.timeout} --rss-mb {args.rss_mb} --seed {args.seed}"
+    machine = f"{platform.machine()}, Python {platform.python_version()}"
+    when = time.strftime("%Y-%m-%d %H:%M")
+    table: dict[str, list[str]] = {}
+    notes: list[str] = []
+    if path.exists():
+        old_command = old_machine = old_when = ""
+        lines = path.read_text(encoding="utf-8").splitlines()
+        in_table = seen_table = False
+        for line in lines:
+            m = re.match(r"^`(python -m fuzz\.run[^`]*)` on (.+), (\d{4}-\d\d-\d\d \d\d:\d\d)\.$", line)
+            if m and not seen_table:
+                old_command, old_machine, old_when = m.groups()
+                continue
+            if line.startswith("|"):
+                in_table = seen_table = True
+                cells = [c.strip() for c in line.strip().strip("|").split("|")]
+                if cells[0] in ("target", "") or set(cells[0]) <= set("-:"):
+                    continue
+                if len(cells) == 6:  # the older layout
+                    cells += [old_when, old_machine, f"`{old_command}`" if old_command else ""]
+                table[cells[0]] = cells[:9]
+            elif seen_table and (not in_table or line.strip()):
+                notes.append(line)
+            elif in_table:
+                in_table = False
     for r in rows:
-        lines.append(f"| {r['name']} | {r['runs']} | {'clean' if r['clean'] else 'FINDING'} | {r['rss']} | "
-                     f"{r['slowest']} | {r['seconds']} |")
-    write_text_atomic(path, "\n".join(lines) + "\n")
+        table[r["name"]] = [r["name"], str(r["runs"]), "clean" if r["clean"] else "FINDING", str(r["rss"]),
+                            str(r["slowest"]), str(r["seconds"]), when, machine, f"`{command} {r['name']}`"]
+    from fuzz.targets import TARGETS
 
+    order = [n for n in TARGETS if n in table] + sorted(n for n in table if n not in TARGETS)
+    out = ["# Fuzzing results", "",
+           "Each row is the latest run of that target; `python -m fuzz.run --results fuzz/results.md` merges its "
+           "rows in by target name.", "", _HEADER, "|---|---:|---|---:|---:|---:|---|---|---|"]
+    out += ["| " + " | ".join(table[n]) + " |" for n in order]
+    while notes and not notes[0].strip():
+        notes.pop(0)
+    if notes:
+        out += [""] + notes
+    write_text_atomic(path, "\n".join(out) + "\n")
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -141,3 +141,30 @@ def test_a_content_length_of_non_ascii_digits_is_refused_not_a_crash(harness, le
         body=b"{}", chunked=True)
     assert status == 413, body
     harness.check("compose", "POST", status, headers, body)
+
+
+def test_results_are_merged_by_target_and_the_notes_kept(tmp_path):
+    """``--results`` on a run of some targets keeps the other rows (older layout included) and the notes."""
+    from argparse import Namespace
+
+    from fuzz.run import _write_results
+
+    path = tmp_path / "results.md"
+    path.write_text("# Fuzzing results\n\n`python -m fuzz.run --runs 100000 --timeout 5 --rss-mb 1024 --seed 1` on "
+                    "x86_64, Python 3.11.7, 2026-11-30 08:32.\n\n| target | inputs | result | peak RSS (MB) | slowest "
+                    "input (s) | wall time (s) |\n|---|---:|---|---:|---:|---:|\n| text | 100000 | clean | 92 | 0 | 76 |\n"
+                    "| app | 5 | FINDING | 1 | 0 | 1 |\n\nKill test: kept.\n", encoding="utf-8")
+    row = {"name": "app", "clean": True, "runs": "100000", "rss": "600", "slowest": "2", "seconds": "1100"}
+    _write_results(path, [row], Namespace(runs=100000, timeout=5, rss_mb=1024, seed=1))
+    text = path.read_text(encoding="utf-8")
+    lines = [line for line in text.splitlines() if line.startswith("| ")]
+    assert lines[1].startswith("| text | 100000 | clean | 92 | 0 | 76 | 2026-11-30 08:32 | x86_64, Python 3.11.7 | "
+                               "`python -m fuzz.run --runs 100000 --timeout 5 --rss-mb 1024 --seed 1` |")
+    assert lines[2].startswith("| app | 100000 | clean | 600 | 2 | 1100 |")
+    assert lines[2].endswith("`python -m fuzz.run --runs 100000 --timeout 5 --rss-mb 1024 --seed 1 app` |")
+    assert len(lines) == 3 and text.rstrip().endswith("Kill test: kept.")
+    _write_results(path, [{**row, "rss": "650"}], Namespace(runs=100000, timeout=5, rss_mb=1024, seed=1))
+    again = path.read_text(encoding="utf-8").splitlines()
+    assert [line for line in again if not line.startswith("| app ")] == \
+        [line for line in text.splitlines() if not line.startswith("| app ")]  # a rerun changes only its own row
+    assert any(line.startswith("| app | 100000 | clean | 650 |") for line in again)
