@@ -124,6 +124,8 @@ def services_lines(r: dict, clients: int, requests: int, compositions: int, uplo
         f"| audio path per block p50 / p99 / max | {b.get('median_ms', 0):.3f} / {b.get('p99_ms', 0):.2f} / "
         f"{b.get('max_ms', 0):.2f} ms | budget {b.get('budget_ms', 0):.2f} ms |",
         f"| blocks over budget | {b.get('overruns', 0)} | 0 |",
+        f"| over-budget blocks: mean time, of which waiting for a CPU / for the GIL | {r['over_wall_ms']:.1f} ms: "
+        f"{r['over_runqueue_ms']:.1f} / {r['over_gil_ms']:.1f} ms | (schedstat) |",
         f"| run loop late handing a block over, p99 / max | {r['handover_late_p99_ms']:.1f} / "
         f"{r['handover_late_max_ms']:.1f} ms | (a device's buffer absorbs this) |",
         f"| mel frames dropped / analysed | {r['dropped_frames']} / {r['inferences']:,} | 0 dropped |",

@@ -32,6 +32,16 @@ from soak.common import BLOCK, SR, Sampler, blocks_of, fd_count, material, rss_m
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def _schedstat() -> tuple[int, int]:
+    """This thread's time on a CPU and time waiting in the run queue for one, in ns (Linux schedstat)."""
+    try:
+        with open("/proc/thread-self/schedstat", encoding="ascii") as f:
+            on_cpu, waiting, _ = f.read().split()
+        return int(on_cpu), int(waiting)
+    except (OSError, ValueError):
+        return 0, 0
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 nobody listens on now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
@@ -133,6 +143,19 @@ def run_services(tmp: Path, *, clients: int = 32, requests: int = 10_000, compos
             yield blocks[k % len(blocks)]
             k += 1
 
+    waits: list[tuple[float, float, float]] = []
+    timed = engine.process_block
+
+    def process_block(block):
+        """The engine's own, with where the time went: on a CPU, waiting for one, or neither (the GIL)."""
+        w0 = time.perf_counter()
+        c0, q0 = _schedstat()
+        n = timed(block)
+        c1, q1 = _schedstat()
+        waits.append((time.perf_counter() - w0, (c1 - c0) / 1e9, (q1 - q0) / 1e9))
+        return n
+
+    engine.process_block = process_block  # the run loop calls it through the instance
     with engine, EngineServer(engine, sock) as server, AppServer(app_dir) as app:
         player = threading.Thread(target=lambda: engine.run(endless(), realtime=True), name="soak-audio", daemon=True)
         player.start()
@@ -162,6 +185,9 @@ def run_services(tmp: Path, *, clients: int = 32, requests: int = 10_000, compos
     with sqlite3.connect(app_dir / "library.sqlite") as db:
         integrity = db.execute("PRAGMA integrity_check").fetchall()
     late = np.array(lateness[1:], dtype=float)
+    w = np.array(waits, dtype=float).reshape(-1, 3)
+    over = w[w[:, 0] > BLOCK / SR]
+    gil = over[:, 0] - over[:, 1] - over[:, 2]
     return {
         "material": how, "socket": sock_res, "app": app_res, "load_s": load_s,
         "library_ids": sorted(c["id"] for c in listed), "integrity": [r[0] for r in integrity],
@@ -171,5 +197,8 @@ def run_services(tmp: Path, *, clients: int = 32, requests: int = 10_000, compos
         "dropped_frames": state.dropped_frames, "inferences": state.inferences, "engine_seq": state.seq,
         "threads_before": base_threads, "threads_after": after_threads, "fds_before": base_fds,
         "fds_after": after_fds, "rss_engine": rss_engine.curve, "rss_app": rss_app.curve,
-        "switch_interval_s": sys.getswitchinterval(),
+        "switch_interval_s": sys.getswitchinterval(), "over_blocks": int(len(over)),
+        "over_wall_ms": float(over[:, 0].mean() * 1e3) if len(over) else 0.0,
+        "over_runqueue_ms": float(over[:, 2].mean() * 1e3) if len(over) else 0.0,
+        "over_gil_ms": float(gil.mean() * 1e3) if len(over) else 0.0,
     }

@@ -27,7 +27,10 @@ Threads and what each may do
   a valid model is loaded again, and either is said in the state's warnings.
   numpy's BLAS is held to one thread in an engine process
   (:func:`limit_blas_threads`): these matrices are small, and a second BLAS thread on a
-  busy machine made every step wait for it (10 times slower measured on 2 cores).
+  busy machine made every step wait for it (10 times slower measured on 2 cores), and
+  the GIL's switch interval is lowered to :data:`SWITCH_INTERVAL_S` so that the audio path
+  waits less for the GIL while socket connections are busy, and the heap loaded at start
+  is frozen out of the garbage collector's full passes (:func:`_freeze_heap`).
 * **music** (:meth:`Engine.tick`, in the run loop): feeds the biometrics replay, fuses
   the sources by confidence (:func:`kelly.emotion.fusion.fuse`) and advances the
   :class:`~kelly.realtime.live.BarScheduler`, which composes a phrase when the emotion
@@ -48,9 +51,11 @@ same MIDI, byte for byte.
 
 from __future__ import annotations
 
+import gc
 import itertools
 import math
 import os
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -79,6 +84,14 @@ SOURCES = ("audio", "text", "biometrics", "explicit")
 CHUNK_FRAMES = 128
 #: Seconds between two looks at the loaded model files (on the inference thread).
 MODEL_CHECK_S = 1.0
+#: The GIL switch interval an engine process runs with (Python's default is 5 ms). The audio
+#: path's numpy calls release the GIL and must take it back, and a thread asking for it waits
+#: up to one interval per hand-over while another thread (a socket connection, the inference
+#: thread) holds it. With 32 socket clients asking at once, ``make soak`` measured the audio
+#: path's over-budget blocks (10.67 ms) spending on average 22.6 of 27 ms waiting for the
+#: GIL at 5 ms; at 0.5 ms, 8 of 20 ms, the rest waiting for a CPU on a loaded 2-core machine
+#: (``/proc/thread-self/schedstat``). The price is more hand-overs for the other threads.
+SWITCH_INTERVAL_S = 0.0005
 
 
 def limit_blas_threads() -> str:
@@ -191,6 +204,19 @@ def _warm_text_reader() -> None:
     from kelly.emotion.text import read_text
 
     read_text("warming up: calm and hopeful")
+
+
+def _freeze_heap() -> None:
+    """Move everything loaded so far out of the cyclic garbage collector's sight (:func:`gc.freeze`).
+
+    The engine's process holds ~180,000 long-lived objects once it runs (the thesaurus,
+    the text reader's tables, the composer's data, numpy and pydantic themselves). A full
+    collection walks all of them while holding the GIL: 159 ms measured here, fifteen times
+    the audio path's budget, and the socket threads' allocations trigger one every so
+    often. Frozen after start-up, a full collection walks only what was made since.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 def _file_signature(path: Path) -> tuple | None:
@@ -326,7 +352,10 @@ class Engine:
                 self._t0 = time.monotonic()  # engine time 0 (bar 1) is when it starts, not when it was built
             self._stop.clear()
             self.blas_note = limit_blas_threads()
+            if sys.getswitchinterval() > SWITCH_INTERVAL_S:
+                sys.setswitchinterval(SWITCH_INTERVAL_S)
             _warm_text_reader()
+            _freeze_heap()
             self._thread = threading.Thread(target=self._inference_loop, name="kelly-inference", daemon=True)
             self._thread.start()
             self.running = True
@@ -341,6 +370,7 @@ class Engine:
         if self._thread is not None:
             self._thread.join(timeout=5.0)
             self._thread = None
+            gc.unfreeze()  # what start() froze may be collected again (and is, at exit)
         if self.tracker is not None:
             if self.scheduler is not None:
                 self.scheduler.stop(self.now_s)
