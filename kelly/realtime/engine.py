@@ -348,14 +348,14 @@ class Engine:
     def start(self) -> "Engine":
         """Start the inference thread."""
         if self._thread is None:
-            if self.clock == "internal" and not self.running:
-                self._t0 = time.monotonic()  # engine time 0 (bar 1) is when it starts, not when it was built
-            self._stop.clear()
             self.blas_note = limit_blas_threads()
             if sys.getswitchinterval() > SWITCH_INTERVAL_S:
                 sys.setswitchinterval(SWITCH_INTERVAL_S)
             _warm_text_reader()
             _freeze_heap()
+            if self.clock == "internal" and not self.running:
+                self._t0 = time.monotonic()  # engine time 0 (bar 1) is when it starts, not when it was built
+            self._stop.clear()
             self._thread = threading.Thread(target=self._inference_loop, name="kelly-inference", daemon=True)
             self._thread.start()
             self.running = True
