@@ -62,8 +62,17 @@ def run_target(name: str, runs: int, timeout: int, rss_mb: int, seed: int) -> tu
             f"-rss_limit_mb={limit}", f"-malloc_limit_mb={rss_mb}",
             f"-seed={seed}", f"-artifact_prefix={out}/", "-max_len=65536",
             "-print_final_stats=1"]
+    import shutil
+    import tempfile
+
+    # The target's files (its inputs as files, the app's library and WAVs) go in a folder of this run's own,
+    # removed when it ends: libFuzzer exits without running the target's atexit handlers.
+    scratch = tempfile.mkdtemp(prefix=f"kelly-fuzz-{name}-")
     t0 = time.perf_counter()
-    proc = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, env=env)
+    try:
+        proc = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, env={**env, "TMPDIR": scratch})
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
     elapsed = time.perf_counter() - t0
     lines = (proc.stdout + proc.stderr).strip().splitlines()
     tail = "\n".join(lines[-12:])

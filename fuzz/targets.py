@@ -18,11 +18,18 @@ import atheris
 
 from kelly.errors import KellyError
 
-_TMP = tempfile.mkdtemp(prefix="kelly-fuzz-")
+_TMP: list[str] = []
+
+
+def _tmp() -> str:
+    """This process's scratch folder, made on first use (importing the targets, as ``fuzz.run`` does, makes none)."""
+    if not _TMP:
+        _TMP.append(tempfile.mkdtemp(prefix="kelly-fuzz-"))
+    return _TMP[0]
 
 
 def _as_file(data: bytes, suffix: str) -> str:
-    path = os.path.join(_TMP, "input" + suffix)
+    path = os.path.join(_tmp(), "input" + suffix)
     with open(path, "wb") as handle:
         handle.write(data)
     return path
@@ -217,8 +224,8 @@ class AppHarness:
 
         from kelly.app.server import STATIC, create_app
 
-        self.folder = os.path.join(_TMP, "app")
-        self.app = create_app(self.folder, engine_socket=os.path.join(_TMP, "no-engine.sock"))
+        self.folder = os.path.join(_tmp(), "app")
+        self.app = create_app(self.folder, engine_socket=os.path.join(_tmp(), "no-engine.sock"))
         state = self.app.state.kelly
         state.trainer.python = shutil.which("true") or "/bin/true"
         self.state = state
