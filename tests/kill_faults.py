@@ -68,6 +68,7 @@ class Scenario:
     name = ""
     stops: tuple[str, ...] = ()   # steps of interest for ``stop`` kills
     target = ""                    # the folder (inside a trial folder) the command writes
+    env: dict = {}                 # the child's environment additions
 
     def __init__(self, base: Path) -> None:
         self.base = base
@@ -104,8 +105,15 @@ class TrainNetworks(Scenario):
     stops = ("temp-written:last.pt#2", "temps-named#3", "committed:last.pt#4",
              "committed:dynamicsengine.meta.json#1")
 
+    #: One torch thread here and in the children: bit-exact comparisons need the same thread count
+    #: (other tests in the same process set it to 1).
+    env = {"OMP_NUM_THREADS": "1"}
+
     def __init__(self, base: Path) -> None:
+        import torch
+
         super().__init__(base)
+        torch.set_num_threads(1)
         self.config = base / "tiny.toml"
         self.config.write_text(f"[defaults]\nepochs = {self.epochs}\nbatch_size = 16\nlr = 0.003\ndevice = \"cpu\"\n"
                                "synthetic_samples = 160\nseq_len = 4\npatience = 50\n")
@@ -184,7 +192,7 @@ class TrainDdsp(Scenario):
         self.notes.mkdir(exist_ok=True)
         sr = 16000
         t = np.arange(int(1.0 * sr)) / sr
-        for pitch in (48, 55, 60, 67, 72):  # decaying sawtooth notes (tests/ddsp's kind), 1 s each
+        for pitch in (48, 60, 67):  # decaying sawtooth notes (tests/ddsp's kind), 1 s each
             phase = (440.0 * 2 ** ((pitch - 69) / 12) * t) % 1.0
             y = (2 * phase - 1) * np.exp(-2.5 * t) * np.minimum(1, t / 0.01) * 0.5
             soundfile.write(self.notes / f"note{pitch}.wav", y.astype(np.float32), sr)
@@ -251,7 +259,7 @@ class TrainTransformer(Scenario):
     name = "transformer-train"
     target = "model"
     steps = 8
-    stops = ("temp-written:checkpoint.pt#2", "committed:transformer.pt#1", "temps-named#3",
+    stops = ("committed:transformer.pt#1", "temp-written:checkpoint.pt#2", "temps-named#3",
              "committed:metrics.json#1")
 
     def argv(self, folder: Path) -> list:
@@ -526,7 +534,7 @@ def run_trials(scenario: Scenario, trials: int, rng: random.Random, work: Path, 
     """``trials`` real kills of ``scenario``'s command, each checked and recovered by a child run."""
     # the length of an unkilled run, for the random moments
     probe = scenario.prepare(work / "probe")
-    child = Child(scenario.argv(probe), work / "probe-io")
+    child = Child(scenario.argv(probe), work / "probe-io", env=scenario.env)
     code = child.finish()
     total = time.monotonic() - child.t0
     if code:
@@ -541,7 +549,8 @@ def run_trials(scenario: Scenario, trials: int, rng: random.Random, work: Path, 
         folder = scenario.prepare(trial)
         mode = "stop" if i % 2 else "time"
         stop = stops[(i // 2) % len(stops)] if mode == "stop" else ""
-        child = Child(scenario.argv(folder), trial / "io", stops=[stop] if stop else [], named=named)
+        child = Child(scenario.argv(folder), trial / "io", stops=[stop] if stop else [], named=named,
+                      env=scenario.env)
         if mode == "stop":
             got = child.wait_stopped()
             moment = f"at {stop}"
@@ -562,7 +571,8 @@ def run_trials(scenario: Scenario, trials: int, rng: random.Random, work: Path, 
         _, left = folder_problems(folder)
         leftovers += len(left)
         if not problems:
-            problems = scenario.recover(folder, state, lambda argv: run_child(argv, trial / "io2", named=named))
+            problems = scenario.recover(folder, state, lambda argv: run_child(argv, trial / "io2", named=named,
+                                                                              env=scenario.env))
             again, _ = folder_problems(folder)
             problems += [f"after the next run: {p}" for p in again]
         states[state] += 1
