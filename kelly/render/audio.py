@@ -40,6 +40,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
+import signal
 import stat
 import subprocess
 import tempfile
@@ -330,11 +331,36 @@ def _run_fluidsynth(synth: str, soundfont: Path, midi: Path, wav: Path, sample_r
         raise RenderError(f"cannot run FluidSynth ({synth}): {exc.strerror or exc}") from None
     err = (proc.stderr or b"").decode("utf-8", "replace") + (proc.stdout or b"").decode("utf-8", "replace")
     if proc.returncode != 0:
+        _no_space_check(wav, killed_by_size_limit=proc.returncode == -signal.SIGXFSZ)
         raise RenderError(f"FluidSynth failed (exit {proc.returncode}): {_one_line(err)}")
     if "failed to load" in err.lower() and "soundfont" in err.lower():
         # FluidSynth carries on with its built-in default soundfont (or none) and exits 0: not what was asked for
         raise RenderError(f"FluidSynth could not load the soundfont {soundfont}: {_one_line(err)}")
     return err
+
+
+#: Less free space than this (bytes) on the disk of FluidSynth's render means it ran out of room.
+_LOW_SPACE = 1 << 20
+
+
+def _no_space_check(raw: Path, *, killed_by_size_limit: bool = False) -> None:
+    """Raise the one-line full-disk :class:`OutputError` when FluidSynth's ``raw`` render could not be written
+    for lack of room (a file-size limit killed it, or its disk is nearly full); otherwise return.
+
+    FluidSynth reports a full disk with no message of its own (or dies of ``SIGXFSZ`` under a
+    file-size limit), which would otherwise read as "FluidSynth failed: no message".
+    """
+    from kelly.errors import OutputError
+    from kelly.fileio import show_path
+
+    try:
+        low = shutil.disk_usage(raw.parent).free < _LOW_SPACE
+    except OSError:
+        low = False
+    if killed_by_size_limit or low:
+        raise OutputError(f"cannot write {show_path(raw)} (FluidSynth's render, in the temporary folder): no space "
+                          "left: the disk is full or the file is too large for it; nothing was replaced: free some "
+                          "space (or point TMPDIR at a disk with room) and run again")
 
 
 def _render_pyfluidsynth(soundfont: Path, midi: Path, sample_rate: int) -> np.ndarray:  # pragma: no cover
@@ -466,10 +492,12 @@ def _checked_raw(raw: Path, sample_rate: int, stderr: str, what: str,
         silent (quoting FluidSynth).
     """
     if not raw.exists() or raw.stat().st_size == 0:
+        _no_space_check(raw)
         raise RenderError(f"FluidSynth wrote no audio for {what}: {_one_line(stderr)}")
     try:
         samples, rate = _float_wav(raw)
     except (FileFormatError, OSError, ValueError) as exc:
+        _no_space_check(raw)
         raise RenderError(f"FluidSynth wrote an unreadable WAV for {what} ({exc}): {_one_line(stderr)}") from None
     if rate != sample_rate:
         raise RenderError(f"FluidSynth wrote {what} at {rate} Hz instead of {sample_rate} Hz")
