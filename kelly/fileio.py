@@ -27,6 +27,12 @@ Everything Kelly saves (MIDI, JSON explanations, intents, grooves, models) goes 
 Pairs: :func:`write_files_atomic` writes several files as a group. See its docstring for
 the order and what a kill at any moment can leave.
 
+Streams: :func:`atomic_output` gives a file object to write a file too large for memory
+(a WAV) with the same guarantees.
+
+A full disk: ``ENOSPC``, ``EDQUOT`` and ``EFBIG`` (a file-size limit) become one line that
+says the disk is full and that nothing was replaced (:func:`write_error`).
+
 Reading
 -------
 :func:`read_json` (and :func:`read_regular_file` under it) reads only regular files,
@@ -88,9 +94,11 @@ class OutputIsInput(OutputError):
 def _phase(event: str) -> None:
     """Progress hook: called at each step of :func:`write_files_atomic`; a no-op.
 
-    The kill test (``tests/kill_pair.py``) replaces it to see, and to stop at, the step a
-    kill lands in. Events: ``begin``, ``temp-written:NAME``, ``temps-synced``,
-    ``temps-named``, ``committed:NAME``, ``done``.
+    The kill tests (``tests/kill_pair.py``, ``tests/kill_faults.py``) replace it to see, and
+    to stop at, the step a kill lands in. Events: ``begin``, ``temp-written:NAME``,
+    ``temps-synced``, ``temps-named``, ``committed:NAME``, ``done`` (:func:`atomic_output`:
+    ``begin`` once its temporary file is open, then ``temp-written:NAME``,
+    ``committed:NAME``, ``done``).
     """
 
 
