@@ -38,6 +38,8 @@ from kelly.song import Song
 
 #: Bars composed at once: long enough for a motif, its answer and a cadence.
 PHRASE_BARS = 8
+#: Phrases a LiveComposer keeps in :attr:`LiveComposer.phrases` (the most recent; older ones are let go).
+PHRASES_KEPT = 32
 #: Distance in (V, A, D) from the phrase's emotion beyond which the next bar starts a new phrase:
 #: about the distance between neighbouring thesaurus emotions of one family, so that the jitter of
 #: an audio reading between, say, aversion and repugnance does not restart the music every bar.
@@ -143,7 +145,11 @@ class LiveComposer:
         self.phrase_bars = phrase_bars
         self.threshold = float(threshold)
         self.phrase: Phrase | None = None
-        self.phrases: list[Phrase] = []  # every phrase started, for the record (bar, emotion, reason)
+        # the last PHRASES_KEPT phrases started, for the record (bar, emotion, reason): a running engine composes
+        # one each time the emotion moves or is set (every bar under steady SetEmotion traffic), and keeping all
+        # of them grew the engine by ~1 MiB a minute under make soak's socket load
+        self.phrases: list[Phrase] = []
+        self.started = 0  # phrases started in all (each one's seed offset)
 
     def bar(self, bar: int, emotion: EmotionState, force: str | None = None) -> tuple[Phrase, int]:
         """The phrase playing bar ``bar`` for ``emotion``, and the bar's index within it.
@@ -163,12 +169,14 @@ class LiveComposer:
         elif emotion_distance(emotion, phrase.emotion) > self.threshold:
             reason = f"emotion moved to {emotion.label}"
         if reason is not None:
-            k = len(self.phrases)
+            k = self.started
             song = self._compose(emotion, self.phrase_bars, self.seed + k)
             phrase = Phrase.from_song(song, emotion, start_bar=bar, seed=self.seed + k, n_bars=self.phrase_bars,
                                       reason=reason)
             self.phrase = phrase
+            self.started += 1
             self.phrases.append(phrase)
+            del self.phrases[:-PHRASES_KEPT]
         return phrase, bar - phrase.start_bar
 
     def reset(self) -> None:
