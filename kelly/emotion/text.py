@@ -36,13 +36,12 @@ The reader is **deterministic** and **linear** in the length of the text.
 
 from __future__ import annotations
 
-import functools
 import json
 import re
 from dataclasses import dataclass
 from importlib import resources
 
-from kelly.emotion.lexicon import Lexicon, LexiconEntry, load_lexicon
+from kelly.emotion.lexicon import Lexicon, LexiconEntry, computed_once, load_lexicon
 from kelly.emotion.state import EmotionState, Evidence, SecondaryEmotion
 from kelly.emotion.thesaurus import EmotionEntry, Thesaurus, load_thesaurus, normalize_phrase
 from kelly.errors import FileFormatError, InputError
@@ -243,7 +242,7 @@ def _read_data(name: str) -> dict:
         raise FileFormatError(f"cannot read kelly/emotion/data/{name}: {exc}") from None
 
 
-@functools.lru_cache(maxsize=1)
+@computed_once
 def _clues() -> _Clues:
     doc, idioms = _read_data("clues.json"), _read_data("idioms.json")
     keys = ("clues", "intensifiers", "weakeners", "negators", "contrasts", "subordinators", "past_markers",

@@ -87,6 +87,32 @@ def test_load_is_fast():
     assert time.perf_counter() - t0 < 3.0  # the real target (0.3 s) is checked by make bench
 
 
+def test_many_threads_asking_at_once_decode_the_lexicon_once(monkeypatch):
+    import threading
+
+    from kelly.emotion import lexicon as lexmod
+
+    calls = []
+    real = lexmod.decode_table
+
+    def counted(*args, **kw):
+        calls.append(1)
+        time.sleep(0.05)  # widen the window in which the other threads arrive
+        return real(*args, **kw)
+
+    monkeypatch.setattr(lexmod, "decode_table", counted)
+    lexmod._shipped.cache_clear()
+    got = []
+    threads = [threading.Thread(target=lambda: got.append(lexmod._shipped())) for _ in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    lexmod._shipped.cache_clear()
+    assert len(calls) == 1
+    assert len(got) == 16 and all(g is got[0] for g in got)
+
+
 def test_encode_is_deterministic_and_round_trips():
     words = ["calm", "fall apart", "\U0001F600"]
     values = np.array([[0.3, 0.2, 0.6], [-0.7, 0.6, 0.2], [0.8, 0.7, 0.6]])
