@@ -38,9 +38,11 @@ fuzz: setup
 # Load and live-fault soaks (about 10 minutes): the async pipeline at 10,000 frames/s for 60 s, the socket
 # (32 clients x 10,000 requests) and the web app (16 compositions + 16 uploads) with audio playing, model files
 # changed under a running engine, 1,000 vanishing socket clients; writes soak/results.md. Short versions run in
-# `make test` (tests/soak/).
+# `make test` (tests/soak/). Then kill -9 during training, model exports and WAV writes (tests/kill_faults.py,
+# about 10 minutes more; soak/kill-faults.md).
 soak: setup
 	$(PY) -m soak.run
+	$(PY) tests/kill_faults.py --trials $${KILL_TRIALS:-10} --seed 1 --results soak/kill-faults.md
 
 # Rebuild kelly/emotion/data/lexicon.bin.gz from its sources (byte-identical for the same inputs).
 lexicon: setup

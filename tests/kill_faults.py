@@ -47,6 +47,7 @@ may then leave a ``.NAME.XXXXXXXX.tmp`` of ours, swept by a later write after an
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import shutil
 import sys
@@ -592,6 +593,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scenarios", default="all", help=f"comma-separated, of: {', '.join(SCENARIOS)}")
     parser.add_argument("--seed", type=int, default=0, help="seed of the kill moments")
     parser.add_argument("--named", action="store_true", help="named temporary files (no O_TMPFILE), as elsewhere")
+    parser.add_argument("--results", metavar="FILE.md", help="also write the summary as Markdown (atomically)")
     args = parser.parse_args(argv)
     names = list(SCENARIOS) if args.scenarios == "all" else [n.strip() for n in args.scenarios.split(",")]
     unknown = [n for n in names if n not in SCENARIOS]
@@ -617,6 +619,8 @@ def main(argv: list[str] | None = None) -> int:
     left = sum(r["leftovers"] for r in results.values())
     print(f"\n{total_trials} trials, {total_kills} kills (the rest ended before the kill), {len(violations)} "
           f"violation(s), {left} temporary file(s) of ours left; {time.monotonic() - started:.0f} s")
+    if args.results:
+        _write_results(Path(args.results), args, results, violations, left, time.monotonic() - started)
     if violations:
         print("\nFAILED:")
         for v in violations:
@@ -625,6 +629,36 @@ def main(argv: list[str] | None = None) -> int:
     print("OK: every kill left whole files (the old result, the new one, or a mix refused by hash), and the next "
           "run resumed or started clean and finished")
     return 0
+
+
+def _write_results(path: Path, args, results: dict, violations: list[str], left: int, seconds: float) -> None:
+    """The summary as a Markdown page: the command, the machine, one row per scenario, and any violation."""
+    import platform
+
+    from kelly.fileio import write_text_atomic
+
+    cmd = f"python tests/kill_faults.py --trials {args.trials} --seed {args.seed}" + \
+        (f" --scenarios {args.scenarios}" if args.scenarios != "all" else "") + (" --named" if args.named else "")
+    lines = ["# kill -9 during training, model exports and WAV writes", "",
+             f"`{cmd}` on {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+             f"written {time.strftime('%Y-%m-%d %H:%M')} in {seconds:.0f} s (load average at the end "
+             f"{os.getloadavg()[0]:.1f}). Half the trials kill at a random moment, half at a chosen step of an atomic "
+             "write; after each kill the folder is checked (every file whole; a mixed set must be refused by its "
+             "hashes) and the same command is run again, which must resume or start clean and finish.", "",
+             "| scenario | trials | kills | violations | one run (s) | states after the kill (each then recovered) |",
+             "|---|---:|---:|---:|---:|---|"]
+    for name, r in results.items():
+        states = ", ".join(f"{n} {s}" for s, n in sorted(r["states"].items(), key=lambda kv: -kv[1]))
+        lines.append(f"| {name} | {r['trials']} | {r['kills']} | {len(r['violations'])} | "
+                     f"{r['seconds_per_run']:.1f} | {states} |")
+    lines += ["", f"{sum(r['trials'] for r in results.values())} trials, {sum(r['kills'] for r in results.values())} "
+              f"kills (the rest ended before the kill), **{len(violations)} violations**; {left} whole temporary "
+              "files of ours left by kills between the writes and the renames (swept by the next write of the "
+              "same name after an hour)."]
+    if violations:
+        lines += ["", "Violations:", ""] + [f"- {v}" for v in violations]
+    write_text_atomic(path, "\n".join(lines) + "\n")
+    print(f"wrote {path}")
 
 
 if __name__ == "__main__":
