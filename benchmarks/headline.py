@@ -76,8 +76,12 @@ def _table(rows: list[tuple[str, dict]], *, with_when: bool) -> list[str]:
     return lines
 
 
-def summary(sections: dict[str, tuple[str, str]], order: list[str]) -> str:
-    """The summary section: every section's figure rows, in ``order``; sections without rows are named."""
+def summary(sections: dict[str, tuple[str, str]], order: list[str],
+            extra: list[tuple[str, str]] = ()) -> str:
+    """The summary section: every section's figure rows, in ``order``; sections without rows are named.
+
+    ``extra``: (when, Markdown) of other results files whose rows follow the sections' (``make soak``).
+    """
     rows: list[tuple[str, dict]] = []
     missing = []
     for short in order:
@@ -89,6 +93,8 @@ def summary(sections: dict[str, tuple[str, str]], order: list[str]) -> str:
         if not found:
             missing.append(short)
         rows.extend((when, r) for r in found)
+    for when, body in extra:
+        rows.extend((when, r) for r in rows_of(body))
     lines = ["## Summary: every figure against its anchor", "",
              "Each row comes from the section below that measured it; its comparison was measured in that same "
              "run of the section (the *measured* column). Anchors: the issues' goals, the seeds' claims, torch "
@@ -104,17 +110,17 @@ def summary(sections: dict[str, tuple[str, str]], order: list[str]) -> str:
     return "\n".join(lines)
 
 
-def readme_block(sections: dict[str, tuple[str, str]], order: list[str], machine: str) -> str:
+def readme_block(sections: dict[str, tuple[str, str]], order: list[str], machine: str,
+                 extra: list[tuple[str, str]] = ()) -> str:
     """The README's headline rows (those marked ``readme``), between the two markers."""
     rows = []
     dates = set()
-    for short in order:
-        if short in sections:
-            when, body = sections[short]
-            for r in rows_of(body):
-                if r.get("readme"):
-                    rows.append((when, r))
-                    dates.add(when.split(" ")[0])
+    sources = [sections[short] for short in order if short in sections] + list(extra)
+    for when, body in sources:
+        for r in rows_of(body):
+            if r.get("readme"):
+                rows.append((when, r))
+                dates.add(when.split(" ")[0])
     lines = [README_START, ""]
     if rows:
         span = ", ".join(sorted(dates)) if dates else "unknown"

@@ -42,6 +42,22 @@ SECTIONS = (
 )
 RESULTS = Path(__file__).with_name("results.md")
 README = Path(__file__).resolve().parent.parent / "README.md"
+#: Other results whose figure rows join the summary: the load soak (``make soak``), with the time it was written.
+EXTRA_RESULTS = (Path(__file__).resolve().parent.parent / "soak" / "results.md",)
+_WRITTEN = re.compile(r"^Written (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)", re.M)
+
+
+def extra_results() -> list[tuple[str, str]]:
+    """(when written, Markdown) of each file in ``EXTRA_RESULTS`` that exists."""
+    out = []
+    for path in EXTRA_RESULTS:
+        try:
+            text = path.read_text()
+        except OSError:
+            continue
+        m = _WRITTEN.search(text)
+        out.append((f"{m.group(1)} (`make soak`)" if m else "`make soak`", text))
+    return out
 _MARKER = re.compile(r"^<!-- bench: (\w+)(?:, written ([^>]*?))? -->$", re.M)
 
 
@@ -87,7 +103,7 @@ def render(sections: dict[str, tuple[str, str]], now: str, fresh: set[str]) -> s
     else:
         header += "."
     order = [_short(n) for n in SECTIONS]
-    parts = ["# Kelly benchmark results\n", header + "\n", headline.summary(sections, order) + "\n"]
+    parts = ["# Kelly benchmark results\n", header + "\n", headline.summary(sections, order, extra_results()) + "\n"]
     for name in SECTIONS:
         short = _short(name)
         if short in sections:
@@ -104,7 +120,7 @@ def write_results(sections: dict[str, tuple[str, str]], now: str, fresh: set[str
     if README.is_file():
         text = README.read_text()
         order = [_short(n) for n in SECTIONS]
-        new = headline.replace_block(text, headline.readme_block(sections, order, machine()))
+        new = headline.replace_block(text, headline.readme_block(sections, order, machine(), extra_results()))
         if new is not None and new != text:
             write_text_atomic(README, new)
 

@@ -175,6 +175,38 @@ def faults_lines(faults: list[dict], vanish: dict) -> list[str]:
     return lines
 
 
+def figures(pipe: dict, serv: dict, faults: list[dict], vanish: dict, p: dict) -> list[str]:
+    """The soak's headline rows for the one benchmark table (``benchmarks.headline``), as comments."""
+    from benchmarks.headline import figure, met
+
+    area = "load and faults (issue 15)"
+    s = pipe["rss"].summary()
+    sock, app, blocks = serv["socket"], serv["app"], serv["blocks"]
+    asked = p["clients"] * p["requests"]
+    right = [f for f in faults if f["outcome"] == f["expected"] and f["warnings"] and not f["dropped"]]
+    return [
+        figure(area, f"async pipeline fed {pipe['rate']:,.0f} frames/s for {pipe['seconds']:.0f} s",
+               f"{pipe['processed']:,} of {pipe['submitted']:,} processed, {pipe['dropped']} dropped; RSS "
+               f"+{s['growth']:.2f} MiB after 10 s", "goal nothing lost, memory flat",
+               met(not check_pipeline(pipe)), readme=True),
+        figure(area, f"socket {p['clients']} clients × {p['requests']:,} requests, with the app's "
+               f"{p['compositions']} compositions + {p['uploads']} uploads at once",
+               f"{sock['answered_right']:,} of {asked:,}; {app['compose_ok']}/{p['compositions']}, "
+               f"{app['upload_ok']}/{p['uploads']}", "goal every request answered",
+               met(sock["answered_right"] == asked and not sock["wrong"] and app["compose_ok"] == p["compositions"]
+                   and app["upload_ok"] == p["uploads"]), readme=True),
+        figure(area, "audio blocks over the 10.67 ms budget during that load", f"{blocks['overruns']} of "
+               f"{blocks['blocks']:,} (max {blocks['max_ms']:.1f} ms)", "goal 0", met(blocks["overruns"] == 0),
+               readme=True),
+        figure(area, "model files deleted or replaced under a running engine", f"{len(right)} of {len(faults)} "
+               "handled (fallback or reload, said, no frame dropped)", "goal all", met(len(right) == len(faults))),
+        figure(area, f"{p['vanish']:,} socket clients vanishing mid-frame", f"threads {vanish['threads_before']} → "
+               f"{vanish['threads_after']}, descriptors {vanish['fds_before']} → {vanish['fds_after']}, "
+               f"{vanish['good_errors']} errors for a client asking on", "goal back to baseline, 0 errors",
+               met(not check_faults([], vanish))),
+    ]
+
+
 def main(argv: list[str] | None = None) -> int:
     from kelly.fileio import write_bytes_atomic
     from soak.faults import MODEL_FAULTS, model_fault, vanishing_clients
@@ -211,6 +243,7 @@ def main(argv: list[str] | None = None) -> int:
     lines += pipeline_lines(pipe)
     lines += services_lines(serv, p["clients"], p["requests"], p["compositions"], p["uploads"])
     lines += faults_lines(faults, vanish)
+    lines += ["", *figures(pipe, serv, faults, vanish, p)]
     write_bytes_atomic(args.out, ("\n".join(lines) + "\n").encode("utf-8"))
     print(f"wrote {args.out}")
     for m in missed:

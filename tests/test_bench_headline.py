@@ -49,6 +49,16 @@ def test_summary_collects_rows_in_section_order_and_names_sections_without_rows(
     assert "test machine" in block and "2026-01-01" in block
 
 
+def test_rows_of_other_results_files_follow_the_sections():
+    sections = {"bench_a": ("2026-01-01 09:00:00", _section("A", headline.figure("A", "x", "1", "goal", "met")))}
+    soak = ("2026-01-02 10:00:00 (`make soak`)",
+            "# Soak\n" + headline.figure("load", "socket", "all", "goal all", "met", readme=True))
+    text = headline.summary(sections, ["bench_a"], [soak])
+    assert text.index("| A | x |") < text.index("| load | socket |")
+    assert "2026-01-02 10:00:00 (`make soak`)" in text and "Goals met: 2 of 2." in text
+    assert "| load | socket | all |" in headline.readme_block(sections, ["bench_a"], "m", [soak])
+
+
 def test_the_readme_block_is_replaced_between_its_markers_only():
     text = f"intro\n{headline.README_START}\nold rows\n{headline.README_END}\nafter\n"
     new = headline.replace_block(text, f"{headline.README_START}\nnew\n{headline.README_END}")

@@ -47,3 +47,21 @@ def test_the_audio_path_kept_running_under_the_load(loaded):
     assert b["median_ms"] < b["budget_ms"] / 4
     assert check_services(loaded, CLIENTS, REQUESTS, COMPOSITIONS, UPLOADS, strict_audio=False) == []
     print("\n" + "\n".join(services_lines(loaded, CLIENTS, REQUESTS, COMPOSITIONS, UPLOADS)))
+
+
+def test_the_soak_states_its_figures_for_the_benchmark_table(loaded):
+    from benchmarks.headline import rows_of
+    from soak.common import Curve
+    from soak.run import figures
+
+    pipe = {"rate": 10_000.0, "seconds": 3.0, "processed": 30_000, "submitted": 30_000, "dropped": 0, "refused": 0,
+            "rss": Curve("MiB", [(0.0, 300.0), (12.0, 300.5), (20.0, 300.5)])}
+    vanish = {"threads_before": 5, "threads_after": 5, "fds_before": 10, "fds_after": 10, "good_errors": 0,
+              "good_answers": 3, "client_failures": []}
+    p = {"clients": CLIENTS, "requests": REQUESTS, "compositions": COMPOSITIONS, "uploads": UPLOADS, "vanish": 200}
+    rows = rows_of("\n".join(figures(pipe, loaded, [], vanish, p)))
+    assert len(rows) == 5
+    by = {r["measure"].split(" ")[0]: r for r in rows}
+    assert by["async"]["status"] == "met" and by["socket"]["status"] == "met"
+    assert by["audio"]["status"] == ("met" if loaded["blocks"]["overruns"] == 0 else "not met")
+    assert f"{CLIENTS * REQUESTS:,} of {CLIENTS * REQUESTS:,}" in by["socket"]["value"]
