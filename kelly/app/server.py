@@ -14,6 +14,8 @@ from a fixed list, so no path is built from what a client sends; every error is 
 """
 
 
+import http
+import json
 import logging
 import re
 import tempfile
@@ -275,7 +277,6 @@ def create_app(folder: str | Path | None = None, *, models_dir: str | None = Non
     @app.get("/api/training/{rid}/events")
     def training_events(rid: str):
         """Server-sent events: the run each time it changes, until it stops running."""
-        import json
 
         from fastapi.responses import StreamingResponse
 
@@ -333,7 +334,6 @@ def create_app(folder: str | Path | None = None, *, models_dir: str | None = Non
     @app.get("/api/live/events")
     def live_events():
         """Server-sent events: the engine's state four times a second while it answers."""
-        import json
         import time
 
         from fastapi.responses import StreamingResponse
@@ -393,9 +393,6 @@ class _JsonErrors:
             text = (text + message.get("body", b""))[:1000]  # Starlette's own error texts are one line
             if message.get("more_body"):
                 return
-            import http
-            import json
-
             status = start["status"]
             said = text.decode("utf-8", "replace").strip()[:300] or http.HTTPStatus(status).phrase
             body = json.dumps({"error": {"status": status, "message": said}}).encode()
@@ -546,7 +543,6 @@ def _validate(state: _State, row: dict) -> list[dict]:
 
         return [{"check": c.check, "ok": c.ok, "detail": c.detail} for c in validate(row["folder"])]
     import hashlib
-    import json
 
     folder = Path(row["folder"])
     meta = json.loads((folder / "transformer.meta.json").read_text(encoding="utf-8"))
@@ -588,7 +584,6 @@ def _model_zip(row: dict) -> bytes:
 
 def _models(state: _State) -> list[dict[str, Any]]:
     """The five networks (with the app's switches), the transformer and the DDSP voice, with provenance."""
-    import json
 
     from kelly.commands.models import describe
 
