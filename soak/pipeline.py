@@ -15,7 +15,6 @@ import threading
 import time
 from pathlib import Path
 
-import numpy as np
 
 from soak.common import SR, Sampler, material, mel_frames, rss_mb
 

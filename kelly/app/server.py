@@ -83,7 +83,7 @@ def create_app(folder: str | Path | None = None, *, models_dir: str | None = Non
     to this computer's loopback names, which is what defeats DNS rebinding (see
     :mod:`kelly.app.guard`).
     """
-    from fastapi import FastAPI, File, Request, UploadFile
+    from fastapi import FastAPI, File, UploadFile
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import FileResponse, JSONResponse, Response
     from fastapi.staticfiles import StaticFiles
