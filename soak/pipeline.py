@@ -15,7 +15,6 @@ import threading
 import time
 from pathlib import Path
 
-
 from soak.common import SR, Sampler, material, mel_frames, rss_mb
 
 #: Frames pushed per batch of the producer at most (it wakes about every millisecond).
