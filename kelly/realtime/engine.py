@@ -194,12 +194,11 @@ class BlockTimes:
 def _warm_text_reader() -> None:
     """Load the text reader's tables (lexicon, clues) now, before any SetText can arrive.
 
-    They are loaded on first use behind ``functools.lru_cache``, which does not stop several
-    threads from computing the same value at once: the first SetText from 32 socket clients
-    at once decoded the 40 MB lexicon 32 times in parallel (RSS 300 -> 1,030 MB, 6 s
-    answers) and the decoding's pure-Python work held the GIL for long stretches while the
-    audio path waited (blocks of 80 ms to 1.2 s against a 10.67 ms budget). Loaded once
-    here, on the thread that starts the engine, none of that happens.
+    Loaded on first use, they cost about 0.1 s of decoding, much of it holding the GIL
+    (``make bench``: lexicon 54 ms, first reading 41 ms), several times the audio path's
+    10.67 ms budget; when 32 first SetTexts raced to decode them, blocks were 80 ms to
+    1.2 s late. Loading them here, before engine time 0, keeps that out of the live run. (That they are decoded only
+    once however many threads ask at once is :func:`kelly.emotion.lexicon.computed_once`.)
     """
     from kelly.emotion.text import read_text
 

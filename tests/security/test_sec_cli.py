@@ -125,12 +125,9 @@ def _readers():
         ("biometrics CSV", bio.MAX_CSV_BYTES, bio.read_bio_csv),
         ("feel --evaluate sentences", evaluation.MAX_EVAL_BYTES, evaluation.load_sentences),
     ]
-    try:
-        from kelly.transformer.composer import MAX_WEIGHTS_BYTES, load_weights
+    from kelly.transformer.composer import MAX_WEIGHTS_BYTES, load_weights  # needs only numpy: never skipped
 
-        out.append(("transformer weights", MAX_WEIGHTS_BYTES, load_weights))
-    except ImportError:
-        pass
+    out.append(("transformer weights", MAX_WEIGHTS_BYTES, load_weights))
     return out
 
 
