@@ -115,51 +115,113 @@ def _upload_file(tmp: Path) -> Path:
 
 
 def run_services(tmp: Path, *, clients: int = 32, requests: int = 10_000, compositions: int = 16, uploads: int = 16,
-                 timeout_s: float = 900.0) -> dict:
-    """The socket load and the app load at once, with the audio path playing; everything measured."""
+                 timeout_s: float = 900.0, audio_process: bool = True) -> dict:
+    """The socket load and the app load at once, with the audio path playing; everything measured.
+
+    ``audio_process``: the audio path runs in a process of its own
+    (:mod:`kelly.realtime.audio_process`, as ``kelly engine --audio-in`` runs it), reading
+    the recording from a WAV file in real time; False: in the engine's process, on the run
+    loop (as before, and as ``--no-audio-process``), for the comparison.
+    """
+    if audio_process:
+        return _run(tmp, clients, requests, compositions, uploads, timeout_s, _ProcessAudio(tmp))
+    return _run(tmp, clients, requests, compositions, uploads, timeout_s, _ThreadAudio())
+
+
+class _ProcessAudio:
+    """The audio path in a process of its own, reading the recording from a WAV file, looped, in real time."""
+
+    name = "a process of its own"
+
+    def __init__(self, tmp: Path) -> None:
+        self.tmp = tmp
+
+    def engine(self, config, sink, audio: np.ndarray):
+        import soundfile as sf
+
+        from kelly.realtime.audio_in import WavBlockSource
+        from kelly.realtime.audio_process import AudioProcess, AudioSourceSpec
+        from kelly.realtime.engine import Engine
+
+        wav = self.tmp / "material.wav"
+        sf.write(wav, audio, SR, subtype="FLOAT")
+        self.proc = AudioProcess(AudioSourceSpec.of(WavBlockSource(wav, BLOCK), loop=True, schedstat=True))
+        self.engine_ = Engine(config, sink=sink, clock="audio", audio_process=self.proc)
+        return self.engine_
+
+    def play(self) -> None:
+        self.engine_.run(realtime=True)
+
+    def stop(self) -> None:
+        self.engine_.shutdown()
+
+    def figures(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per block: processing time, time waiting for a CPU meanwhile; and how late each block was taken."""
+        return self.engine_.block_times.recorded(), self.proc.cpu_waits(), self.proc.late_times()[1:]
+
+
+class _ThreadAudio:
+    """The audio path in the engine's process: its run loop takes the blocks and analyses them."""
+
+    name = "the engine's process (its run loop)"
+
+    def engine(self, config, sink, audio: np.ndarray):
+        from kelly.realtime.engine import Engine
+
+        self.blocks = blocks_of(audio)
+        self.engine_ = engine = Engine(config, sink=sink, clock="audio")
+        self.stop_audio = threading.Event()
+        self.lateness: list[float] = []
+        self.waits: list[tuple[float, float]] = []
+        timed = engine.process_block
+
+        def process_block(block):
+            """The engine's own, with the time spent waiting for a CPU meanwhile."""
+            w0 = time.perf_counter()
+            q0 = _schedstat()[1]
+            n = timed(block)
+            self.waits.append((time.perf_counter() - w0, (_schedstat()[1] - q0) / 1e9))
+            return n
+
+        engine.process_block = process_block  # the run loop calls it through the instance
+        return engine
+
+    def _endless(self):
+        """The recording, looped until the load is over; notes how late each block is handed over."""
+        k = 0
+        t0 = time.monotonic()
+        while not self.stop_audio.is_set():
+            self.lateness.append(time.monotonic() - (t0 + k * BLOCK / SR))
+            yield self.blocks[k % len(self.blocks)]
+            k += 1
+
+    def play(self) -> None:
+        self.engine_.run(self._endless(), realtime=True)
+
+    def stop(self) -> None:
+        self.stop_audio.set()
+
+    def figures(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        w = np.array(self.waits, dtype=float).reshape(-1, 2)
+        return w[:, 0], w[:, 1], np.array(self.lateness[1:], dtype=float)
+
+
+def _run(tmp: Path, clients: int, requests: int, compositions: int, uploads: int, timeout_s: float, audio_path) -> dict:
     from kelly.ipc.server import EngineServer
-    from kelly.realtime.engine import Engine, EngineConfig
+    from kelly.realtime.engine import EngineConfig
     from kelly.realtime.midi_out import MidiFileSink
 
     tmp.mkdir(parents=True, exist_ok=True)
     audio, how = material(20.0, tmp)
-    blocks = blocks_of(audio)
     upload = _upload_file(tmp)
     app_dir = tmp / "app"
-    engine = Engine(EngineConfig(sr=SR, block=BLOCK, out_dir=tmp / "gen"), sink=MidiFileSink(tmp / "live.mid"),
-                    clock="audio")
+    engine = audio_path.engine(EngineConfig(sr=SR, block=BLOCK, out_dir=tmp / "gen"), MidiFileSink(tmp / "live.mid"),
+                               audio)
     sock = tmp / "e.sock"
-    playing = threading.Event()
-    stop_audio = threading.Event()
-    lateness: list[float] = []
 
-    def endless():
-        """The recording, looped until the load is over; notes how late each block is handed over."""
-        k = 0
-        t0 = time.monotonic()
-        playing.set()
-        while not stop_audio.is_set():
-            lateness.append(time.monotonic() - (t0 + k * BLOCK / SR))
-            yield blocks[k % len(blocks)]
-            k += 1
-
-    waits: list[tuple[float, float, float]] = []
-    timed = engine.process_block
-
-    def process_block(block):
-        """The engine's own, with where the time went: on a CPU, waiting for one, or neither (the GIL)."""
-        w0 = time.perf_counter()
-        c0, q0 = _schedstat()
-        n = timed(block)
-        c1, q1 = _schedstat()
-        waits.append((time.perf_counter() - w0, (c1 - c0) / 1e9, (q1 - q0) / 1e9))
-        return n
-
-    engine.process_block = process_block  # the run loop calls it through the instance
     with engine, EngineServer(engine, sock) as server, AppServer(app_dir) as app:
-        player = threading.Thread(target=lambda: engine.run(endless(), realtime=True), name="soak-audio", daemon=True)
+        player = threading.Thread(target=audio_path.play, name="soak-audio", daemon=True)
         player.start()
-        playing.wait(10)
         time.sleep(1.0)
         base_threads, base_fds = thread_count(), fd_count()
         with Sampler(rss_mb) as rss_engine, Sampler(lambda: rss_mb(app.proc.pid)) as rss_app:
@@ -169,10 +231,9 @@ def run_services(tmp: Path, *, clients: int = 32, requests: int = 10_000, compos
             app_res = _result(app_proc, timeout_s)
             sock_res = _result(sock_proc, timeout_s)
             load_s = time.monotonic() - t0
-        stop_audio.set()
+        audio_path.stop()
         player.join(10)
         blocks_summary = engine.block_times.summary()
-        times = engine.block_times.recorded()
         deadline = time.monotonic() + 15.0
         while time.monotonic() < deadline and (server.clients or thread_count() > base_threads
                                                or fd_count() > base_fds):
@@ -184,21 +245,18 @@ def run_services(tmp: Path, *, clients: int = 32, requests: int = 10_000, compos
         state = engine.get_state()
     with sqlite3.connect(app_dir / "library.sqlite") as db:
         integrity = db.execute("PRAGMA integrity_check").fetchall()
-    late = np.array(lateness[1:], dtype=float)
-    w = np.array(waits, dtype=float).reshape(-1, 3)
-    over = w[w[:, 0] > BLOCK / SR]
-    gil = over[:, 0] - over[:, 1] - over[:, 2]
+    times, cpu_waits, late = audio_path.figures()
+    over = times > BLOCK / SR
     return {
         "material": how, "socket": sock_res, "app": app_res, "load_s": load_s,
         "library_ids": sorted(c["id"] for c in listed), "integrity": [r[0] for r in integrity],
-        "blocks": blocks_summary, "block_p50_ms": float(np.median(times) * 1e3) if len(times) else None,
+        "blocks": blocks_summary,
         "handover_late_p99_ms": float(np.percentile(late, 99) * 1e3) if len(late) else None,
         "handover_late_max_ms": float(late.max() * 1e3) if len(late) else None,
         "dropped_frames": state.dropped_frames, "inferences": state.inferences, "engine_seq": state.seq,
         "threads_before": base_threads, "threads_after": after_threads, "fds_before": base_fds,
         "fds_after": after_fds, "rss_engine": rss_engine.curve, "rss_app": rss_app.curve,
-        "switch_interval_s": sys.getswitchinterval(), "over_blocks": int(len(over)),
-        "over_wall_ms": float(over[:, 0].mean() * 1e3) if len(over) else 0.0,
-        "over_runqueue_ms": float(over[:, 2].mean() * 1e3) if len(over) else 0.0,
-        "over_gil_ms": float(gil.mean() * 1e3) if len(over) else 0.0,
+        "switch_interval_s": sys.getswitchinterval(), "audio_path": audio_path.name, "over_blocks": int(over.sum()),
+        "over_wall_ms": float(times[over].mean() * 1e3) if over.any() else 0.0,
+        "over_runqueue_ms": float(cpu_waits[over].mean() * 1e3) if over.any() else 0.0,
     }

@@ -2,8 +2,12 @@
 
 Threads and what each may do
 ----------------------------
-* **audio path** (:meth:`Engine.process_block`, called once per block by the run loop or
-  a device callback): the lookahead delay line, the streaming mel front-end
+* **audio path**: with an :class:`~kelly.realtime.audio_process.AudioProcess` (``kelly
+  engine --audio-in`` in real time) it runs in a child process of its own, which reads the
+  file or sound card itself and hands its frames over through a ring in shared memory, so
+  that neither the GIL nor the composer can make it late (see that module). Otherwise
+  (``--fast``, ``--no-audio-process``) it is :meth:`Engine.process_block`, called once per
+  block by the run loop. Either way: the lookahead delay line, the streaming mel front-end
   (:class:`~kelly.realtime.frontend.MelFrontEnd`, preallocated buffers) and a push of each
   new mel frame into a single-producer single-consumer ring
   (:class:`~kelly.realtime.ringbuffer.SpscRing`). No locks, no waiting, no file or
@@ -248,10 +252,14 @@ class Engine:
     biometrics : optional
         A list of :class:`kelly.emotion.bio.BioSample` to replay on the engine clock, or
         a live listener with ``latest()`` (:class:`kelly.emotion.bio.OscBioListener`).
+    audio_process : kelly.realtime.audio_process.AudioProcess, optional
+        Run the audio path in a process of its own, reading that source (``clock="audio"``,
+        not with ``config.sync``); :meth:`run` then takes no blocks. See
+        :mod:`kelly.realtime.audio_process` for why.
     """
 
     def __init__(self, config: EngineConfig = EngineConfig(), *, sink=None, clock: str = "internal", follower=None,
-                 biometrics=None, composer: str = "rules") -> None:
+                 biometrics=None, composer: str = "rules", audio_process=None) -> None:
         from kelly.composer import get_composer
         from kelly.emotion.fusion import EmotionSmoother
         from kelly.emotion.thesaurus import state_for
@@ -276,7 +284,17 @@ class Engine:
         self.lookahead = LookaheadBuffer(lookahead, config.block)
         self.ring = SpscRing(config.ring_frames, self.frontend.frames.shape[1])
         self.block_times = BlockTimes(budget_s=config.block / config.sr)
-        self.samples = 0
+        self._samples = 0
+        self.audio_process = audio_process
+        if audio_process is not None:
+            if clock != "audio":
+                raise InputError("an audio process needs the audio clock")
+            if config.sync:
+                raise InputError("a synchronised run (--fast) processes the audio in the engine's own process")
+            audio_process.prepare(sr=config.sr, block=config.block, lookahead=int(lookahead),
+                                  ring_frames=config.ring_frames, width=self.frontend.frames.shape[1])
+            self.ring = audio_process.ring
+            self.block_times = audio_process.block_times
         # -- inference --
         self._infer_proc = MultiModelProcessor(config.models_dir)
         self._int8 = None
@@ -358,6 +376,12 @@ class Engine:
             self._thread = threading.Thread(target=self._inference_loop, name="kelly-inference", daemon=True)
             self._thread.start()
             self.running = True
+            if self.audio_process is not None:
+                try:
+                    self.audio_process.start()
+                except BaseException:
+                    self.stop()
+                    raise
         return self
 
     def stop(self) -> None:
@@ -365,6 +389,8 @@ class Engine:
         if not self.running and self._thread is None and self.tracker is None:
             return
         self.running = False
+        if self.audio_process is not None:
+            self.audio_process.stop()  # first: no frame is pushed after the inference thread stops
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5.0)
@@ -393,6 +419,16 @@ class Engine:
         return time.monotonic() - self._t0
 
     # ------------------------------------------------------------------ audio path
+    @property
+    def samples(self) -> int:
+        """Samples the audio path has processed (here or in the audio process): the audio clock."""
+        return self.audio_process.samples if self.audio_process is not None else self._samples
+
+    @property
+    def bad_blocks(self) -> int:
+        """Blocks whose NaN or infinite samples the front-end replaced by silence."""
+        return self.audio_process.bad_blocks if self.audio_process is not None else self.frontend.bad_blocks
+
     def process_block(self, block: np.ndarray) -> int:
         """The audio thread's work for one block; returns the mel frames handed to inference.
 
@@ -400,6 +436,8 @@ class Engine:
         with NaN or infinite samples is replaced by silence and counted (``bad_blocks``);
         the analysis never sees it.
         """
+        if self.audio_process is not None:
+            raise KellyError("this engine's audio path runs in its own process; it takes no blocks here")
         t0 = time.perf_counter()
         self.lookahead.process(block)
         n = self.frontend.process(block)  # NaN/inf samples become silence there (counted: frontend.bad_blocks)
@@ -408,7 +446,7 @@ class Engine:
         ring = self.ring
         for i in range(n):
             ring.push(frames[i], first + i)
-        self.samples += len(block)
+        self._samples += len(block)
         self.block_times.add(time.perf_counter() - t0)
         if self.config.sync:
             self.wait_idle()
@@ -885,6 +923,23 @@ class Engine:
                 return True
             return bars is not None and self.scheduler is not None and self.scheduler.stats.bars > bars
 
+        if self.audio_process is not None:
+            if blocks is not None or not realtime:
+                raise InputError("with an audio process the engine reads its source itself, in real time: run() "
+                                 "takes no blocks")
+            ap, sr = self.audio_process, self.config.sr
+            while True:
+                ap.check()  # the source's error (a corrupt file, a device that stopped) ends the run with it
+                ended = ap.ended
+                t = ap.samples / sr
+                if bars is not None and self._bars_done(bars, t):
+                    break
+                self.tick(t)
+                if done() or ended:
+                    break
+                time.sleep(period)
+            self.now_s = t
+            return
         if blocks is not None:
             for block in blocks:
                 self.process_block(block)

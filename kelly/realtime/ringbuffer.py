@@ -261,3 +261,126 @@ def _positive_int(x, name: str) -> int:
     if isinstance(x, bool) or not isinstance(x, (int, np.integer)) or x <= 0:
         raise InputError(f"{name} must be a positive integer, got {x!r}")
     return int(x)
+
+
+#: Processors whose stores are seen by other cores in program order (total store order), so
+#: that a counter published after the data it guards is never seen before that data.
+_STORE_ORDERED = ("x86_64", "amd64", "i386", "i686", "x86")
+
+
+def stores_ordered() -> bool:
+    """True on processors with total store order (x86): a shared ring needs no fence there."""
+    import platform
+
+    return platform.machine().lower() in _STORE_ORDERED
+
+
+class SharedSpscRing(SpscRing):
+    """An :class:`SpscRing` whose rows, stamps and counters live in memory two processes share.
+
+    The producer runs in one process (the audio process,
+    :mod:`kelly.realtime.audio_process`) and the consumer in another (the engine's
+    inference thread); ``push``/``pop``/``pop_many`` are :class:`SpscRing`'s own. What
+    changes is where the three counters live: in an int64 array at the start of the
+    buffer instead of Python attributes (which another process cannot see), each still
+    with exactly one writer and stored with one aligned 8-byte store.
+
+    Ordering across processes is no longer given by the GIL (each process has its own).
+    On x86 the processor keeps stores in program order and loads in program order (total
+    store order), and numpy's copy and the counter's store are separate C calls the
+    compiler cannot reorder, so "copy the data, then publish the counter" is seen in that
+    order by the other process, as in the threaded ring. Elsewhere (ARM) pass ``lock``, a
+    :func:`multiprocessing.Lock` shared by both processes: the counters are then read and
+    published under it, as :class:`SpscRing` does without a GIL, and its acquire and
+    release are the fences.
+
+    Parameters
+    ----------
+    buffer : writable buffer
+        At least :meth:`nbytes` bytes from ``offset`` (a
+        :class:`multiprocessing.shared_memory.SharedMemory`'s ``buf``).
+    offset : int
+        Where the ring starts in ``buffer``; a multiple of 64.
+    capacity, width, dtype
+        As :class:`SpscRing` (capacity rounded up to a power of two); both processes must
+        give the same.
+    lock : multiprocessing lock or None, keyword-only
+        The fence where stores are not ordered (see above); required there.
+    clear : bool, keyword-only
+        Zero the counters (the process that makes the shared memory, before the other
+        attaches).
+    """
+
+    _COUNTERS = 8  # w, r, dropped, then padding to 64 bytes (a cache line of its own)
+
+    def __init__(self, buffer, offset: int, capacity: int, width: int, dtype=np.float32, *, lock=None,
+                 clear: bool = False) -> None:
+        capacity = _positive_int(capacity, "capacity")
+        width = _positive_int(width, "width")
+        if capacity > MAX_CAPACITY:
+            raise InputError(f"capacity must be at most {MAX_CAPACITY:,} rows, got {capacity:,}")
+        self.dtype = np.dtype(dtype)
+        self.capacity = 1 << (capacity - 1).bit_length()
+        self.width = width
+        self._mask = self.capacity - 1
+        if lock is None and not stores_ordered():
+            raise InputError("a ring shared between processes needs a multiprocessing lock on this processor")
+        need = self.nbytes(self.capacity, width, self.dtype)
+        if offset % 64 or offset < 0 or len(buffer) < offset + need:
+            raise InputError(f"the shared buffer is too small or misaligned for this ring ({need:,} bytes at "
+                             f"offset {offset})")
+        self._counters = np.ndarray((self._COUNTERS,), dtype=np.int64, buffer=buffer, offset=offset)
+        at = offset + 8 * self._COUNTERS
+        self._stamps = np.ndarray((self.capacity,), dtype=np.int64, buffer=buffer, offset=at)
+        at += 8 * self.capacity
+        self._data = np.ndarray((self.capacity, width), dtype=self.dtype, buffer=buffer, offset=at)
+        self._rows = tuple(self._data[i] for i in range(self.capacity))
+        self._lock = lock
+        if clear:
+            self._counters[:] = 0
+
+    @classmethod
+    def nbytes(cls, capacity: int, width: int, dtype=np.float32) -> int:
+        """Bytes a ring of ``capacity`` (a power of two) rows of ``width`` takes, rounded up to 64."""
+        n = 8 * cls._COUNTERS + 8 * capacity + capacity * width * np.dtype(dtype).itemsize
+        return -(-n // 64) * 64
+
+    # the counters of SpscRing, in shared memory: one writer each, one aligned store each
+    @property
+    def _w(self) -> int:
+        return int(self._counters[0])
+
+    @_w.setter
+    def _w(self, value: int) -> None:
+        self._counters[0] = value
+
+    @property
+    def _r(self) -> int:
+        return int(self._counters[1])
+
+    @_r.setter
+    def _r(self, value: int) -> None:
+        self._counters[1] = value
+
+    @property
+    def dropped(self) -> int:
+        return int(self._counters[2])
+
+    @dropped.setter
+    def dropped(self, value: int) -> None:
+        self._counters[2] = value
+
+    def release(self) -> None:
+        """Copy everything out of the shared buffer into this process's own memory.
+
+        Afterwards the ring reads as it did (counters, waiting rows) but no longer sees
+        the other process, and holds no view of the buffer, so that the buffer can be
+        closed (a buffer with live views refuses to close).
+        """
+        self._counters = self._counters.copy()
+        self._stamps = self._stamps.copy()
+        self._data = self._data.copy()
+        self._rows = tuple(self._data[i] for i in range(self.capacity))
+
+    def __repr__(self) -> str:
+        return "Shared" + super().__repr__()

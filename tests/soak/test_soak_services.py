@@ -65,3 +65,14 @@ def test_the_soak_states_its_figures_for_the_benchmark_table(loaded):
     assert by["async"]["status"] == "met" and by["socket"]["status"] == "met"
     assert by["audio"]["status"] == ("met" if loaded["blocks"]["overruns"] == 0 else "not met")
     assert f"{CLIENTS * REQUESTS:,} of {CLIENTS * REQUESTS:,}" in by["socket"]["value"]
+
+
+def test_the_audio_path_runs_in_its_own_process_and_the_comparison_reads(loaded):
+    """``make soak`` runs the load with the audio path in its own process, as ``kelly engine`` does."""
+    from soak.run import comparison_lines
+
+    assert loaded["audio_path"] == "a process of its own"
+    before = dict(loaded, audio_path="the engine's process (its run loop)")
+    table = comparison_lines(loaded, before)
+    assert sum(line.startswith("| a process of its own |") for line in table) == 1
+    assert sum(line.startswith("| the engine's process") for line in table) == 1
