@@ -4,7 +4,8 @@
 second for 60 s; the socket (32 clients × 10,000 requests against a real engine) and the
 web app (16 compositions and 16 uploads at once) together while the engine plays audio in
 real time (its audio path in a process of its own; then, for the comparison, the same load
-with it in the engine's process); the model-file faults; 1,000 vanishing socket clients. It writes the figures
+with that process at normal priority, and with the audio path in the engine's process); the
+model-file faults; 1,000 vanishing socket clients. It writes the figures
 and the memory curves to ``soak/results.md`` (atomically) and exits 1 when a goal was
 missed, naming it. ``--quick`` runs the short versions the test suite runs (for trying the
 script). Takes about 10 minutes in full on 2 cores.
@@ -108,7 +109,7 @@ def services_lines(r: dict, clients: int, requests: int, compositions: int, uplo
         f"{uploads} uploads) at once, audio playing",
         "",
         f"The engine (this process) plays {r['material']} in real time, 512-sample blocks at 48 kHz, its audio path "
-        f"in {r['audio_path']}, as `kelly engine --audio-in` runs it; the socket clients and the app's clients run "
+        f"in {r['audio_path']} ({r['audio_note']}), as `kelly engine --audio-in` runs it; the socket clients and the app's clients run "
         "in two other processes, `kelly serve` in a third. GIL switch interval "
         f"{r['switch_interval_s'] * 1e3:.1f} ms.",
         "",
@@ -177,8 +178,8 @@ def faults_lines(faults: list[dict], vanish: dict) -> list[str]:
     return lines
 
 
-def comparison_lines(r: dict, before: dict) -> list[str]:
-    """The same load with the audio path in the engine's process (as before, ``--no-audio-process``)."""
+def comparison_lines(r: dict, others: list[dict]) -> list[str]:
+    """The same load with the audio process at normal priority, and with the audio path in the engine's process."""
     def row(x: dict) -> str:
         b = x["blocks"]
         return (f"| {x['audio_path']} | {b.get('blocks', 0):,} | {b.get('median_ms', 0):.3f} / {b.get('p99_ms', 0):.2f} / "
@@ -186,12 +187,14 @@ def comparison_lines(r: dict, before: dict) -> list[str]:
                 f"{x['over_wall_ms']:.1f} ms | {x['handover_late_p99_ms']:.0f} / {x['handover_late_max_ms']:.0f} ms |")
 
     return ["### Where the audio path runs: the same load, measured in this run", "",
-            "In the engine's process the audio path shares one GIL with the socket's threads, the inference thread "
-            "and the composer, and the run loop that hands it blocks also composes phrases; in a process of its own "
-            "(`kelly.realtime.audio_process`) it has its interpreter to itself.", "",
+            "In the engine's process (as before, and `--no-audio-process`) the audio path shares one GIL with the "
+            "socket's threads, the inference thread and the composer, and the run loop that hands it blocks also "
+            "composes phrases; in a process of its own (`kelly.realtime.audio_process`) it has its interpreter to "
+            "itself, and by default asks to be scheduled ahead of normal processes "
+            f"({r.get('audio_note') or 'see the module'}).", "",
             "| audio path in | blocks | per block p50 / p99 / max | over budget | over-budget blocks: waiting for a "
             "CPU, of their mean | taken late after due, p99 / max |",
-            "|---|---:|---:|---:|---:|---:|", row(r), row(before), ""]
+            "|---|---:|---:|---:|---:|---:|", row(r), *map(row, others), ""]
 
 
 def figures(pipe: dict, serv: dict, faults: list[dict], vanish: dict, p: dict) -> list[str]:
@@ -251,8 +254,9 @@ def main(argv: list[str] | None = None) -> int:
         before = None
         if not args.quick:
             print("the same load with the audio path in the engine's process (the comparison)", flush=True)
-            before = run_services(tmp / "serv-before", clients=p["clients"], requests=p["requests"],
-                                  compositions=p["compositions"], uploads=p["uploads"], audio_process=False)
+            before = [run_services(tmp / f"serv-{i}", clients=p["clients"], requests=p["requests"],
+                                   compositions=p["compositions"], uploads=p["uploads"], **kw)
+                      for i, kw in enumerate(({"priority": False}, {"audio_process": False}))]
         print("model-file faults and vanishing clients", flush=True)
         faults = [model_fault(kind, tmp / f"fault-{kind}") for kind in MODEL_FAULTS]
         vanish = vanishing_clients(p["vanish"], tmp / "v")

@@ -115,26 +115,28 @@ def _upload_file(tmp: Path) -> Path:
 
 
 def run_services(tmp: Path, *, clients: int = 32, requests: int = 10_000, compositions: int = 16, uploads: int = 16,
-                 timeout_s: float = 900.0, audio_process: bool = True) -> dict:
+                 timeout_s: float = 900.0, audio_process: bool = True, priority: bool = True) -> dict:
     """The socket load and the app load at once, with the audio path playing; everything measured.
 
     ``audio_process``: the audio path runs in a process of its own
     (:mod:`kelly.realtime.audio_process`, as ``kelly engine --audio-in`` runs it), reading
     the recording from a WAV file in real time; False: in the engine's process, on the run
-    loop (as before, and as ``--no-audio-process``), for the comparison.
+    loop (as before, and as ``--no-audio-process``), for the comparison. ``priority``: the
+    audio process asks to be scheduled ahead of normal processes, as it does by default
+    (False: it runs at normal priority, to see what the process alone does).
     """
     if audio_process:
-        return _run(tmp, clients, requests, compositions, uploads, timeout_s, _ProcessAudio(tmp))
+        return _run(tmp, clients, requests, compositions, uploads, timeout_s, _ProcessAudio(tmp, priority))
     return _run(tmp, clients, requests, compositions, uploads, timeout_s, _ThreadAudio())
 
 
 class _ProcessAudio:
     """The audio path in a process of its own, reading the recording from a WAV file, looped, in real time."""
 
-    name = "a process of its own"
-
-    def __init__(self, tmp: Path) -> None:
+    def __init__(self, tmp: Path, priority: bool = True) -> None:
         self.tmp = tmp
+        self.priority = priority
+        self.name = "a process of its own" + ("" if priority else " at normal priority")
 
     def engine(self, config, sink, audio: np.ndarray):
         import soundfile as sf
@@ -145,7 +147,8 @@ class _ProcessAudio:
 
         wav = self.tmp / "material.wav"
         sf.write(wav, audio, SR, subtype="FLOAT")
-        self.proc = AudioProcess(AudioSourceSpec.of(WavBlockSource(wav, BLOCK), loop=True, schedstat=True))
+        self.proc = AudioProcess(AudioSourceSpec.of(WavBlockSource(wav, BLOCK), loop=True, schedstat=True,
+                                                    priority=self.priority))
         self.engine_ = Engine(config, sink=sink, clock="audio", audio_process=self.proc)
         return self.engine_
 
@@ -159,11 +162,17 @@ class _ProcessAudio:
         """Per block: processing time, time waiting for a CPU meanwhile; and how late each block was taken."""
         return self.engine_.block_times.recorded(), self.proc.cpu_waits(), self.proc.late_times()[1:]
 
+    def describe(self) -> str:
+        return self.proc.note
+
 
 class _ThreadAudio:
     """The audio path in the engine's process: its run loop takes the blocks and analyses them."""
 
     name = "the engine's process (its run loop)"
+
+    def describe(self) -> str:
+        return "in the engine's process"
 
     def engine(self, config, sink, audio: np.ndarray):
         from kelly.realtime.engine import Engine
@@ -256,7 +265,8 @@ def _run(tmp: Path, clients: int, requests: int, compositions: int, uploads: int
         "dropped_frames": state.dropped_frames, "inferences": state.inferences, "engine_seq": state.seq,
         "threads_before": base_threads, "threads_after": after_threads, "fds_before": base_fds,
         "fds_after": after_fds, "rss_engine": rss_engine.curve, "rss_app": rss_app.curve,
-        "switch_interval_s": sys.getswitchinterval(), "audio_path": audio_path.name, "over_blocks": int(over.sum()),
+        "switch_interval_s": sys.getswitchinterval(), "audio_path": audio_path.name,
+        "audio_note": audio_path.describe(), "over_blocks": int(over.sum()),
         "over_wall_ms": float(times[over].mean() * 1e3) if over.any() else 0.0,
         "over_runqueue_ms": float(cpu_waits[over].mean() * 1e3) if over.any() else 0.0,
     }

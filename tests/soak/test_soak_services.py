@@ -73,6 +73,6 @@ def test_the_audio_path_runs_in_its_own_process_and_the_comparison_reads(loaded)
 
     assert loaded["audio_path"] == "a process of its own"
     before = dict(loaded, audio_path="the engine's process (its run loop)")
-    table = comparison_lines(loaded, before)
+    table = comparison_lines(loaded, [before])
     assert sum(line.startswith("| a process of its own |") for line in table) == 1
     assert sum(line.startswith("| the engine's process") for line in table) == 1
