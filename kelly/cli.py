@@ -17,6 +17,7 @@ import argparse
 import errno
 import importlib
 import os
+import re
 import sys
 import warnings
 
@@ -105,9 +106,30 @@ def main(argv: list[str] | None = None) -> int:
             sys.stdout = saved
 
 
+#: A list of numbers that starts with a minus sign, such as ``-0.6,0.8,0.4``.
+_NEGATIVE_LIST = re.compile(r"^-(\d+\.?\d*|\.\d+)(,\s*-?(\d+\.?\d*|\.\d+))+$")
+
+
+def _attach_negative_lists(argv: list[str]) -> list[str]:
+    """``--emotion -0.6,0.8,0.4`` → ``--emotion=-0.6,0.8,0.4``.
+
+    argparse takes a value that starts with ``-`` for an option unless it is a single
+    negative number, so a V,A,D triple with a negative valence (as the README writes it)
+    would fail with "expected one argument". Joining it to its option is what the user meant.
+    """
+    out: list[str] = []
+    for i, tok in enumerate(argv):
+        if out and i > 0 and _NEGATIVE_LIST.match(tok) and argv[i - 1].startswith("--") and "=" not in argv[i - 1] \
+                and out[-1] == argv[i - 1]:
+            out[-1] = f"{argv[i - 1]}={tok}"
+        else:
+            out.append(tok)
+    return out
+
+
 def _run(argv: list[str] | None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(_attach_negative_lists(list(sys.argv[1:] if argv is None else argv)))
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

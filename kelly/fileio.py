@@ -30,6 +30,9 @@ the order and what a kill at any moment can leave.
 Streams: :func:`atomic_output` gives a file object to write a file too large for memory
 (a WAV) with the same guarantees.
 
+Scratch: :func:`scratch_dir` is a private temporary folder for intermediate files (a
+render's MIDI and raw samples) that a later run removes if a kill left it behind.
+
 A full disk: ``ENOSPC``, ``EDQUOT`` and ``EFBIG`` (a file-size limit) become one line that
 says the disk is full and that nothing was replaced (:func:`write_error`).
 
@@ -223,6 +226,77 @@ def _sweep_stale(folder: Path, names: Iterable[str], now: float) -> None:
                     continue
     except OSError:
         pass
+
+
+#: The file in a scratch folder naming the process that made it.
+_SCRATCH_OWNER = ".kelly-owner"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True  # someone's process: not ours to judge
+    return True
+
+
+def _sweep_scratch(parent: Path, prefix: str) -> int:
+    """Remove scratch folders ``prefix*`` in ``parent`` whose maker is gone (killed mid-work); returns how many.
+
+    Only folders that are this user's own, are not links, and hold an owner file naming a
+    process that no longer exists are removed (a folder without one is still being made, or
+    is not ours).
+    """
+    import shutil
+
+    removed = 0
+    uid = os.getuid() if hasattr(os, "getuid") else None
+    try:
+        entries = list(os.scandir(parent))
+    except OSError:
+        return 0
+    for entry in entries:
+        if not entry.name.startswith(prefix):
+            continue
+        try:
+            st = entry.stat(follow_symlinks=False)
+            if not stat.S_ISDIR(st.st_mode) or (uid is not None and st.st_uid != uid):
+                continue
+            owner = Path(entry.path, _SCRATCH_OWNER)
+            ost = owner.lstat()
+            if not stat.S_ISREG(ost.st_mode) or ost.st_size > 64:
+                continue
+            pid = int(owner.read_text(encoding="ascii").split()[0])
+        except (OSError, ValueError, IndexError):
+            continue
+        if pid != os.getpid() and not _pid_alive(pid):
+            shutil.rmtree(entry.path, ignore_errors=True)
+            removed += 1
+    return removed
+
+
+@contextlib.contextmanager
+def scratch_dir(prefix: str) -> Iterator[Path]:
+    """A private temporary folder (``0700``) for intermediate files, removed afterwards, even after a kill.
+
+    As :class:`tempfile.TemporaryDirectory`, with one difference: a process killed while
+    the folder exists (``kill -9``, a crash, the machine's power) cannot remove it, and a
+    render's scratch files can be hundreds of megabytes. So the folder names the process
+    that made it, and making a new one first removes those whose process is gone
+    (:func:`_sweep_scratch`).
+    """
+    parent = Path(tempfile.gettempdir())
+    _sweep_scratch(parent, prefix)
+    folder = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        (folder / _SCRATCH_OWNER).write_text(f"{os.getpid()}\n", encoding="ascii")
+        yield folder
+    finally:
+        import shutil
+
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def check_destination(path: str | os.PathLike, *, overwrite: bool = True,

@@ -101,3 +101,13 @@ def test_feel_from_dev_zero_fails_fast():
 
 def test_argparse_errors_are_one_line():
     one_line_exit_2(run(["compose", "--bars", "many"]))
+
+
+def test_a_negative_vad_triple_is_taken_as_the_options_value(capsys):
+    """``--emotion -0.6,0.8,0.4`` (as the README writes it) reaches the option, not argparse's "expected one argument"."""
+    assert cli._attach_negative_lists(["render", "a.mid", "--emotion", "-0.6,0.8,0.4", "--seed", "-1"]) == \
+        ["render", "a.mid", "--emotion=-0.6,0.8,0.4", "--seed", "-1"]
+    assert cli._attach_negative_lists(["--emotion=-1,0,0", "-0.5,1"]) == ["--emotion=-1,0,0", "-0.5,1"]
+    assert cli.main(["render", "missing.mid", "--voice", "ddsp", "--emotion", "-0.6,0.8"]) == 2
+    err = capsys.readouterr().err
+    assert "--emotion takes V,A,D" in err and "expected one argument" not in err

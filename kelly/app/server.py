@@ -18,7 +18,6 @@ import http
 import json
 import logging
 import re
-import tempfile
 import threading
 from argparse import Namespace
 from pathlib import Path
@@ -26,6 +25,7 @@ from typing import Any, Iterable
 
 from kelly.app.paths import confined
 from kelly.errors import InputError, KellyError
+from kelly.fileio import scratch_dir
 
 STATIC = Path(__file__).with_name("static")
 MAX_BODY_BYTES = 1 << 20
@@ -491,7 +491,7 @@ def _make_file(state: _State, c, name: str):
     from kelly.song import read_midi
 
     midi = state.library.file_path(c.id, "song.mid")
-    with tempfile.TemporaryDirectory(prefix="kelly-app-") as tmp:
+    with scratch_dir("kelly-app-") as tmp:
         out = Path(tmp) / name
         if name == "song.musicxml":
             from kelly.render.score import write_musicxml

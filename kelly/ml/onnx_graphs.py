@@ -213,7 +213,7 @@ def quantize_int8(model_bytes: bytes, *, per_channel: bool = False,
     """
     import logging
     import os
-    import tempfile
+    from kelly.fileio import scratch_dir
 
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
@@ -224,7 +224,7 @@ def quantize_int8(model_bytes: bytes, *, per_channel: bool = False,
     level = root.level
     root.setLevel(logging.ERROR)  # the quantizer logs a pre-processing suggestion on every call
     try:
-        with tempfile.TemporaryDirectory(prefix="kelly-quant-") as tmp:
+        with scratch_dir("kelly-quant-") as tmp:
             src, dst = os.path.join(tmp, "float.onnx"), os.path.join(tmp, "int8.onnx")
             with open(src, "wb") as handle:
                 handle.write(model_bytes)

@@ -43,7 +43,6 @@ import shutil
 import signal
 import stat
 import subprocess
-import tempfile
 import wave
 from dataclasses import replace
 from pathlib import Path
@@ -51,6 +50,7 @@ from pathlib import Path
 import numpy as np
 
 from kelly.errors import FileFormatError, InputError, KellyError
+from kelly.fileio import scratch_dir
 
 #: FluidSynth's accepted sample rates (``synth.sample-rate``), in Hz.
 MIN_SAMPLE_RATE = 8000
@@ -614,7 +614,7 @@ def render_song(song, *, soundfont: str | os.PathLike | None = None, sample_rate
     sample_rate = check_sample_rate(sample_rate)
     sf = find_soundfont(soundfont)
     name = f"the song {song.title!r}" if getattr(song, "title", "") else "the song"
-    with tempfile.TemporaryDirectory(prefix="kelly-render-") as tmp:
+    with scratch_dir("kelly-render-") as tmp:
         samples, peak = _render_raw(song, name, sf, sample_rate, Path(tmp), effects=effects)
         scale = min(1.0, PEAK_CEILING / peak) if avoid_clipping else 1.0
         audio = _stereo(np.asarray(samples, dtype=np.float32) * np.float32(scale))
@@ -662,7 +662,7 @@ def render_midi_file(midi_path: str | os.PathLike, wav_path: str | os.PathLike, 
     if not _pyfluidsynth_available():
         find_synth()  # a clear message before any temporary file exists
     with atomic_output(dest, overwrite=force, inputs=inputs) as out:
-        with tempfile.TemporaryDirectory(prefix="kelly-render-") as work:
+        with scratch_dir("kelly-render-") as work:
             _render_to(song, show_path(midi_path), out, sf, sample_rate, Path(work))
     return dest
 

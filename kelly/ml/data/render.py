@@ -85,9 +85,9 @@ def render_record(record: dict[str, Any], *, data_dir: str | os.PathLike | None 
     out.parent.mkdir(parents=True, exist_ok=True)
     if not remap:
         return render_midi_file(root / record["midi"], out, soundfont=soundfont, sample_rate=sample_rate, force=True)
-    import tempfile
+    from kelly.fileio import scratch_dir
 
-    with tempfile.TemporaryDirectory(prefix="kelly-remap-") as work:
+    with scratch_dir("kelly-remap-") as work:
         midi = Path(work) / "remapped.mid"
         remapped_song(record, root).save(midi)
         return render_midi_file(midi, out, soundfont=soundfont, sample_rate=sample_rate, force=True)
