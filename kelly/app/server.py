@@ -30,6 +30,11 @@ from kelly.fileio import scratch_dir
 STATIC = Path(__file__).with_name("static")
 MAX_BODY_BYTES = 1 << 20
 MAX_UPLOAD_BYTES = 8 << 20
+#: Compositions made at once; more wait their turn. Each request builds its own processor and composer
+#: (nothing is shared, and the same seed gives the same MIDI whatever runs beside it), so this bounds only the
+#: CPU and memory a burst can take. More than one, so that a quick piece is not held behind a long one (a
+#: 256-bar transformer piece takes about 40 s here).
+COMPOSE_AT_ONCE = 2
 ID_PATTERN = re.compile(r"^[0-9a-f]{32}$")
 log = logging.getLogger("kelly.app")
 
@@ -58,7 +63,7 @@ def _roll(song, explanation=None) -> dict:
 
 
 class _State:
-    """What the routes share: the library, the model switches, a lock around composing."""
+    """What the routes share: the library, the model switches, the slots for composing (:data:`COMPOSE_AT_ONCE`)."""
 
     def __init__(self, folder: Path, models_dir: str | None, engine_socket: str | None = None) -> None:
         from kelly.app.library import Library
@@ -68,7 +73,7 @@ class _State:
         self.models_dir = models_dir
         self.engine_socket = engine_socket
         self.disabled: set[str] = set()
-        self.compose_lock = threading.Lock()  # the networks' processor carries state while it steps
+        self.compose_slots = threading.BoundedSemaphore(COMPOSE_AT_ONCE)
         from kelly.app.training import Trainer
 
         self.trainer = Trainer(folder)
@@ -450,7 +455,7 @@ def _compose(state: _State, req) -> dict:
     opts = ComposeOptions(bars=req.bars, seed=req.seed, complexity=0.5 if req.complexity is None else req.complexity,
                           key=req.key or None, breaks=tuple(req.breaks or ()))
     check_options(opts)
-    with state.compose_lock:
+    with state.compose_slots:
         text, path = resolve_emotions(args)
         hints, models = _network_hints(args, path[0], path)
         composer = get_composer(req.composer, models=models)
