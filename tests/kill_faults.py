@@ -16,8 +16,8 @@ train               ``kelly train --models dynamicsengine --data synthetic --res
 ddsp-train          ``kelly ddsp train`` (8 steps): the same, resumed at the checkpoint's
                     step, the same voice as an unbroken run
 transformer-train   ``kelly transformer train --data composed`` (8 steps): the same,
-                    resumed at the checkpoint's step (a resumed run draws other training
-                    windows by design, so its weights are not compared)
+                    resumed at the checkpoint's step, the same weights as an unbroken
+                    run (the checkpoint keeps the training windows' random stream)
 export              ``kelly export --format rtneural,onnx,checkpoint --seed 2 --force``
                     over a seed-1 export: the old set, the new set, or a mix that
                     ``kelly validate`` refuses (the manifest's and sidecars' SHA-256)
@@ -263,6 +263,16 @@ class TrainTransformer(Scenario):
     stops = ("committed:transformer.pt#1", "temp-written:checkpoint.pt#2", "temps-named#3",
              "committed:metrics.json#1")
 
+    def __init__(self, base: Path) -> None:
+        super().__init__(base)
+        from kelly.ml.train.checkpoint import load_checkpoint
+
+        ref = base / "reference"
+        code, out = run_cli(self.argv(ref))
+        if code:
+            raise RuntimeError(f"reference transformer training failed: {out[-500:]}")
+        self.ref_model = load_checkpoint(ref / "checkpoint.pt")["model"]
+
     def argv(self, folder: Path) -> list:
         return ["transformer", "train", "--config", "tiny", "--data", "composed", "--set", f"steps={self.steps}",
                 "--set", "eval_every=2", "--set", "eval_windows=4", "--set", "threads=1", "--out", folder]
@@ -294,6 +304,14 @@ class TrainTransformer(Scenario):
         metrics = json.loads((folder / "metrics.json").read_text())
         if [r["step"] for r in metrics["history"]] != list(range(2, self.steps + 1, 2)):
             problems.append(f"the history does not continue: {[r['step'] for r in metrics['history']]}")
+        import torch
+
+        from kelly.ml.train.checkpoint import load_checkpoint
+
+        model = load_checkpoint(folder / "checkpoint.pt")["model"]
+        if model.keys() != self.ref_model.keys() or not all(torch.equal(model[k], self.ref_model[k])
+                                                             for k in model):
+            problems.append("the weights differ from an unbroken run's")
         return problems
 
 

@@ -86,6 +86,24 @@ def lr_at(step: int, s: TrainSettings) -> float:
     return warmup_cosine(step, lr=s.lr, min_lr=s.min_lr, warmup=s.warmup, steps=s.steps)
 
 
+def _generator_state(rng: np.random.Generator) -> dict[str, str]:
+    """The training windows' random stream (PCG64) as strings: its 128-bit numbers stay exact in a checkpoint."""
+    st = rng.bit_generator.state
+    return {"bit_generator": str(st["bit_generator"]), "state": str(st["state"]["state"]),
+            "inc": str(st["state"]["inc"]), "has_uint32": str(st["has_uint32"]), "uinteger": str(st["uinteger"])}
+
+
+def _generator_from(saved: dict[str, str]) -> np.random.Generator:
+    """The stream :func:`_generator_state` kept, where it was."""
+    if saved.get("bit_generator") != "PCG64":
+        raise InputError(f"the checkpoint's data stream is {saved.get('bit_generator')!r}, not PCG64; start again "
+                         "with --fresh")
+    bg = np.random.PCG64()
+    bg.state = {"bit_generator": "PCG64", "state": {"state": int(saved["state"]), "inc": int(saved["inc"])},
+                "has_uint32": int(saved["has_uint32"]), "uinteger": int(saved["uinteger"])}
+    return np.random.Generator(bg)
+
+
 def unigram_losses(train, val, sizes: tuple[int, ...]) -> list[float]:
     """Per family: cross-entropy (nats) of the validation tokens under the training tokens' frequencies.
 
@@ -160,7 +178,10 @@ def train(settings: TrainSettings, out_dir: str | Path, *, data: dict | None = N
             opt.load_state_dict(ckpt["optimizer"])
             step, history, best = int(ckpt["step"]), list(ckpt["history"]), dict(ckpt["best"])
             restore_rng(ckpt["rng"], gen)
-            rng = np.random.default_rng([settings.seed, world.rank, step])
+            if ckpt.get("data_rng") and not world.distributed:
+                rng = _generator_from(ckpt["data_rng"])  # the windows drawn next are the uninterrupted run's
+            else:  # several ranks (rank 0 keeps only its own stream), or an older checkpoint: a fresh stream each
+                rng = np.random.default_rng([settings.seed, world.rank, step])
             if world.is_main:
                 log(f"resumed from {ckpt_path} at step {step}")
         net = model
@@ -205,7 +226,8 @@ def train(settings: TrainSettings, out_dir: str | Path, *, data: dict | None = N
                         "format": "kelly-train-checkpoint", "version": 1, "kind": "transformer",
                         "settings": asdict(settings), "model_config": mconf.to_dict(), "model": model.state_dict(),
                         "optimizer": opt.state_dict(), "step": step, "history": history, "best": best,
-                        "rng": capture_rng(gen)})
+                        "rng": capture_rng(gen),
+                        "data_rng": None if world.distributed else _generator_state(rng)})
                     # one group, the best weights renamed first: a kill between the renames leaves new weights
                     # beside the previous checkpoint, and the resumed run trains past that step again
                     write_files_atomic(writes)

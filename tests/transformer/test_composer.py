@@ -184,3 +184,37 @@ def test_the_hybrid_restates_its_bars_where_the_rules_melody_does():
     no_e = lambda b, beat: np.array([p % 12 != 4 for p in range(128)]) if b == 2 else np.ones(128, bool)  # noqa: E731
     kept = _restate(mine, rule, score, no_e)
     assert [n for n in kept if n.start >= 2 * bar] == [Note(2 * bar + 240, 79, 240, 80)]  # would not fit: own bar
+
+
+def test_a_run_killed_after_a_checkpoint_resumes_to_the_same_weights_bit_for_bit(tmp_path, monkeypatch):
+    """Stopped right after its first checkpoint and resumed, a run ends with the uninterrupted run's weights."""
+    import torch
+
+    import kelly.fileio
+
+    args = ["transformer", "train", "--config", "tiny", "--data", "composed", "--set", "steps=40",
+            "--set", "eval_every=20", "--set", "max_minutes=60"]
+    assert main([*args, "--out", str(tmp_path / "whole")]) == 0
+
+    real, calls = kelly.fileio.write_files_atomic, []
+
+    def then_die(files, **kw):
+        real(files, **kw)
+        calls.append(sorted(p.name for p in map(Path, files)))
+        if len(calls) == 1:
+            raise KeyboardInterrupt  # as a kill right after the checkpoint was written
+    monkeypatch.setattr(kelly.fileio, "write_files_atomic", then_die)
+    broken = tmp_path / "broken"
+    assert main([*args, "--out", str(broken)]) == 130
+    assert "checkpoint.pt" in calls[0]
+    monkeypatch.setattr(kelly.fileio, "write_files_atomic", real)
+    assert main([*args, "--out", str(broken)]) == 0
+
+    def weights(run: Path) -> dict:
+        return torch.load(run / "checkpoint.pt", weights_only=True)["model"]
+
+    whole, resumed = weights(tmp_path / "whole"), weights(broken)
+    assert whole.keys() == resumed.keys()
+    assert all(torch.equal(whole[k], resumed[k]) for k in whole)
+    hist = [json.loads((r / "metrics.json").read_text())["history"] for r in (tmp_path / "whole", broken)]
+    assert [h["val_loss"] for h in hist[0]] == [h["val_loss"] for h in hist[1]]
