@@ -248,7 +248,8 @@ class AudioProcess:
         self._shared: _Shared | None = None
         self._released: _Shared | None = None
         self._proc = None
-        self._out = b""
+        self._said = None  # a queue of the child's lines, filled by a reader thread
+        self._reader = None
         self._error: KellyError | None = None
 
     # ------------------------------------------------------------------ engine side
@@ -302,12 +303,20 @@ class AudioProcess:
         self._proc = subprocess.Popen([sys.executable, "-m", "kelly.realtime.audio_process", json.dumps(args)],
                                       stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, env=env)
         self.pid = self._proc.pid
+        import queue
+        import threading
+
+        self._said = queue.SimpleQueue()
+        # a thread reads the child's lines (select() does not take pipes everywhere); it ends with the pipe
+        self._reader = threading.Thread(target=_read_lines, args=(self._proc.stdout, self._said),
+                                        name="kelly-audio-said", daemon=True)
+        self._reader.start()
         deadline = time.monotonic() + timeout
         try:
             while self.state == STARTING and self._error is None:
                 self._receive(0.05)
                 if self._proc.poll() is not None:
-                    self._receive(0.0)
+                    self._last_words()
                     if self._error is None and self.state == STARTING:
                         raise KellyError(f"the audio process ended while starting (exit code {self._proc.returncode})")
                 if time.monotonic() > deadline:
@@ -321,22 +330,18 @@ class AudioProcess:
             self._discard_file()  # both have it mapped (or the child is gone): the name is not needed any more
 
     def _receive(self, wait: float) -> None:
-        """Read what the child said (one JSON line per message) without blocking longer than ``wait``."""
+        """Take what the child said (one JSON line per message), waiting at most ``wait`` for the first line."""
         import json
-        import select
+        import queue
 
-        out = self._proc.stdout
-        if out is None or out.closed:
+        if self._said is None:
             return
-        while select.select([out], [], [], wait)[0]:
-            chunk = os.read(out.fileno(), 65536)
-            if not chunk:
-                out.close()
-                break
-            self._out += chunk
+        while True:
+            try:
+                line = self._said.get(timeout=wait) if wait > 0 else self._said.get_nowait()
+            except queue.Empty:
+                return
             wait = 0.0
-        *lines, self._out = self._out.split(b"\n")
-        for line in lines:
             try:
                 msg = json.loads(line)
             except ValueError:
@@ -347,15 +352,28 @@ class AudioProcess:
                 name, message = msg["error"]
                 self._error = _ERRORS.get(name, KellyError)(str(message))
 
+    def _last_words(self, timeout: float = 5.0) -> None:
+        """Wait for the child's last lines (its error) to come through the reader thread: until it has read to the
+        end of the pipe, or ``timeout``."""
+        deadline = time.monotonic() + timeout
+        while self._error is None and time.monotonic() < deadline:
+            done = not self._reader.is_alive()
+            self._receive(0.05)
+            if done and self._said.empty():
+                return
+
     def check(self) -> None:
         """Raise the child's error if it failed, or say so if it died without one (the engine's run loop calls this)."""
         if self._proc is None:
             return
         self._receive(0.0)
+        dead = self._proc.poll() is not None
+        if self._error is None and (self.state == FAILED or (dead and self.state != ENDED)):
+            self._last_words()
         if self._error is not None:
             raise self._error
-        if self.state in (STARTING, PLAYING) and self._proc.poll() is not None:
-            raise KellyError(f"the audio process stopped unexpectedly (exit code {self._proc.returncode}); "
+        if self.state == FAILED or (dead and self.state != ENDED):
+            raise KellyError(f"the audio process stopped unexpectedly (exit code {self._proc.poll()}); "
                              "the engine stops with it")
 
     def stop(self) -> None:
@@ -381,8 +399,6 @@ class AudioProcess:
                     self._proc.kill()
                     self._proc.wait()
             self._receive(0.0)
-            if self._proc.stdout is not None:
-                self._proc.stdout.close()
         shared.release()
         self._shared, self._released = None, shared
         self.ring, self.block_times = shared.ring, shared.block_times
@@ -430,6 +446,16 @@ class AudioProcess:
         where = f"pid {self.pid}" if self.pid else "not started"
         note = f"; {self.note}" if self.note else ""
         return f"a process of its own ({where}; {_STATE_NAMES.get(self.state, '?')}{note})"
+
+
+def _read_lines(pipe, said) -> None:
+    """The engine's reader of the child's stdout: each line into ``said``, until the child closes it."""
+    try:
+        with pipe:
+            for line in pipe:
+                said.put(line)
+    except (OSError, ValueError):
+        pass
 
 
 # ---------------------------------------------------------------------- the child

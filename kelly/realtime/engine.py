@@ -253,8 +253,8 @@ class Engine:
         A list of :class:`kelly.emotion.bio.BioSample` to replay on the engine clock, or
         a live listener with ``latest()`` (:class:`kelly.emotion.bio.OscBioListener`).
     audio_process : kelly.realtime.audio_process.AudioProcess, optional
-        Run the audio path in a process of its own, reading that source (``clock="audio"``,
-        not with ``config.sync``); :meth:`run` then takes no blocks. See
+        Run the audio path in a process of its own, reading that source (``clock="audio"``
+        or ``"external"``, not with ``config.sync``); :meth:`run` then takes no blocks. See
         :mod:`kelly.realtime.audio_process` for why.
     """
 
@@ -287,8 +287,8 @@ class Engine:
         self._samples = 0
         self.audio_process = audio_process
         if audio_process is not None:
-            if clock != "audio":
-                raise InputError("an audio process needs the audio clock")
+            if clock == "internal":
+                raise InputError("an audio process plays an audio input: use the audio clock (or a DAW's, external)")
             if config.sync:
                 raise InputError("a synchronised run (--fast) processes the audio in the engine's own process")
             audio_process.prepare(sr=config.sr, block=config.block, lookahead=int(lookahead),
@@ -929,8 +929,8 @@ class Engine:
                                  "takes no blocks")
             ap, sr = self.audio_process, self.config.sr
             while True:
+                ended = ap.ended  # read first: a failure after it is raised by check() now or on the next pass
                 ap.check()  # the source's error (a corrupt file, a device that stopped) ends the run with it
-                ended = ap.ended
                 t = ap.samples / sr
                 if bars is not None and self._bars_done(bars, t):
                     break

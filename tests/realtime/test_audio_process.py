@@ -124,6 +124,20 @@ def test_an_engine_plays_a_file_through_its_audio_process_and_hears_every_frame(
     assert len(lates) == len(blocks) and np.all(lates > -0.001)
 
 
+def test_an_audio_process_follows_a_daws_clock_too(wav, tmp_path):
+    """--audio-in with --clock-in: the analysis in its own process, the music on the DAW's clock."""
+    from kelly.realtime.clock import ClockFollower
+
+    proc = AudioProcess(AudioSourceSpec.of(WavBlockSource(wav, BLOCK)))
+    follower = ClockFollower()
+    engine = Engine(EngineConfig(sr=SR, block=BLOCK, out_dir=tmp_path / "gen"), sink=MidiFileSink(tmp_path / "x.mid"),
+                    clock="external", follower=follower, audio_process=proc)
+    with engine:
+        engine.run()
+        engine.wait_idle()
+    assert engine.block_times.count == len(list(WavBlockSource(wav, BLOCK))) and engine.frames_done > 0
+
+
 def test_a_file_that_turns_bad_mid_stream_stops_the_run_with_its_own_error(tmp_path):
     bad = _tones(tmp_path / "nan.wav", 2.0, nan_at=0.5)
     engine, proc = _engine(tmp_path, bad)
@@ -186,7 +200,7 @@ def test_what_an_audio_process_cannot_be_used_with_is_refused(wav, tmp_path):
     def proc():
         return AudioProcess(AudioSourceSpec.of(WavBlockSource(wav, BLOCK)))
 
-    with pytest.raises(InputError, match="audio clock"):
+    with pytest.raises(InputError, match="use the audio clock"):
         Engine(EngineConfig(out_dir=tmp_path), clock="internal", audio_process=proc())
     with pytest.raises(InputError, match="--fast"):
         Engine(EngineConfig(out_dir=tmp_path, sync=True), clock="audio", audio_process=proc())
