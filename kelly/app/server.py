@@ -601,29 +601,13 @@ def _models(state: _State) -> list[dict[str, Any]]:
                                                     "test_baseline") if row.get(k) is not None} or None,
                     "files": _network_files(row.get("file")), "sidecar": row.get("sidecar"),
                     "folder": str(Path(row["file"]).parent) if row.get("file") else None})
-    from kelly.ddsp.voice import SHIPPED_VOICE
-    from kelly.transformer.composer import SHIPPED
+    from kelly.commands.models import describe_generators
 
-    meta_t = SHIPPED / "transformer.meta.json"
-    if meta_t.is_file():
-        m = json.loads(meta_t.read_text(encoding="utf-8"))
-        out.append({"name": "CompoundTransformer", "key": "transformer", "kind": "transformer", "live": True,
-                    "enabled": True, "trained": True,
-                    "provenance": f"kelly transformer train, {m.get('steps')} steps, {m.get('minutes')} min",
-                    "metrics": {"test_loss": (m.get("test") or {}).get("loss"),
-                                "unigram_loss": (m.get("test") or {}).get("unigram")},
-                    "files": sorted(m.get("files") or []) + ["transformer.meta.json", "MODEL_CARD.md"],
-                    "folder": str(SHIPPED)})
-    meta_d = SHIPPED_VOICE / "ddsp.meta.json"
-    if meta_d.is_file():
-        m = json.loads(meta_d.read_text(encoding="utf-8"))
-        rs = ((m.get("evaluation") or {}).get("resynthesis") or {})
-        out.append({"name": "DDSP voice", "key": "ddsp", "kind": "ddsp", "live": True, "enabled": True,
-                    "trained": bool(m.get("trained")), "provenance": m.get("provenance", ""),
-                    "metrics": {"spectral_loss": (rs.get("voice") or {}).get("spectral_loss"),
-                                "baseline_spectral_loss": (rs.get("baseline") or {}).get("spectral_loss")},
-                    "files": ["ddsp.json", "ddsp.onnx", "ddsp.meta.json", "MODEL_CARD.md"],
-                    "folder": str(SHIPPED_VOICE)})
+    for row in describe_generators():  # the transformer and the DDSP voice: chosen per composition, not switched
+        metrics = {row["metric"]: row.get("test"), row["baseline_metric"]: row.get("test_baseline")}
+        out.append({"name": row["model"], "key": row["key"], "kind": row["kind"], "live": True, "enabled": True,
+                    "trained": row["trained"], "provenance": row["provenance"], "metrics": metrics,
+                    "files": row["files"] + ["MODEL_CARD.md"], "folder": row["folder"]})
     return out
 
 

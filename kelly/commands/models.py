@@ -3,7 +3,10 @@
 For each of the five networks: the file found along the search path (``--models-dir``,
 ``$KELLY_MODELS``, ``~/.local/share/kelly/models``, the shipped ``kelly/assets/models``)
 or "fallback heuristic"; whether its sidecar matches it (SHA-256); what it was trained on;
-and its validation and held-out test metric beside the trivial baseline. No torch needed.
+and its validation and held-out test metric beside the trivial baseline. Then the two
+shipped generators, the compound-word transformer (``--composer transformer``) and the
+DDSP voice (``--voice ddsp``), with how they were trained and their held-out figure beside
+its baseline. No torch needed.
 """
 
 from __future__ import annotations
@@ -93,14 +96,51 @@ def describe(models_dir: str | None = None) -> list[dict[str, Any]]:
     return rows
 
 
+def describe_generators() -> list[dict[str, Any]]:
+    """The shipped transformer composer and DDSP voice: what they are, where, how trained, one figure each."""
+    from kelly.ddsp.voice import SHIPPED_VOICE
+    from kelly.errors import KellyError
+    from kelly.fileio import read_json
+    from kelly.transformer.composer import SHIPPED
+
+    rows: list[dict[str, Any]] = []
+    try:
+        m = read_json(SHIPPED / "transformer.meta.json", max_bytes=1 << 20)
+    except KellyError:
+        m = None
+    if isinstance(m, dict):
+        test = m.get("test") or {}
+        rows.append({"model": "CompoundTransformer", "key": "transformer", "kind": "transformer", "live": True,
+                     "use": "kelly compose --composer transformer", "folder": str(SHIPPED), "trained": True,
+                     "provenance": f"kelly transformer train, {m.get('steps')} steps, {m.get('minutes')} min",
+                     "metric": "test_loss", "test": test.get("loss"), "test_baseline": test.get("unigram"),
+                     "baseline": "unigram", "baseline_metric": "unigram_loss",
+                     "files": sorted(m.get("files") or []) + ["transformer.meta.json"]})
+    try:
+        m = read_json(SHIPPED_VOICE / "ddsp.meta.json", max_bytes=1 << 20)
+    except KellyError:
+        m = None
+    if isinstance(m, dict):
+        rs = (m.get("evaluation") or {}).get("resynthesis") or {}
+        rows.append({"model": "DDSP voice", "key": "ddsp", "kind": "ddsp", "live": True,
+                     "use": "kelly render --voice ddsp", "folder": str(SHIPPED_VOICE),
+                     "trained": bool(m.get("trained")), "provenance": m.get("provenance", ""),
+                     "metric": "spectral_loss", "test": (rs.get("voice") or {}).get("spectral_loss"),
+                     "test_baseline": (rs.get("baseline") or {}).get("spectral_loss"), "baseline": "non-learned",
+                     "baseline_metric": "baseline_spectral_loss",
+                     "files": ["ddsp.json", "ddsp.onnx", "ddsp.meta.json"]})
+    return rows
+
+
 def _num(x: Any) -> str:
     return f"{x:.3f}" if isinstance(x, float) else "–" if x is None else str(x)
 
 
 def cmd_models(args: argparse.Namespace) -> int:
     rows = describe(args.models_dir)
+    generators = describe_generators()
     if args.json:
-        print(json.dumps(rows, indent=2))
+        print(json.dumps([{"kind": "network", **r} for r in rows] + generators, indent=2))
         return 0
     for row in rows:
         print(f"{row['model']} ({row['params']:,} parameters)")
@@ -123,5 +163,11 @@ def cmd_models(args: argparse.Namespace) -> int:
             if k.startswith("quadrant_accuracy_"):
                 sf = "training soundfont" if k.endswith("_audio") else "unseen soundfont"
                 print(f"  quadrant  {_num(v)} of held-out pieces ({sf})")
+    for row in generators:
+        print(f"{row['model']} ({row['use']})")
+        print(f"  folder    {show_path(Path(row['folder']))}")
+        print(f"  trained   {row['provenance'] or ('yes' if row['trained'] else 'no')}")
+        print(f"  {row['metric']:<9} held out {_num(row.get('test'))} ({row['baseline']} baseline "
+              f"{_num(row.get('test_baseline'))})")
     sys.stdout.flush()
     return 0

@@ -112,3 +112,21 @@ def test_collections_setting_is_checked_and_filters(trained):
         load_config("groovepredictor", overrides={"collections": "bach,mozart"})
     assert load_records(root, collections={"bach"}) == []
     assert len(load_records(root, collections={"composed"})) == len(_emotions())
+
+
+def test_kelly_models_lists_the_transformer_and_the_ddsp_voice_too(capsys):
+    """The two shipped generators are in ``kelly models`` (text and JSON), each with its held-out figure."""
+    from kelly.cli import main
+
+    assert main(["models", "--json"]) == 0
+    rows = {r["key"]: r for r in json.loads(capsys.readouterr().out)}
+    assert {k: rows[k]["kind"] for k in rows} == {**{k: "network" for k in ("emotionrecognizer", "melodytransformer",
+                                                                            "harmonypredictor", "dynamicsengine",
+                                                                            "groovepredictor")},
+                                                  "transformer": "transformer", "ddsp": "ddsp"}
+    for key in ("transformer", "ddsp"):
+        assert rows[key]["test"] < rows[key]["test_baseline"]  # better than its baseline on held-out data
+    assert main(["models"]) == 0
+    text = capsys.readouterr().out
+    assert "CompoundTransformer (kelly compose --composer transformer)" in text
+    assert "DDSP voice (kelly render --voice ddsp)" in text and "non-learned baseline" in text
