@@ -53,7 +53,8 @@ def register(sub) -> None:
                         "kelly transformer train) instead of the shipped one")
     p.add_argument("--no-ml", action="store_true", help="switch the five networks (and their fallbacks) off")
     p.add_argument("--disable", action="append", default=[], metavar="MODEL",
-                   help="switch one network off (its fallback heuristic runs); repeatable")
+                   help="switch one network off (its fallback heuristic runs): its key (melodytransformer) or short "
+                        "name (recognizer, melody, harmony, dynamics, groove); repeatable")
     p.add_argument("--models-dir", metavar="DIR", help="look for model files here first")
     p.add_argument("--wav", nargs="?", const="", metavar="FILE.wav",
                    help="also render audio (default: FILE.wav beside the MIDI), through FluidSynth or --voice")

@@ -144,8 +144,13 @@ MODEL_KEYS: tuple[str, ...] = tuple(SPECS)
 TOTAL_PARAMS = 1_151_280
 
 
+#: Short names a person may type for each network (``--disable melody``, ``kelly ctl disable groove``).
+ALIASES = {"recognizer": "emotionrecognizer", "melody": "melodytransformer", "harmony": "harmonypredictor",
+           "dynamics": "dynamicsengine", "groove": "groovepredictor"}
+
+
 def get_spec(name: str) -> ModelSpec:
-    """Look a spec up by key (``melodytransformer``) or class name (``MelodyTransformer``).
+    """Look a spec up by key (``melodytransformer``), class name (``MelodyTransformer``) or short name (``melody``).
 
     Raises
     ------
@@ -155,6 +160,7 @@ def get_spec(name: str) -> ModelSpec:
     from kelly.errors import InputError
 
     key = name.strip().lower().removesuffix(".json")
+    key = ALIASES.get(key, key)
     if key in SPECS:
         return SPECS[key]
-    raise InputError(f"unknown model {name!r}; known models: {', '.join(MODEL_KEYS)}")
+    raise InputError(f"unknown model {name!r}; known models: {', '.join(MODEL_KEYS)} (or {', '.join(ALIASES)})")

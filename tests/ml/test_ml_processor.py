@@ -167,3 +167,13 @@ def test_composing_path_does_not_import_torch():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             cwd=Path(__file__).resolve().parents[2])
     assert result.returncode == 0, result.stderr
+
+
+def test_networks_answer_to_their_key_class_name_and_short_name():
+    from kelly.ml.specs import ALIASES, get_spec
+
+    for short, key in ALIASES.items():
+        assert get_spec(short).key == get_spec(key).key == get_spec(get_spec(key).name).key == key
+        assert get_spec(short.upper() + " ").key == key
+    with pytest.raises(InputError, match=r"known models: .* \(or recognizer, melody, harmony, dynamics, groove\)"):
+        get_spec("melo")
