@@ -444,6 +444,11 @@ def summary(ex) -> str:
     ]
     if ex.journey:
         lines.append("Journey: " + " -> ".join(ex.journey))
+    elif emo.secondary:
+        # a mixed feeling is composed as one blend; say what else was heard, and how to hear the turn instead
+        heard = ", ".join(f"{x.emotion} ({x.weight:.2f})" for x in emo.secondary[:3])
+        lines.append(f"Also:    {heard} in the blend; to move from {emo.secondary[0].emotion} to {emo.emotion} "
+                     f"instead: kelly compose --journey {emo.secondary[0].emotion},{emo.emotion}")
     tempos = [p.bpm for p in ex.tempo_map]
     tempo = (f"{tempos[0]:g} BPM" if max(tempos) - min(tempos) < 0.5
              else f"{tempos[0]:g} BPM (moving {min(tempos):g}-{max(tempos):g})") if tempos else f"{par.tempo_bpm} BPM"

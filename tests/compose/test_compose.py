@@ -210,3 +210,17 @@ def test_networks_shape_the_music_and_are_reported(tmp_path, no_shipped_models):
     assert len(with_ml["models"]["fallback"]) == 5
     assert "--no-ml" in without["models"]["note"]
     assert (tmp_path / "a.mid").read_bytes() != (tmp_path / "b.mid").read_bytes()
+
+
+def test_a_mixed_feeling_says_what_else_was_heard_and_the_journey_that_turns_it(tmp_path, capsys):
+    """'grief, but … hope' is one blend; the summary names grief and a command for grief → hope that works."""
+    assert main(["compose", "I feel grief, but I'm starting to hope", "--out", str(tmp_path / "a.mid")]) == 0
+    also = [line for line in capsys.readouterr().out.splitlines() if line.startswith("Also:")]
+    assert len(also) == 1 and "grief (" in also[0]
+    command = also[0].split("instead: kelly ", 1)[1].split()
+    assert command == ["compose", "--journey", "grief,hope"]
+    assert main([*command, "--out", str(tmp_path / "b.mid")]) == 0
+    out = capsys.readouterr().out
+    assert "Journey: grief -> hope" in out and "Also:" not in out
+    assert main(["compose", "I am so angry at them", "--out", str(tmp_path / "c.mid")]) == 0
+    assert "Also:" not in capsys.readouterr().out  # one feeling: nothing else to say
