@@ -324,7 +324,7 @@ def test_cli_trains_exports_and_the_runtime_agrees(cli, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--models", "melody"], "unknown model 'melody'"),
+    (["--models", "melo"], "unknown model 'melo'"),
     (["--lr", "-1"], "--lr: lr must be a number > 0"),
     (["--epochs", "0"], "--epochs: epochs must be a whole number"),
     (["--config", "missing.toml"], "missing.toml: no such file"),
