@@ -456,7 +456,8 @@ class AudioMoment:
     level_dbfs : float
         RMS level in dBFS (a full-scale sine is −3; digital silence reads −120).
     silent : bool
-        The RMS level is below :data:`SILENCE_DBFS`.
+        The RMS level is below :data:`SILENCE_DBFS`; the confidence is then 0 (the
+        recognizer reads silence too, and confidently, but it is no evidence of a feeling).
     """
 
     start: float
@@ -642,6 +643,8 @@ def _moment(start: float, end: float, vadic: np.ndarray, level: float, silent: b
     from kelly.emotion.thesaurus import load_thesaurus
 
     v, a, d, i, c = (float(x) for x in vadic)
+    if silent:
+        c = 0.0  # the network answers silence too, confidently; a reading of nothing is no evidence of a feeling
     entry = load_thesaurus().nearest(v, a, d)
     return AudioMoment(start=start, end=end, emotion=entry.name, family=entry.family, valence=v, arousal=a,
                        dominance=d, intensity=i, confidence=c, level_dbfs=level, silent=silent)

@@ -297,6 +297,7 @@ def test_reading_per_second_and_overall(tmp_path, no_shipped_models):
     assert reading.sample_rate == 44100 and math.isclose(reading.duration, 3.5)
     assert [(m.start, m.end) for m in reading.seconds] == [(0.0, 1.0), (1.0, 2.0), (2.0, 3.0), (3.0, 3.5)]
     assert [m.silent for m in reading.seconds] == [False, False, False, True]
+    assert reading.seconds[-1].confidence == 0.0 and all(m.confidence > 0 for m in reading.seconds[:3])
     assert "3 of 4 seconds (1 silent left out)" in reading.summary
     heard = reading.seconds[:3]
     assert reading.overall.arousal == pytest.approx(float(np.median([m.arousal for m in heard])))
@@ -332,6 +333,7 @@ def test_loud_noise_reads_more_aroused_than_a_soft_sine(no_shipped_models):
 def test_silence_is_said_to_be_silent():
     reading = A.recognize_audio(np.zeros(22050 * 2, np.float32), 22050)
     assert reading.overall.silent and all(m.silent for m in reading.seconds)
+    assert reading.overall.confidence == 0.0 and all(m.confidence == 0.0 for m in reading.seconds)
     assert "silent" in reading.summary and reading.overall.level_dbfs == -120.0
 
 
