@@ -97,6 +97,17 @@ def _tensors_equal(a: dict, b: dict) -> bool:
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
+def _step_resume_problems(state: str, out: str) -> list[str]:
+    """A step-counted trainer's next run (DDSP, transformer): resumed at the killed run's checkpoint, or afresh."""
+    if state.startswith("checkpoint at step"):
+        step = int(state.split()[3].rstrip(","))
+        if f"at step {step}\n" not in out:
+            return [f"did not resume at step {step}: {out.strip()[:200]}"]
+    elif "resumed from" in out:
+        return ["resumed without a checkpoint?"]
+    return []
+
+
 class TrainNetworks(Scenario):
     name = "train"
     target = "run"
@@ -242,13 +253,7 @@ class TrainDdsp(Scenario):
         code, out = runner(self.argv(folder))
         if code:
             return [f"the next run failed ({code}): {out.strip()[-300:]}"]
-        problems = []
-        if state.startswith("checkpoint at step"):
-            step = int(state.split()[3].rstrip(","))
-            if f"at step {step}\n" not in out:
-                problems.append(f"did not resume at step {step}: {out.strip()[:200]}")
-        elif "resumed from" in out:
-            problems.append("resumed without a checkpoint?")
+        problems = _step_resume_problems(state, out)
         if load_checkpoint(folder / "checkpoint.pt")["step"] != self.steps:
             problems.append("the resumed run did not reach the last step")
         if (folder / "ddsp.json").read_bytes() != self.ref_json:
@@ -296,21 +301,13 @@ class TrainTransformer(Scenario):
         code, out = runner(self.argv(folder))
         if code:
             return [f"the next run failed ({code}): {out.strip()[-300:]}"]
-        problems = []
-        if state.startswith("checkpoint at step"):
-            step = int(state.split()[3].rstrip(","))
-            if f"at step {step}\n" not in out:
-                problems.append(f"did not resume at step {step}: {out.strip()[:200]}")
+        problems = _step_resume_problems(state, out)
         metrics = json.loads((folder / "metrics.json").read_text())
         if [r["step"] for r in metrics["history"]] != list(range(2, self.steps + 1, 2)):
             problems.append(f"the history does not continue: {[r['step'] for r in metrics['history']]}")
-        import torch
-
         from kelly.ml.train.checkpoint import load_checkpoint
 
-        model = load_checkpoint(folder / "checkpoint.pt")["model"]
-        if model.keys() != self.ref_model.keys() or not all(torch.equal(model[k], self.ref_model[k])
-                                                             for k in model):
+        if not _tensors_equal(load_checkpoint(folder / "checkpoint.pt")["model"], self.ref_model):
             problems.append("the weights differ from an unbroken run's")
         return problems
 
