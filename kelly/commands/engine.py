@@ -251,6 +251,7 @@ def _report(engine, sink) -> dict:
         "latency_ms": round(1000.0 * engine.latency_samples / engine.config.sr, 2),
         "block_times": engine.block_times.summary(),
         "audio_path": engine.audio_process.describe() if engine.audio_process is not None else "the engine's run loop",
+        "blocks_late_ms": _lateness(engine.audio_process),
         "bad_blocks": engine.bad_blocks,
         "runtime": engine.runtime_note,
         "frames": engine.frames_done,
@@ -266,13 +267,25 @@ def _report(engine, sink) -> dict:
     }
 
 
+def _lateness(audio_process) -> dict | None:
+    """How late the audio process took a file's blocks after they were due (p99, max, in ms); None without one."""
+    import numpy as np
+
+    late = audio_process.late_times()[1:] if audio_process is not None else ()
+    if not len(late):
+        return None
+    return {"p99": round(float(np.percentile(late, 99)) * 1e3, 3), "max": round(float(np.max(late)) * 1e3, 3)}
+
+
 def _summary(r: dict) -> str:
     bt = r["block_times"]
     lines = [f"ran {r['seconds']:.1f} s on the {r['clock']} clock; MIDI to {r['midi_out']}"]
     if bt.get("blocks"):
         lines.append(f"audio path: {bt['blocks']} blocks of {r['block']} at {r['sample_rate']} Hz, median "
                      f"{bt['median_ms']:.3f} ms, p99 {bt['p99_ms']:.3f} ms, max {bt['max_ms']:.3f} ms against "
-                     f"{bt['budget_ms']:.2f} ms ({bt['overruns']} over budget), in {r['audio_path']}")
+                     f"{bt['budget_ms']:.2f} ms ({bt['overruns']} over budget), in {r['audio_path']}"
+                     + (f"; blocks taken at most {r['blocks_late_ms']['max']:.1f} ms after they were due (p99 "
+                        f"{r['blocks_late_ms']['p99']:.1f} ms)" if r.get("blocks_late_ms") else ""))
         lines.append(f"mel frames analysed: {r['frames']} ({r['frames_heard']} heard, {r['dropped_frames']} dropped) on "
                      f"the {r['runtime']} path; "
                      f"latency added: {r['latency_samples']} samples ({r['latency_ms']} ms)")

@@ -224,10 +224,13 @@ def test_kelly_engine_runs_a_file_in_real_time_through_an_audio_process(wav, tmp
     r = json.loads(report.read_text())
     assert r["audio_path"].startswith("a process of its own")
     assert r["block_times"]["blocks"] == len(list(WavBlockSource(wav, BLOCK))) and r["dropped_frames"] == 0
-    assert "in a process of its own" in capsys.readouterr().out
+    assert 0 <= r["blocks_late_ms"]["p99"] <= r["blocks_late_ms"]["max"] < 1000
+    out = capsys.readouterr().out
+    assert "in a process of its own" in out and "ms after they were due" in out
     assert main(["engine", "--audio-in", str(wav), "--midi-out", str(tmp_path / "p.mid"), "--no-socket",
                  "--no-audio-process", "--report", str(report)]) == 0
-    assert json.loads(report.read_text())["audio_path"] == "the engine's run loop"
+    r = json.loads(report.read_text())
+    assert r["audio_path"] == "the engine's run loop" and r["blocks_late_ms"] is None
 
 
 def test_kelly_engine_refuses_an_audio_process_it_cannot_have(wav, tmp_path, capsys):
