@@ -202,9 +202,10 @@ def _shared_folder() -> str | None:
 
 
 def _map(fd: int, size: int):
+    """The file mapped shared and writable (``ACCESS_WRITE``: ``MAP_SHARED`` on Unix; the same call on Windows)."""
     import mmap
 
-    return mmap.mmap(fd, size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+    return mmap.mmap(fd, size, access=mmap.ACCESS_WRITE)
 
 
 class AudioProcess:
@@ -278,11 +279,15 @@ class AudioProcess:
         self.block_times = self._shared.block_times
 
     def _discard_file(self) -> None:
+        """Unlink the shared file's name. Where an open file cannot be unlinked (Windows) the name stays until
+        :meth:`stop` has closed the mapping and tries again."""
         if self._path is not None:
             try:
                 os.unlink(self._path)
             except FileNotFoundError:
                 pass
+            except OSError:
+                return
             self._path = None
 
     def start(self, timeout: float = START_TIMEOUT_S) -> None:
@@ -484,7 +489,7 @@ def _child_main(args: dict) -> int:
 
         spec = AudioSourceSpec(**args["spec"])
         layout = _Layout(args["ring_frames"], args["width"])
-        fd = os.open(args["path"], os.O_RDWR | os.O_NOFOLLOW)
+        fd = os.open(args["path"], os.O_RDWR | getattr(os, "O_NOFOLLOW", 0))
         try:
             mem = _map(fd, layout.size)
             lock = None if stores_ordered() else _FileLock(os.dup(fd))
