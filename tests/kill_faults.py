@@ -89,6 +89,14 @@ class Scenario:
     def recover(self, folder: Path, state: str, runner) -> list[str]:
         raise NotImplementedError
 
+    def reference(self) -> Path:
+        """The command run once unbroken, into ``base/reference``: what a run recovered after a kill must end with."""
+        ref = self.base / "reference"
+        code, out = run_cli(self.argv(ref))
+        if code:
+            raise RuntimeError(f"the unbroken {self.name} run failed: {out[-500:]}")
+        return ref
+
 
 # ------------------------------------------------------------------------------------- trainers
 def _tensors_equal(a: dict, b: dict) -> bool:
@@ -129,13 +137,11 @@ class TrainNetworks(Scenario):
         self.config = base / "tiny.toml"
         self.config.write_text(f"[defaults]\nepochs = {self.epochs}\nbatch_size = 16\nlr = 0.003\ndevice = \"cpu\"\n"
                                "synthetic_samples = 160\nseq_len = 4\npatience = 50\n")
-        code, out = run_cli(self.argv(base / "reference"))
-        if code:
-            raise RuntimeError(f"reference training failed: {out[-500:]}")
+        ref = self.reference()
         from kelly.ml.train.checkpoint import load_checkpoint
 
-        self.ref_json = (base / "reference" / "dynamicsengine.json").read_bytes()
-        self.ref_ckpt = load_checkpoint(base / "reference" / "runs" / "dynamicsengine" / "last.pt")
+        self.ref_json = (ref / "dynamicsengine.json").read_bytes()
+        self.ref_ckpt = load_checkpoint(ref / "runs" / "dynamicsengine" / "last.pt")
 
     def argv(self, folder: Path) -> list:
         return ["train", "--models", "dynamicsengine", "--data", "synthetic", "--config", self.config, "--out", folder,
@@ -208,10 +214,7 @@ class TrainDdsp(Scenario):
             phase = (440.0 * 2 ** ((pitch - 69) / 12) * t) % 1.0
             y = (2 * phase - 1) * np.exp(-2.5 * t) * np.minimum(1, t / 0.01) * 0.5
             soundfile.write(self.notes / f"note{pitch}.wav", y.astype(np.float32), sr)
-        ref = base / "reference"
-        code, out = run_cli(self.argv(ref))
-        if code:
-            raise RuntimeError(f"reference DDSP training failed: {out[-500:]}")
+        ref = self.reference()
         self.ref_json = (ref / "ddsp.json").read_bytes()
         self.cache = {n: (ref / n).read_bytes() for n in ("data.npz", "data.json")}
 
@@ -272,11 +275,7 @@ class TrainTransformer(Scenario):
         super().__init__(base)
         from kelly.ml.train.checkpoint import load_checkpoint
 
-        ref = base / "reference"
-        code, out = run_cli(self.argv(ref))
-        if code:
-            raise RuntimeError(f"reference transformer training failed: {out[-500:]}")
-        self.ref_model = load_checkpoint(ref / "checkpoint.pt")["model"]
+        self.ref_model = load_checkpoint(self.reference() / "checkpoint.pt")["model"]
 
     def argv(self, folder: Path) -> list:
         return ["transformer", "train", "--config", "tiny", "--data", "composed", "--set", f"steps={self.steps}",
