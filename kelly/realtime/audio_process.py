@@ -63,7 +63,7 @@ RT_PRIORITY = 10
 NICE = -10
 
 # slots of the shared int64 header
-_SAMPLES, _BLOCKS, _OVERRUNS, _BAD, _STATE, _STOP, _PID, _LATE_N = range(8)
+_SAMPLES, _BLOCKS, _OVERRUNS, _BAD, _STATE, _STOP, _PID, _LATE_N, _LATENCY = range(9)
 _HEADER = 16
 # slots of the shared float64 header
 _WORST, _LATE_WORST = range(2)
@@ -254,8 +254,12 @@ class AudioProcess:
         self._error: KellyError | None = None
 
     # ------------------------------------------------------------------ engine side
-    def prepare(self, *, sr: int, block: int, lookahead: int, ring_frames: int, width: int) -> None:
-        """Make the shared memory for an engine at ``sr``/``block`` whose frames are ``width`` wide."""
+    def prepare(self, *, sr: int, block: int, lookahead: int | None, ring_frames: int, width: int) -> None:
+        """Make the shared memory for an engine at ``sr``/``block`` whose frames are ``width`` wide.
+
+        ``lookahead``: samples of delay; None for the front-end's own latency, which the child
+        measures (only it builds a front-end) and reports in :attr:`latency_samples`.
+        """
         import tempfile
 
         if (sr, block) != (self.spec.sr, self.spec.block):
@@ -264,7 +268,7 @@ class AudioProcess:
         if self._mem is not None or self._released is not None:
             raise KellyError("this audio process was already used; make a new one for another engine")
         self._layout = _Layout(ring_frames, width)
-        self._lookahead = int(lookahead)
+        self._lookahead = None if lookahead is None else int(lookahead)
         fd, self._path = tempfile.mkstemp(prefix="kelly-audio-", dir=_shared_folder())  # 0600
         self._fd = fd
         try:
@@ -424,6 +428,11 @@ class AudioProcess:
         return int(self._views.header[_SAMPLES])
 
     @property
+    def latency_samples(self) -> int:
+        """The lookahead the child's delay line adds (known once it has started; 0 before)."""
+        return int(self._views.header[_LATENCY])
+
+    @property
     def bad_blocks(self) -> int:
         """Blocks whose NaN/infinite samples the front-end replaced by silence."""
         return int(self._views.header[_BAD])
@@ -502,7 +511,9 @@ def _child_main(args: dict) -> int:
         if frontend.frames.shape[1] != layout.width:
             raise KellyError(f"the audio process's frames are {frontend.frames.shape[1]} wide, the engine's "
                              f"{layout.width}")
-        delay = LookaheadBuffer(int(args["lookahead"]), spec.block)
+        lookahead = args["lookahead"]
+        delay = LookaheadBuffer(frontend.latency_samples if lookahead is None else int(lookahead), spec.block)
+        shared.header[_LATENCY] = delay.latency_samples
         source = spec.open()
         gc.collect()
         gc.freeze()  # what was loaded is not walked by the collector while playing

@@ -263,6 +263,7 @@ class Engine:
         from kelly.composer import get_composer
         from kelly.emotion.fusion import EmotionSmoother
         from kelly.emotion.thesaurus import state_for
+        from kelly.emotion.audio import N_MELS
         from kelly.ml.processor import MultiModelProcessor
         from kelly.realtime.frontend import MelFrontEnd
         from kelly.realtime.live import ExternalTransport, InternalTransport, BarScheduler, LiveComposer
@@ -278,21 +279,23 @@ class Engine:
         self.config = config
         self.clock = clock
         self.sink = sink
-        # -- audio path (preallocated) --
-        self.frontend = MelFrontEnd(config.sr, config.block)
-        lookahead = self.frontend.latency_samples if config.lookahead is None else config.lookahead
-        self.lookahead = LookaheadBuffer(lookahead, config.block)
-        self.ring = SpscRing(config.ring_frames, self.frontend.frames.shape[1])
-        self.block_times = BlockTimes(budget_s=config.block / config.sr)
+        # -- audio path (preallocated): here, or in the audio process (which builds its own front-end) --
         self._samples = 0
         self.audio_process = audio_process
-        if audio_process is not None:
+        self.frontend = self.lookahead = None
+        if audio_process is None:
+            self.frontend = MelFrontEnd(config.sr, config.block)
+            lookahead = self.frontend.latency_samples if config.lookahead is None else config.lookahead
+            self.lookahead = LookaheadBuffer(lookahead, config.block)
+            self.ring = SpscRing(config.ring_frames, N_MELS)
+            self.block_times = BlockTimes(budget_s=config.block / config.sr)
+        else:
             if clock == "internal":
                 raise InputError("an audio process plays an audio input: use the audio clock (or a DAW's, external)")
             if config.sync:
                 raise InputError("a synchronised run (--fast) processes the audio in the engine's own process")
-            audio_process.prepare(sr=config.sr, block=config.block, lookahead=int(lookahead),
-                                  ring_frames=config.ring_frames, width=self.frontend.frames.shape[1])
+            audio_process.prepare(sr=config.sr, block=config.block, lookahead=config.lookahead,
+                                  ring_frames=config.ring_frames, width=N_MELS)
             self.ring = audio_process.ring
             self.block_times = audio_process.block_times
         # -- inference --
@@ -301,7 +304,7 @@ class Engine:
         self._chunked = None
         self.runtime_note = "numpy"
         self._rebuild_paths()
-        self._chunk = np.zeros((CHUNK_FRAMES, self.frontend.frames.shape[1]), dtype=np.float32)
+        self._chunk = np.zeros((CHUNK_FRAMES, N_MELS), dtype=np.float32)
         self._chunk_stamps = np.zeros(CHUNK_FRAMES, dtype=np.int64)
         self.blas_note = ""  # set when the inference thread starts (limit_blas_threads)
         self._smoother = EmotionSmoother(config.alpha)
@@ -311,7 +314,6 @@ class Engine:
         self._ops_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._frame = np.zeros(self.frontend.frames.shape[1], dtype=np.float32)
         # -- emotion sources --
         self._lock = threading.RLock()
         start = state_for(config.start_emotion)
@@ -896,7 +898,9 @@ class Engine:
 
     @property
     def latency_samples(self) -> int:
-        """Latency the engine adds, in input samples: the lookahead."""
+        """Latency the engine adds, in input samples: the lookahead (the audio process's, once it has started)."""
+        if self.audio_process is not None:
+            return self.audio_process.latency_samples
         return int(self.lookahead.latency_samples)
 
     # ------------------------------------------------------------------ running

@@ -117,6 +117,8 @@ def test_an_engine_plays_a_file_through_its_audio_process_and_hears_every_frame(
     assert engine.block_times.count == len(blocks) == state.blocks
     assert engine.ring.pushed == expected_frames == engine.frames_done == state.inferences
     assert state.dropped_frames == 0 and engine.bad_blocks == 0
+    # the engine's own process builds no front-end; the child's latency is the one reported
+    assert engine.frontend is None and state.latency_samples == engine.latency_samples == fe.latency_samples > 0
     assert engine.scheduler.stats.bars >= 1  # the music ran on the audio process's clock
     assert "process of its own" in proc.describe()
     assert proc._proc.returncode == 0
